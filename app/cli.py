@@ -1,0 +1,92 @@
+"""The `coverwatch` command: serve, migrate, tenants, recompute, openapi."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from app.core.config import get_settings
+from app.core.db import Database
+from app.core.money import is_currency
+
+cli = typer.Typer(help="Coverwatch: receivables exposure against credit-insurance cover.", no_args_is_help=True)
+tenants_cli = typer.Typer(help="Tenants (insured companies).", no_args_is_help=True)
+cli.add_typer(tenants_cli, name="tenants")
+
+
+@cli.command()
+def migrate() -> None:
+    """Migrate the database (COVERWATCH_DATABASE_URL) to the latest schema."""
+    from app.migrate import upgrade
+
+    upgrade(get_settings().database_url)
+    typer.echo("database at the latest schema")
+
+
+@tenants_cli.command("create")
+def tenants_create(
+    name: Annotated[str, typer.Option(help="The insured company's name")],
+    currency: Annotated[str, typer.Option(help="Base currency, ISO 4217")] = "EUR",
+) -> None:
+    """Create a tenant; prints its id and an admin API key (shown once)."""
+    from app.tenants.service import create_tenant
+
+    if not is_currency(currency):
+        raise typer.BadParameter(f"{currency} is not an ISO 4217 currency code", param_hint="--currency")
+    db = Database(get_settings().database_url)
+    with db.session() as session, session.begin():
+        tenant, key = create_tenant(session, name, currency)
+    typer.echo(f"tenant_id: {tenant.id}")
+    typer.echo(f"admin_key: {key}")
+
+
+@cli.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port")] = 8000,
+    demo: Annotated[bool, typer.Option(help="Create (once) a demo tenant with data and print a key")] = False,
+    migrate_first: Annotated[bool, typer.Option("--migrate/--no-migrate", help="Migrate before serving")] = True,
+) -> None:
+    """Serve the API with uvicorn (migrating first)."""
+    import uvicorn
+
+    from app.main import create_app
+    from app.migrate import upgrade
+
+    settings = get_settings()
+    if migrate_first:
+        upgrade(settings.database_url)
+    if demo:
+        from app.demo import ensure_demo
+
+        key = ensure_demo(Database(settings.database_url), settings)
+        base = f"http://{host}:{port}"
+        typer.echo("")
+        typer.echo(f"Coverwatch demo at {base}  (API docs: {base}/docs, dashboard: {base}/)")
+        typer.echo(f"Admin API key: {key}")
+        typer.echo(f"Try: curl -H 'Authorization: Bearer {key}' {base}/v1/exposure")
+        typer.echo("")
+    uvicorn.run(create_app(settings), host=host, port=port, log_level=settings.log_level.lower())
+
+
+@cli.command()
+def openapi(
+    output: Annotated[Path, typer.Option(help="Where to write the spec")] = Path("openapi/openapi.json"),
+) -> None:
+    """Write the OpenAPI document generated from the code."""
+    from app.openapi import render
+
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(render())
+    typer.echo(f"wrote {output}")
+
+
+def main() -> None:
+    cli()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,155 @@
+"""Engine, sessions, the unit of work, and tenant scoping enforced in one place.
+
+Tenancy: every model that belongs to a tenant inherits `TenantScoped`. Once a
+session is bound to a tenant (`bind_tenant`), every ORM SELECT, UPDATE and
+DELETE it runs gets `tenant_id = :tenant` added by `with_loader_criteria`, and
+every new row it flushes is stamped with that tenant (a row of another tenant
+is refused). Queries never repeat the filter by hand.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from sqlalchemy import BigInteger, Engine, ForeignKey, Integer, MetaData, String, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import (
+    DeclarativeBase,
+    Mapped,
+    ORMExecuteState,
+    Session,
+    declared_attr,
+    mapped_column,
+    sessionmaker,
+    with_loader_criteria,
+)
+
+TENANT_KEY = "tenant_id"
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# Integer primary keys: BIGINT on PostgreSQL, INTEGER (the rowid alias) on SQLite.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class TenantScoped:
+    """Mixin: the row belongs to one tenant; sessions bound to a tenant see only its rows."""
+
+    @declared_attr
+    def tenant_id(cls) -> Mapped[str]:
+        return mapped_column(String(36), ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+
+
+class CrossTenantWrite(RuntimeError):
+    pass
+
+
+def bind_tenant(session: Session, tenant_id: str) -> None:
+    session.info[TENANT_KEY] = tenant_id
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _scope_to_tenant(state: ORMExecuteState) -> None:
+    tenant_id = state.session.info.get(TENANT_KEY)
+    if tenant_id is None or state.is_column_load or state.is_relationship_load:
+        return
+    if state.is_select or state.is_update or state.is_delete:
+        state.statement = state.statement.options(
+            with_loader_criteria(TenantScoped, lambda cls: cls.tenant_id == tenant_id, include_aliases=True)
+        )
+
+
+@event.listens_for(Session, "before_flush")
+def _stamp_tenant(session: Session, flush_context: Any, instances: Any) -> None:
+    tenant_id = session.info.get(TENANT_KEY)
+    if tenant_id is None:
+        return
+    for obj in session.new:
+        if isinstance(obj, TenantScoped):
+            if obj.tenant_id is None:
+                obj.tenant_id = tenant_id
+            elif obj.tenant_id != tenant_id:
+                raise CrossTenantWrite(f"{type(obj).__name__} of another tenant in a session bound to {tenant_id}")
+    for obj in session.dirty:
+        if isinstance(obj, TenantScoped) and obj.tenant_id != tenant_id:
+            raise CrossTenantWrite(f"{type(obj).__name__} of another tenant in a session bound to {tenant_id}")
+
+
+def _sqlite_pragmas(dbapi_connection: Any, connection_record: Any) -> None:
+    # Let SQLAlchemy, not the driver, manage transactions (see _sqlite_begin).
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+def _sqlite_begin(conn: Any) -> None:
+    # Take the write lock up front: a deferred transaction that reads then writes
+    # fails at once with "database is locked" when another writer got in between.
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10}, **kwargs)
+        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin)
+        return engine
+    if "poolclass" not in kwargs:
+        kwargs.update(pool_pre_ping=True, pool_size=10, max_overflow=20)
+    return create_engine(url, **kwargs)
+
+
+class Database:
+    """One engine and its session factory; an app and the CLI each hold one."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = make_engine(url)
+        self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def session(self, tenant_id: str | None = None) -> Session:
+        session = self.sessionmaker()
+        if tenant_id is not None:
+            bind_tenant(session, tenant_id)
+        return session
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    """The request's unit of work: committed before the response is sent, rolled back on any error."""
+    session = request.app.state.db.session()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+# scope="function": the commit above runs before the response goes out, so a 2xx means stored.
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]

@@ -1,0 +1,169 @@
+"""RFC 9457 problem details: one exception base, one renderer for every error."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger("coverwatch.errors")
+
+PROBLEM_BASE = "https://coverwatch.dev/problems/"
+PROBLEM_JSON = "application/problem+json"
+
+
+def pointer(loc: Sequence[Any]) -> str:
+    """JSON pointer (RFC 6901) for a pydantic location, without the 'body'/'query' prefix."""
+    parts = list(loc)
+    if parts and parts[0] in {"body", "query", "path", "header"}:
+        parts = parts[1:]
+    escaped = [str(p).replace("~", "~0").replace("/", "~1") for p in parts]
+    return "/" + "/".join(escaped) if escaped else ""
+
+
+class ProblemError(Exception):
+    """A domain or request error rendered as application/problem+json."""
+
+    status: int = 400
+    type: str = "bad-request"
+    title: str = "Bad request"
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        status: int | None = None,
+        type: str | None = None,
+        title: str | None = None,
+        field: str | None = None,
+        errors: list[dict[str, str]] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        if status is not None:
+            self.status = status
+        if type is not None:
+            self.type = type
+        if title is not None:
+            self.title = title
+        self.errors = errors or ([{"pointer": field, "detail": detail}] if field is not None else [])
+        self.headers = headers or {}
+
+    def body(self, instance: str | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "type": PROBLEM_BASE + self.type,
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+        }
+        if instance:
+            body["instance"] = instance
+        if self.errors:
+            body["errors"] = self.errors
+        return body
+
+
+class Invalid(ProblemError):
+    """422: the request is well-formed but a field breaks a business rule."""
+
+    status = 422
+    type = "validation-error"
+    title = "Invalid request"
+
+
+class NotFound(ProblemError):
+    status = 404
+    type = "not-found"
+    title = "Not found"
+
+
+class Conflict(ProblemError):
+    status = 409
+    type = "conflict"
+    title = "Conflict"
+
+
+class TooLarge(ProblemError):
+    status = 413
+    type = "payload-too-large"
+    title = "Payload too large"
+
+
+class Unauthorized(ProblemError):
+    status = 401
+    type = "unauthorized"
+    title = "Unauthorized"
+
+
+class Forbidden(ProblemError):
+    status = 403
+    type = "forbidden"
+    title = "Forbidden"
+
+
+def problem_response(problem: ProblemError, request: Request | None = None) -> JSONResponse:
+    return JSONResponse(
+        problem.body(request.url.path if request is not None else None),
+        status_code=problem.status,
+        media_type=PROBLEM_JSON,
+        headers=problem.headers,
+    )
+
+
+def validation_problem(errors: Sequence[dict[str, Any]]) -> Invalid:
+    items = [{"pointer": pointer(e.get("loc", ())), "detail": e.get("msg", "invalid")} for e in errors]
+    first = items[0] if items else {"pointer": "", "detail": "invalid"}
+    where = first["pointer"] or "the request"
+    return Invalid(f"{where}: {first['detail']}", errors=items)
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(ProblemError)
+    async def _problem(request: Request, exc: ProblemError) -> JSONResponse:
+        return problem_response(exc, request)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return problem_response(validation_problem(exc.errors()), request)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        titles = {404: "Not found", 405: "Method not allowed", 401: "Unauthorized", 403: "Forbidden"}
+        problem = ProblemError(
+            str(exc.detail),
+            status=exc.status_code,
+            type={404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http-error"),
+            title=titles.get(exc.status_code, "HTTP error"),
+            headers=dict(exc.headers or {}),
+        )
+        return problem_response(problem, request)
+
+    @app.exception_handler(OperationalError)
+    async def _db_unavailable(request: Request, exc: OperationalError) -> JSONResponse:
+        log.error("database error: %s", exc.orig)
+        problem = ProblemError(
+            "The database is unavailable or busy; retry the request.",
+            status=503,
+            type="database-unavailable",
+            title="Service unavailable",
+            headers={"Retry-After": "1"},
+        )
+        return problem_response(problem, request)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        problem = ProblemError(
+            "An unexpected error occurred; nothing was written.",
+            status=500,
+            type="internal-error",
+            title="Internal server error",
+        )
+        return problem_response(problem, request)

@@ -1,0 +1,89 @@
+"""Pydantic field types shared by request bodies: refs, ISO codes, dates, decimal strings."""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from decimal import Decimal, InvalidOperation
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, StringConstraints, WithJsonSchema
+
+from app.core.money import fits_currency, is_country, is_currency
+
+REF_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,99}$"
+_DECIMAL = re.compile(r"^-?\d{1,18}(\.\d{1,10})?$")
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+MAX_AMOUNT = Decimal("1e15")
+
+
+class StrictModel(BaseModel):
+    """Request bodies: unknown fields are rejected."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+def _decimal(value: Any) -> Decimal:
+    if isinstance(value, Decimal):
+        return value
+    if isinstance(value, bool) or not isinstance(value, str):
+        raise ValueError("must be a decimal string such as \"1250.00\" (JSON numbers lose precision)")
+    if not _DECIMAL.match(value.strip()):
+        raise ValueError("must be a decimal string such as \"1250.00\"")
+    try:
+        return Decimal(value.strip())
+    except InvalidOperation as exc:  # pragma: no cover - the pattern already excludes these
+        raise ValueError("must be a decimal string") from exc
+
+
+def _iso_date(value: Any) -> date:
+    if isinstance(value, date):
+        return value
+    if not isinstance(value, str) or not _DATE.match(value):
+        raise ValueError("must be a date as YYYY-MM-DD")
+    try:
+        return date.fromisoformat(value)
+    except ValueError as exc:
+        raise ValueError(f"{value} is not a calendar date") from exc
+
+
+def _country(value: Any) -> str:
+    if not isinstance(value, str) or not is_country(value):
+        raise ValueError("must be an ISO 3166-1 alpha-2 country code such as \"FR\"")
+    return value
+
+
+def _currency(value: Any) -> str:
+    if not isinstance(value, str) or not is_currency(value):
+        raise ValueError("must be an ISO 4217 currency code such as \"EUR\"")
+    return value
+
+
+DecimalStr = Annotated[
+    Decimal,
+    BeforeValidator(_decimal),
+    WithJsonSchema({"type": "string", "pattern": r"^-?\d+(\.\d+)?$", "examples": ["1250.00"]}),
+]
+IsoDate = Annotated[
+    date, BeforeValidator(_iso_date), WithJsonSchema({"type": "string", "format": "date"})
+]
+Country = Annotated[
+    str, BeforeValidator(_country), WithJsonSchema({"type": "string", "pattern": "^[A-Z]{2}$", "examples": ["FR"]})
+]
+Currency = Annotated[
+    str, BeforeValidator(_currency), WithJsonSchema({"type": "string", "pattern": "^[A-Z]{3}$", "examples": ["EUR"]})
+]
+Ref = Annotated[str, StringConstraints(pattern=REF_PATTERN)]
+
+
+def check_amount(amount: Decimal, currency: str | None, *, positive: bool = True) -> Decimal:
+    """Field validator body: > 0 (or >= 0), bounded, no more decimals than the currency has."""
+    if positive and amount <= 0:
+        raise ValueError("must be greater than 0")
+    if not positive and amount < 0:
+        raise ValueError("must not be negative")
+    if amount >= MAX_AMOUNT:
+        raise ValueError("is too large")
+    if currency is not None and not fits_currency(amount, currency):
+        raise ValueError(f"has more decimals than {currency} allows")
+    return amount

@@ -1,0 +1,107 @@
+"""Idempotency-Key for POST: a replay with the same key and body returns the first response.
+
+The first response is stored in the same transaction as the write it reports,
+so a replay can never see a response whose write was lost. The same key with
+another body is a 422. Records are kept at least `idempotency_ttl_hours`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy import DateTime, Integer, String, Text, UniqueConstraint, delete, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from app.core.clock import utcnow
+from app.core.db import BigId, Base, SessionDep, TenantScoped
+from app.core.errors import Invalid
+from app.core.security import Principal, authenticate
+
+
+class IdempotencyRecord(TenantScoped, Base):
+    __tablename__ = "idempotency_records"
+    __table_args__ = (UniqueConstraint("tenant_id", "key"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    key: Mapped[str] = mapped_column(String(255))
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    status_code: Mapped[int] = mapped_column(Integer)
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+
+
+class Idempotency:
+    def __init__(self, session: Session, key: str | None, fingerprint: str) -> None:
+        self.session = session
+        self.key = key
+        self.fingerprint = fingerprint
+
+    def replay(self) -> Response | None:
+        """The stored response for this key, or None when the request is new (or has no key)."""
+        if self.key is None:
+            return None
+        record = self.session.scalars(select(IdempotencyRecord).where(IdempotencyRecord.key == self.key)).first()
+        if record is None:
+            return None
+        if record.fingerprint != self.fingerprint:
+            raise Invalid(
+                "Idempotency-Key was already used with another request body.", field="/headers/Idempotency-Key"
+            )
+        return Response(
+            record.body,
+            status_code=record.status_code,
+            media_type="application/json",
+            headers={"Idempotent-Replayed": "true"},
+        )
+
+    def respond(self, status_code: int, payload: Any, *, replay_as: Any = None) -> JSONResponse:
+        """Render the response and, with a key, store it in the request's transaction.
+
+        `replay_as` is what a replay gets instead, for responses that carry a secret shown once.
+        """
+        content = jsonable_encoder(payload)
+        if self.key is not None:
+            stored = content if replay_as is None else jsonable_encoder(replay_as)
+            self.session.add(
+                IdempotencyRecord(
+                    key=self.key,
+                    fingerprint=self.fingerprint,
+                    status_code=status_code,
+                    body=json.dumps(stored, separators=(",", ":")),
+                )
+            )
+        return JSONResponse(content, status_code=status_code)
+
+
+async def _raw_body(request: Request) -> bytes:
+    return await request.body()
+
+
+def idempotency(
+    request: Request,
+    session: SessionDep,
+    principal: Annotated[Principal, Depends(authenticate)],
+    body: Annotated[bytes, Depends(_raw_body)],
+) -> Idempotency:
+    key = request.headers.get("idempotency-key")
+    if key is not None and not (1 <= len(key) <= 255):
+        raise Invalid("Idempotency-Key must be 1 to 255 characters.", field="/headers/Idempotency-Key")
+    digest = hashlib.sha256()
+    digest.update(request.method.encode() + b" " + request.url.path.encode() + b"\n")
+    digest.update(body)
+    return Idempotency(session, key, digest.hexdigest())
+
+
+IdempotencyDep = Annotated[Idempotency, Depends(idempotency)]
+
+
+def purge_expired(session: Session, ttl_hours: int) -> int:
+    cutoff = utcnow() - timedelta(hours=ttl_hours)
+    result = session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.created_at < cutoff))
+    return result.rowcount or 0

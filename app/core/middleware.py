@@ -1,0 +1,116 @@
+"""ASGI middleware: request body size limit, and ETags on GET responses."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.core.errors import PROBLEM_BASE, PROBLEM_JSON
+
+
+async def _send_problem(send: Send, status: int, title: str, detail: str, type_: str) -> None:
+    body = json.dumps({"type": PROBLEM_BASE + type_, "title": title, "status": status, "detail": detail}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", PROBLEM_JSON.encode()), (b"content-length", str(len(body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class BodySizeLimit:
+    """413 for bodies over the limit, whether announced by Content-Length or streamed."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        detail = f"Request bodies are limited to {self.max_bytes} bytes."
+        length = Headers(scope=scope).get("content-length")
+        if length is not None and length.isdigit() and int(length) > self.max_bytes:
+            await _send_problem(send, 413, "Payload too large", detail, "payload-too-large")
+            return
+        received = 0
+        started = False
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise _BodyTooLarge
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except _BodyTooLarge:
+            if not started:
+                await _send_problem(send, 413, "Payload too large", detail, "payload-too-large")
+
+
+class ETagMiddleware:
+    """Every successful GET answers with an ETag; If-None-Match with it gets a 304.
+
+    Endpoints that can tell the tag before doing any work (the exposure reads)
+    set it themselves and answer 304 early; this covers all the other GETs.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "GET":
+            await self.app(scope, receive, send)
+            return
+        if_none_match = Headers(scope=scope).get("if-none-match")
+        start: Message | None = None
+        passthrough = False
+        chunks: list[bytes] = []
+
+        async def buffering_send(message: Message) -> None:
+            nonlocal start, passthrough
+            if message["type"] == "http.response.start":
+                start = message
+                passthrough = message["status"] != 200 or "etag" in Headers(raw=message["headers"])
+                if passthrough:
+                    await send(message)
+                return
+            if passthrough or message["type"] != "http.response.body":
+                await send(message)
+                return
+            assert start is not None
+            chunks.append(message.get("body", b""))
+            if message.get("more_body"):
+                return
+            body = b"".join(chunks)
+            etag = 'W/"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+            if if_none_match is not None and etag in [t.strip() for t in if_none_match.split(",")]:
+                await send({"type": "http.response.start", "status": 304, "headers": [(b"etag", etag.encode())]})
+                await send({"type": "http.response.body", "body": b""})
+                return
+            raw = [(k, v) for k, v in start["headers"] if k.lower() != b"content-length"]
+            raw += [(b"etag", etag.encode()), (b"content-length", str(len(body)).encode())]
+            await send({"type": "http.response.start", "status": 200, "headers": raw})
+            await send({"type": "http.response.body", "body": body})
+
+        await self.app(scope, receive, buffering_send)

@@ -1,0 +1,56 @@
+"""Exact decimal columns that behave the same on PostgreSQL and SQLite.
+
+PostgreSQL stores NUMERIC natively. SQLite has no decimal type (NUMERIC affinity
+turns values into binary floats), so there the value is stored as a scaled
+64-bit integer: sums and comparisons stay exact in SQL on both databases.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import BigInteger, Numeric
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator, TypeEngine
+
+
+class Fixed(TypeDecorator[Decimal]):
+    impl = Numeric
+    cache_ok = True
+
+    def __init__(self, scale: int = 4, precision: int = 24) -> None:
+        super().__init__()
+        self.scale = scale
+        self.precision = precision
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(BigInteger())
+        return dialect.type_descriptor(Numeric(self.precision, self.scale, asdecimal=True))
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        value = Decimal(value)
+        if dialect.name == "sqlite":
+            scaled = value.scaleb(self.scale)
+            if scaled != scaled.to_integral_value():
+                raise ValueError(f"{value} has more than {self.scale} decimal places")
+            return int(scaled)
+        return value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
+        if value is None:
+            return None
+        if dialect.name == "sqlite":
+            return Decimal(int(value)).scaleb(-self.scale)
+        return Decimal(value)
+
+    def coerce_compared_value(self, op: Any, value: Any) -> TypeEngine[Any]:
+        return self
+
+
+Money = Fixed(4, 24)
+Rate = Fixed(10, 28)
+Ratio = Fixed(6, 12)

@@ -1,0 +1,97 @@
+"""Applying credit notes and payments to invoices, and taking them back.
+
+The insurers' rule: what the ERP did not allocate is applied to the buyer's
+open invoices, oldest due date first. A credit note goes to the invoice it
+names first. Credit not yet applicable (no open invoice in its currency) stays
+unapplied and is applied as soon as an invoice opens.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from decimal import Decimal
+
+from sqlalchemy.orm import Session
+
+from app.ledger import repository as repo
+from app.ledger.models import Allocation, Invoice, Payment
+
+
+def _apply(
+    session: Session,
+    queue: list[Invoice],
+    amount: Decimal,
+    *,
+    buyer_id: int,
+    payment: Payment | None = None,
+    credit_note: Invoice | None = None,
+) -> Decimal:
+    """Allocate up to `amount` over `queue` in order; returns what is left."""
+    for invoice in queue:
+        if amount <= 0:
+            break
+        if invoice.open_balance <= 0:
+            continue
+        take = min(amount, invoice.open_balance)
+        invoice.open_balance -= take
+        amount -= take
+        session.add(
+            Allocation(
+                buyer_id=buyer_id,
+                invoice_id=invoice.id,
+                payment_id=payment.id if payment is not None else None,
+                credit_note_id=credit_note.id if credit_note is not None else None,
+                amount=take,
+                explicit=False,
+            )
+        )
+    return amount
+
+
+def settle(session: Session, buyer_ids: Iterable[int]) -> None:
+    """Apply every unapplied credit note and payment of these buyers to their open invoices."""
+    ids = sorted(set(buyer_ids))
+    if not ids:
+        return
+    session.flush()
+    credit_notes = repo.unapplied_credit_notes(session, ids)
+    payments = repo.unapplied_payments(session, ids)
+    if not credit_notes and not payments:
+        return
+    queues: dict[tuple[int, str], list[Invoice]] = defaultdict(list)
+    by_ref: dict[str, Invoice] = {}
+    for invoice in repo.open_invoices(session, ids):
+        queues[(invoice.buyer_id, invoice.currency)].append(invoice)
+        by_ref[invoice.ref] = invoice
+    for note in credit_notes:
+        queue = queues.get((note.buyer_id, note.currency), [])
+        named = by_ref.get(note.applies_to) if note.applies_to else None
+        if named is not None and named.buyer_id == note.buyer_id and named.currency == note.currency:
+            queue = [named, *[i for i in queue if i is not named]]
+        note.open_balance = _apply(session, queue, note.open_balance, buyer_id=note.buyer_id, credit_note=note)
+    for payment in payments:
+        queue = queues.get((payment.buyer_id, payment.currency), [])
+        payment.unapplied = _apply(session, queue, payment.unapplied, buyer_id=payment.buyer_id, payment=payment)
+    session.flush()
+
+
+def release(session: Session, allocations: Iterable[Allocation], *, skip: object = None) -> None:
+    """Take allocations back: the invoice reopens and the payment or credit note has the amount again.
+
+    `skip` is the document being corrected or reversed: its own balance is reset by the caller.
+    """
+    for a in allocations:
+        invoice = session.get(Invoice, a.invoice_id)
+        if invoice is not None and invoice is not skip:
+            invoice.open_balance += a.amount
+        if a.payment_id is not None:
+            payment = session.get(Payment, a.payment_id)
+            if payment is not None and payment is not skip:
+                payment.unapplied += a.amount
+        if a.credit_note_id is not None:
+            note = session.get(Invoice, a.credit_note_id)
+            if note is not None and note is not skip:
+                note.open_balance += a.amount
+        session.delete(a)
+    session.flush()

@@ -1,0 +1,100 @@
+"""The receivables ledger: buyers, invoices and credit notes, payments, and allocations."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+
+from sqlalchemy import Boolean, Date, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.core.clock import utcnow
+from app.core.db import BigId, Base, TenantScoped
+from app.core.types import Money
+
+
+class Buyer(TenantScoped, Base):
+    __tablename__ = "buyers"
+    __table_args__ = (UniqueConstraint("tenant_id", "ref"), Index("ix_buyers_tenant_country", "tenant_id", "country"))
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    ref: Mapped[str] = mapped_column(String(100))
+    name: Mapped[str] = mapped_column(String(300))
+    country: Mapped[str] = mapped_column(String(2))
+    registration_id: Mapped[str | None] = mapped_column(String(100))
+    insurer_buyer_id: Mapped[str | None] = mapped_column(String(100))
+    sector: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+
+class Invoice(TenantScoped, Base):
+    """An invoice or a credit note. `open_balance` is what is left: unpaid for an
+    invoice, not yet applied for a credit note."""
+
+    __tablename__ = "invoices"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "ref"),
+        Index("ix_invoices_buyer_open", "buyer_id", "kind", "open_balance"),
+        Index("ix_invoices_tenant_due", "tenant_id", "due_date"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    ref: Mapped[str] = mapped_column(String(100))
+    buyer_id: Mapped[int] = mapped_column(ForeignKey("buyers.id"))
+    kind: Mapped[str] = mapped_column(String(16))
+    currency: Mapped[str] = mapped_column(String(3))
+    amount: Mapped[Decimal] = mapped_column(Money)
+    issue_date: Mapped[date] = mapped_column(Date)
+    due_date: Mapped[date] = mapped_column(Date)
+    # The claim deadline runs from the original due date: a postponement never moves it.
+    original_due_date: Mapped[date] = mapped_column(Date)
+    applies_to: Mapped[str | None] = mapped_column(String(100))
+    open_balance: Mapped[Decimal] = mapped_column(Money)
+    revision: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+
+class InvoiceRevision(TenantScoped, Base):
+    """A correction: the body an invoice had before it was changed."""
+
+    __tablename__ = "invoice_revisions"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id", ondelete="CASCADE"), index=True)
+    revision: Mapped[int] = mapped_column(Integer)
+    previous: Mapped[str] = mapped_column(Text)
+    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Payment(TenantScoped, Base):
+    __tablename__ = "payments"
+    __table_args__ = (UniqueConstraint("tenant_id", "ref"), Index("ix_payments_buyer", "buyer_id", "unapplied"))
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    ref: Mapped[str] = mapped_column(String(100))
+    buyer_id: Mapped[int] = mapped_column(ForeignKey("buyers.id"))
+    currency: Mapped[str] = mapped_column(String(3))
+    amount: Mapped[Decimal] = mapped_column(Money)
+    received_on: Mapped[date] = mapped_column(Date)
+    unapplied: Mapped[Decimal] = mapped_column(Money)
+    body: Mapped[str] = mapped_column(Text)
+    reversed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+
+class Allocation(TenantScoped, Base):
+    """Part of a payment or credit note applied to one invoice."""
+
+    __tablename__ = "allocations"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    buyer_id: Mapped[int] = mapped_column(ForeignKey("buyers.id"), index=True)
+    invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id"), index=True)
+    payment_id: Mapped[int | None] = mapped_column(ForeignKey("payments.id"), index=True)
+    credit_note_id: Mapped[int | None] = mapped_column(ForeignKey("invoices.id"), index=True)
+    amount: Mapped[Decimal] = mapped_column(Money)
+    explicit: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

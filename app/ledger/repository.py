@@ -1,0 +1,179 @@
+"""Ledger queries. Sessions are tenant-bound (app.core.db): no query filters by tenant by hand."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date
+from decimal import Decimal
+
+from sqlalchemy import Select, and_, exists, func, or_, select
+from sqlalchemy.orm import Session
+
+from app.ledger.models import Allocation, Buyer, Invoice, Payment
+
+
+def buyer_by_ref(session: Session, ref: str) -> Buyer | None:
+    return session.scalars(select(Buyer).where(Buyer.ref == ref)).first()
+
+
+def buyers_by_refs(session: Session, refs: Iterable[str]) -> dict[str, Buyer]:
+    refs = list(set(refs))
+    if not refs:
+        return {}
+    return {b.ref: b for b in session.scalars(select(Buyer).where(Buyer.ref.in_(refs)))}
+
+
+def buyers_page(session: Session, *, country: str | None, after: str | None, limit: int) -> list[Buyer]:
+    stmt = select(Buyer).order_by(Buyer.ref).limit(limit)
+    if country:
+        stmt = stmt.where(Buyer.country == country)
+    if after is not None:
+        stmt = stmt.where(Buyer.ref > after)
+    return list(session.scalars(stmt))
+
+
+def invoice_by_ref(session: Session, ref: str) -> Invoice | None:
+    return session.scalars(select(Invoice).where(Invoice.ref == ref)).first()
+
+
+def invoices_by_refs(session: Session, refs: Iterable[str]) -> dict[str, Invoice]:
+    refs = list(set(refs))
+    found: dict[str, Invoice] = {}
+    for start in range(0, len(refs), 1000):  # stay under every driver's bound-parameter limit
+        chunk = refs[start : start + 1000]
+        found.update({i.ref: i for i in session.scalars(select(Invoice).where(Invoice.ref.in_(chunk)))})
+    return found
+
+
+def _paid_by_payment(invoice: type[Invoice] = Invoice):  # type: ignore[no-untyped-def]
+    return exists().where(and_(Allocation.invoice_id == invoice.id, Allocation.payment_id.is_not(None)))
+
+
+def invoices_page(
+    session: Session,
+    *,
+    buyer_id: int | None,
+    kind: str | None,
+    status: str | None,
+    overdue_on: date | None,
+    due_before: date | None,
+    due_after: date | None,
+    after: str | None,
+    limit: int,
+) -> list[tuple[Invoice, str]]:
+    stmt: Select[tuple[Invoice, str]] = (
+        select(Invoice, Buyer.ref).join(Buyer, Buyer.id == Invoice.buyer_id).order_by(Invoice.ref).limit(limit)
+    )
+    if buyer_id is not None:
+        stmt = stmt.where(Invoice.buyer_id == buyer_id)
+    if kind is not None:
+        stmt = stmt.where(Invoice.kind == kind)
+    if status == "open":
+        stmt = stmt.where(Invoice.open_balance == Invoice.amount)
+    elif status == "partially_paid":
+        stmt = stmt.where(Invoice.open_balance > 0, Invoice.open_balance < Invoice.amount)
+    elif status == "paid":
+        stmt = stmt.where(Invoice.kind == "invoice", Invoice.open_balance == 0, _paid_by_payment())
+    elif status == "credited":
+        stmt = stmt.where(Invoice.open_balance == 0, or_(Invoice.kind == "credit_note", ~_paid_by_payment()))
+    if overdue_on is not None:
+        stmt = stmt.where(Invoice.kind == "invoice", Invoice.open_balance > 0, Invoice.due_date < overdue_on)
+    if due_before is not None:
+        stmt = stmt.where(Invoice.due_date < due_before)
+    if due_after is not None:
+        stmt = stmt.where(Invoice.due_date > due_after)
+    if after is not None:
+        stmt = stmt.where(Invoice.ref > after)
+    return [(row[0], row[1]) for row in session.execute(stmt)]
+
+
+def paid_invoice_ids(session: Session, invoice_ids: Iterable[int]) -> set[int]:
+    ids = list(invoice_ids)
+    if not ids:
+        return set()
+    stmt = select(Allocation.invoice_id).where(Allocation.invoice_id.in_(ids), Allocation.payment_id.is_not(None))
+    return set(session.scalars(stmt))
+
+
+def allocations_of_invoice(session: Session, invoice_id: int) -> list[Allocation]:
+    stmt = select(Allocation).where(
+        or_(Allocation.invoice_id == invoice_id, Allocation.credit_note_id == invoice_id)
+    ).order_by(Allocation.id)
+    return list(session.scalars(stmt))
+
+
+def allocations_of_payment(session: Session, payment_id: int) -> list[Allocation]:
+    return list(session.scalars(select(Allocation).where(Allocation.payment_id == payment_id).order_by(Allocation.id)))
+
+
+def explicit_allocated(session: Session, invoice_id: int) -> Decimal:
+    stmt = select(func.coalesce(func.sum(Allocation.amount), 0)).where(
+        Allocation.invoice_id == invoice_id, Allocation.explicit.is_(True)
+    )
+    return Decimal(session.scalar(stmt) or 0)
+
+
+def unapplied_credit_notes(session: Session, buyer_ids: Iterable[int]) -> list[Invoice]:
+    stmt = (
+        select(Invoice)
+        .where(Invoice.buyer_id.in_(list(buyer_ids)), Invoice.kind == "credit_note", Invoice.open_balance > 0)
+        .order_by(Invoice.issue_date, Invoice.ref)
+    )
+    return list(session.scalars(stmt))
+
+
+def unapplied_payments(session: Session, buyer_ids: Iterable[int]) -> list[Payment]:
+    stmt = (
+        select(Payment)
+        .where(Payment.buyer_id.in_(list(buyer_ids)), Payment.reversed_at.is_(None), Payment.unapplied > 0)
+        .order_by(Payment.received_on, Payment.ref)
+    )
+    return list(session.scalars(stmt))
+
+
+def open_invoices(session: Session, buyer_ids: Iterable[int]) -> list[Invoice]:
+    """Open invoices, oldest due date first (the insurers' order for applying cash)."""
+    stmt = (
+        select(Invoice)
+        .where(Invoice.buyer_id.in_(list(buyer_ids)), Invoice.kind == "invoice", Invoice.open_balance > 0)
+        .order_by(Invoice.due_date, Invoice.issue_date, Invoice.ref)
+    )
+    return list(session.scalars(stmt))
+
+
+def payment_by_ref(session: Session, ref: str) -> Payment | None:
+    return session.scalars(select(Payment).where(Payment.ref == ref)).first()
+
+
+def buyer_balances(session: Session, buyer_id: int) -> dict[str, dict[str, Decimal]]:
+    """Per currency: invoices, credit notes, payments, open invoices and unapplied credit, summed by the database."""
+    out: dict[str, dict[str, Decimal]] = {}
+
+    def slot(currency: str) -> dict[str, Decimal]:
+        return out.setdefault(
+            currency,
+            {k: Decimal(0) for k in ("invoices", "credit_notes", "payments", "open", "unapplied")},
+        )
+
+    inv = select(
+        Invoice.currency,
+        Invoice.kind,
+        func.coalesce(func.sum(Invoice.amount), 0),
+        func.coalesce(func.sum(Invoice.open_balance), 0),
+    ).where(Invoice.buyer_id == buyer_id).group_by(Invoice.currency, Invoice.kind)
+    for currency, kind, amount, open_ in session.execute(inv):
+        s = slot(currency)
+        if kind == "invoice":
+            s["invoices"] += Decimal(amount)
+            s["open"] += Decimal(open_)
+        else:
+            s["credit_notes"] += Decimal(amount)
+            s["unapplied"] += Decimal(open_)
+    pay = select(
+        Payment.currency, func.coalesce(func.sum(Payment.amount), 0), func.coalesce(func.sum(Payment.unapplied), 0)
+    ).where(Payment.buyer_id == buyer_id, Payment.reversed_at.is_(None)).group_by(Payment.currency)
+    for currency, amount, unapplied in session.execute(pay):
+        s = slot(currency)
+        s["payments"] += Decimal(amount)
+        s["unapplied"] += Decimal(unapplied)
+    return out

@@ -1,0 +1,459 @@
+"""Ledger operations: upsert buyers, invoices and payments; reverse payments.
+
+Services never commit: the request's unit of work does. Each operation ends by
+refreshing the stored exposure of the buyers it touched, in the same transaction.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from app.core.clock import utcnow
+from app.core.context import Context
+from app.core.errors import Conflict, Invalid, NotFound, ProblemError, TooLarge, validation_problem
+from app.core.money import quantize
+from app.exposure import service as exposure
+from app.ledger import allocation
+from app.ledger import repository as repo
+from app.ledger.models import Allocation, Buyer, Invoice, InvoiceRevision, Payment
+from app.ledger.schemas import (
+    AppliedOut,
+    BatchOut,
+    BuyerBalance,
+    BuyerIn,
+    BuyerOut,
+    InvoiceBatchItem,
+    InvoiceIn,
+    InvoiceOut,
+    ItemResult,
+    PaymentBatchItem,
+    PaymentApplied,
+    PaymentIn,
+    PaymentOut,
+)
+
+M = TypeVar("M", bound=BaseModel)
+
+
+# --- buyers -------------------------------------------------------------------------------------
+
+
+def upsert_buyer(ctx: Context, ref: str, body: BuyerIn) -> tuple[Buyer, bool]:
+    buyer = repo.buyer_by_ref(ctx.session, ref)
+    created = buyer is None
+    if buyer is None:
+        buyer = Buyer(ref=ref, **body.model_dump())
+        ctx.session.add(buyer)
+        ctx.session.flush()
+        return buyer, True
+    country_changed = buyer.country != body.country
+    for field, value in body.model_dump().items():
+        setattr(buyer, field, value)
+    ctx.session.flush()
+    if country_changed:
+        exposure.refresh_buyers(ctx, [buyer.id])
+    return buyer, created
+
+
+def buyer_out(ctx: Context, buyer: Buyer, *, with_balances: bool = False) -> BuyerOut:
+    out = BuyerOut(
+        buyer_ref=buyer.ref,
+        name=buyer.name,
+        country=buyer.country,
+        registration_id=buyer.registration_id,
+        insurer_buyer_id=buyer.insurer_buyer_id,
+        sector=buyer.sector,
+    )
+    if with_balances:
+        sums = repo.buyer_balances(ctx.session, buyer.id)
+        out.balances = [
+            BuyerBalance(
+                currency=c,
+                balance=quantize(s["invoices"] - s["credit_notes"] - s["payments"], c),
+                open_invoices=quantize(s["open"], c),
+                unapplied_credit=quantize(s["unapplied"], c),
+            )
+            for c, s in sorted(sums.items())
+        ]
+    return out
+
+
+def get_buyer(ctx: Context, ref: str) -> Buyer:
+    buyer = repo.buyer_by_ref(ctx.session, ref)
+    if buyer is None:
+        raise NotFound(f"No buyer '{ref}'.")
+    return buyer
+
+
+# --- batches ------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Item:
+    index: int
+    ref: str | None
+    body: Any = None
+    problem: ProblemError | None = None
+    outcome: str = "rejected"
+
+
+def _validate_items(raw: Sequence[dict[str, Any]], model: type[M], ref_field: str) -> list[_Item]:
+    items: list[_Item] = []
+    for index, data in enumerate(raw):
+        ref = data.get(ref_field) if isinstance(data, dict) else None
+        item = _Item(index, ref if isinstance(ref, str) else None)
+        try:
+            item.body = model.model_validate(data)
+        except ValidationError as exc:
+            item.problem = validation_problem(exc.errors())
+        items.append(item)
+    return items
+
+
+def _batch_out(items: list[_Item]) -> BatchOut:
+    results = [
+        ItemResult(
+            index=i.index,
+            ref=i.ref,
+            outcome=i.outcome,  # type: ignore[arg-type]
+            problem=i.problem.body() if i.problem is not None else None,
+        )
+        for i in items
+    ]
+    count = {k: sum(1 for r in results if r.outcome == k) for k in ("created", "updated", "unchanged", "rejected")}
+    return BatchOut(items=results, **count)
+
+
+def check_batch_size(ctx: Context, items: Sequence[Any]) -> None:
+    if len(items) > ctx.settings.max_batch_items:
+        raise TooLarge(
+            f"A batch holds at most {ctx.settings.max_batch_items} items; this one has {len(items)}. Split it.",
+            field="/items",
+        )
+
+
+# --- invoices and credit notes ------------------------------------------------------------------
+
+_INVOICE_FIELDS = ("kind", "currency", "amount", "issue_date", "due_date", "applies_to")
+
+
+class _InvoiceIngest:
+    """Applies invoice items one by one against state preloaded in a few queries.
+
+    Every check runs before anything is changed, so a rejected item leaves nothing behind.
+    """
+
+    def __init__(self, ctx: Context, items: Sequence[tuple[str, InvoiceIn]]) -> None:
+        self.ctx = ctx
+        self.buyers = repo.buyers_by_refs(ctx.session, (b.buyer_ref for _, b in items))
+        self.buyers_by_id = {b.id: b for b in self.buyers.values()}
+        refs = {r for r, _ in items} | {b.applies_to for _, b in items if b.applies_to}
+        self.invoices = repo.invoices_by_refs(ctx.session, refs)
+        self.touched: set[int] = set()
+
+    def apply(self, ref: str, body: InvoiceIn) -> str:
+        session = self.ctx.session
+        buyer = self.buyers.get(body.buyer_ref)
+        if buyer is None:
+            raise Invalid(f"buyer_ref: no buyer '{body.buyer_ref}'; PUT /v1/buyers/{{buyer_ref}} first.", field="/buyer_ref")
+        if body.applies_to is not None:
+            target = self.invoices.get(body.applies_to)
+            if target is None or target.kind != "invoice":
+                raise Invalid(f"applies_to: no invoice '{body.applies_to}'.", field="/applies_to")
+            if target.buyer_id != buyer.id:
+                raise Invalid(f"applies_to: invoice '{body.applies_to}' belongs to another buyer.", field="/applies_to")
+            if target.currency != body.currency:
+                raise Invalid(f"applies_to: invoice '{body.applies_to}' is in {target.currency}.", field="/applies_to")
+        invoice = self.invoices.get(ref)
+        if invoice is None:
+            invoice = Invoice(
+                ref=ref,
+                buyer_id=buyer.id,
+                open_balance=body.amount,
+                original_due_date=body.due_date,
+                revision=1,
+                **body.model_dump(include=set(_INVOICE_FIELDS)),
+            )
+            session.add(invoice)
+            self.invoices[ref] = invoice
+            self.touched.add(buyer.id)
+            return "created"
+        if invoice.buyer_id == buyer.id and all(getattr(invoice, f) == getattr(body, f) for f in _INVOICE_FIELDS):
+            return "unchanged"
+        return self._correct(invoice, buyer, body)
+
+    def _correct(self, invoice: Invoice, buyer: Buyer, body: InvoiceIn) -> str:
+        session = self.ctx.session
+        if invoice.id is not None:
+            session.flush()
+            allocations = repo.allocations_of_invoice(session, invoice.id)
+        else:
+            allocations = []
+        kept = [a for a in allocations if a.explicit and a.invoice_id == invoice.id]
+        explicit = sum((a.amount for a in kept), Decimal(0))
+        if kept and (body.kind != invoice.kind or buyer.id != invoice.buyer_id or body.currency != invoice.currency):
+            raise Invalid(
+                f"Payments are allocated to invoice '{invoice.ref}' by the ERP ({explicit}); reverse them before "
+                "changing its buyer, kind or currency.",
+                field="/buyer_ref" if buyer.id != invoice.buyer_id else "/kind",
+            )
+        if body.amount < explicit:
+            raise Invalid(f"amount: {explicit} is already paid on this invoice by allocated payments.", field="/amount")
+        allocation.release(session, [a for a in allocations if a not in kept], skip=invoice)
+        previous = {f: str(getattr(invoice, f)) if getattr(invoice, f) is not None else None for f in _INVOICE_FIELDS}
+        previous["buyer_ref"] = self.buyers_by_id[invoice.buyer_id].ref if invoice.buyer_id in self.buyers_by_id else None
+        if invoice.id is not None:
+            session.add(InvoiceRevision(invoice_id=invoice.id, revision=invoice.revision, previous=json.dumps(previous)))
+        self.touched.update({invoice.buyer_id, buyer.id})
+        for f in _INVOICE_FIELDS:
+            setattr(invoice, f, getattr(body, f))
+        invoice.buyer_id = buyer.id
+        invoice.original_due_date = min(invoice.original_due_date, body.due_date)
+        invoice.open_balance = body.amount - explicit
+        invoice.revision += 1
+        return "updated"
+
+
+def ingest_invoices(ctx: Context, raw: Sequence[dict[str, Any]]) -> BatchOut:
+    check_batch_size(ctx, raw)
+    items = _validate_items(raw, InvoiceBatchItem, "invoice_ref")
+    valid = [i for i in items if i.problem is None]
+    ingest = _InvoiceIngest(ctx, [(i.body.invoice_ref, i.body) for i in valid])
+    for item in valid:
+        body = InvoiceIn.model_validate(item.body.model_dump(exclude={"invoice_ref"}))
+        try:
+            item.outcome = ingest.apply(item.body.invoice_ref, body)
+        except ProblemError as problem:
+            item.problem = problem
+    _finish(ctx, ingest.touched)
+    return _batch_out(items)
+
+
+def put_invoice(ctx: Context, ref: str, body: InvoiceIn) -> tuple[Invoice, str]:
+    ingest = _InvoiceIngest(ctx, [(ref, body)])
+    outcome = ingest.apply(ref, body)
+    _finish(ctx, ingest.touched)
+    return ingest.invoices[ref], outcome
+
+
+def _finish(ctx: Context, touched: set[int]) -> None:
+    ctx.session.flush()
+    allocation.settle(ctx.session, touched)
+    exposure.refresh_buyers(ctx, touched)
+
+
+def get_invoice(ctx: Context, ref: str) -> Invoice:
+    invoice = repo.invoice_by_ref(ctx.session, ref)
+    if invoice is None:
+        raise NotFound(f"No invoice '{ref}'.")
+    return invoice
+
+
+def invoice_status(invoice: Invoice, paid_by_payment: bool) -> str:
+    if invoice.kind == "credit_note":
+        return "credited" if invoice.open_balance == 0 else "open"
+    if invoice.open_balance == invoice.amount:
+        return "open"
+    if invoice.open_balance > 0:
+        return "partially_paid"
+    return "paid" if paid_by_payment else "credited"
+
+
+def invoice_out(
+    invoice: Invoice, buyer_ref: str, *, paid: bool, applied: list[AppliedOut] | None = None
+) -> InvoiceOut:
+    c = invoice.currency
+    return InvoiceOut(
+        invoice_ref=invoice.ref,
+        buyer_ref=buyer_ref,
+        kind=invoice.kind,  # type: ignore[arg-type]
+        currency=c,
+        amount=quantize(invoice.amount, c),
+        issue_date=invoice.issue_date,
+        due_date=invoice.due_date,
+        original_due_date=invoice.original_due_date,
+        applies_to=invoice.applies_to,
+        open_balance=quantize(invoice.open_balance, c),
+        status=invoice_status(invoice, paid),
+        revision=invoice.revision,
+        applied=applied,
+    )
+
+
+def invoice_detail(ctx: Context, invoice: Invoice) -> InvoiceOut:
+    session = ctx.session
+    allocations = repo.allocations_of_invoice(session, invoice.id)
+    applied: list[AppliedOut] = []
+    for a in allocations:
+        if invoice.kind == "invoice" and a.payment_id is not None:
+            p = session.get(Payment, a.payment_id)
+            applied.append(AppliedOut(source="payment", ref=p.ref if p else "?", amount=a.amount, explicit=a.explicit))
+        elif a.credit_note_id is not None:
+            other = a.invoice_id if invoice.kind == "credit_note" else a.credit_note_id
+            doc = session.get(Invoice, other)
+            applied.append(
+                AppliedOut(source="credit_note", ref=doc.ref if doc else "?", amount=a.amount, explicit=a.explicit)
+            )
+    for item in applied:
+        item.amount = quantize(item.amount, invoice.currency)
+    buyer = session.get(Buyer, invoice.buyer_id)
+    paid = any(a.source == "payment" for a in applied)
+    return invoice_out(invoice, buyer.ref if buyer else "?", paid=paid, applied=applied)
+
+
+# --- payments -----------------------------------------------------------------------------------
+
+
+def _payment_body(body: PaymentIn) -> str:
+    return body.model_dump_json()
+
+
+def _post_payment(ctx: Context, ref: str, body: PaymentIn) -> tuple[Payment, str, set[int]]:
+    session = ctx.session
+    buyer = repo.buyer_by_ref(session, body.buyer_ref)
+    if buyer is None:
+        raise Invalid(f"buyer_ref: no buyer '{body.buyer_ref}'.", field="/buyer_ref")
+    payment = repo.payment_by_ref(session, ref)
+    touched = {buyer.id}
+    if payment is not None:
+        if payment.reversed_at is not None:
+            raise Conflict(f"Payment '{ref}' was reversed; post the new payment under another payment_ref.")
+        if payment.body == _payment_body(body):
+            return payment, "unchanged", set()
+        touched.add(payment.buyer_id)
+        allocation.release(session, repo.allocations_of_payment(session, payment.id), skip=payment)
+        outcome = "updated"
+    else:
+        outcome = "created"
+
+    # Validate the ERP's allocations against the balances as they stand (after any release above).
+    wanted: dict[str, Decimal] = {}
+    for a in body.allocations:
+        wanted[a.invoice_ref] = wanted.get(a.invoice_ref, Decimal(0)) + a.amount
+    if sum(wanted.values(), Decimal(0)) > body.amount:
+        raise Invalid("allocations: they add up to more than the payment amount.", field="/allocations")
+    targets: list[tuple[Invoice, Decimal]] = []
+    found = repo.invoices_by_refs(session, wanted)
+    for i, a in enumerate(body.allocations):
+        invoice = found.get(a.invoice_ref)
+        where = f"/allocations/{i}"
+        if invoice is None or invoice.kind != "invoice":
+            raise Invalid(f"allocations[{i}].invoice_ref: no invoice '{a.invoice_ref}'.", field=f"{where}/invoice_ref")
+        if invoice.buyer_id != buyer.id:
+            raise Invalid(
+                f"allocations[{i}].invoice_ref: invoice '{a.invoice_ref}' belongs to another buyer.",
+                field=f"{where}/invoice_ref",
+            )
+        if invoice.currency != body.currency:
+            raise Invalid(
+                f"allocations[{i}].invoice_ref: invoice '{a.invoice_ref}' is in {invoice.currency}, the payment in "
+                f"{body.currency}.",
+                field=f"{where}/invoice_ref",
+            )
+        total = wanted.pop(a.invoice_ref, None)
+        if total is None:
+            continue
+        if total > invoice.open_balance:
+            raise Invalid(
+                f"allocations[{i}].amount: {total} over-allocates invoice '{a.invoice_ref}', whose open balance is "
+                f"{quantize(invoice.open_balance, invoice.currency)}.",
+                field=f"{where}/amount",
+            )
+        targets.append((invoice, total))
+
+    if payment is None:
+        payment = Payment(ref=ref, unapplied=body.amount, body="", buyer_id=buyer.id, currency=body.currency,
+                          amount=body.amount, received_on=body.received_on)
+        session.add(payment)
+    payment.buyer_id = buyer.id
+    payment.currency = body.currency
+    payment.amount = body.amount
+    payment.received_on = body.received_on
+    payment.body = _payment_body(body)
+    session.flush()
+    explicit = Decimal(0)
+    for invoice, amount in targets:
+        invoice.open_balance -= amount
+        explicit += amount
+        session.add(Allocation(buyer_id=buyer.id, invoice_id=invoice.id, payment_id=payment.id, amount=amount,
+                               explicit=True))
+    payment.unapplied = body.amount - explicit
+    allocation.settle(session, touched)
+    return payment, outcome, touched
+
+
+def put_payment(ctx: Context, ref: str, body: PaymentIn) -> tuple[Payment, str]:
+    payment, outcome, touched = _post_payment(ctx, ref, body)
+    exposure.refresh_buyers(ctx, touched)
+    return payment, outcome
+
+
+def ingest_payments(ctx: Context, raw: Sequence[dict[str, Any]]) -> BatchOut:
+    check_batch_size(ctx, raw)
+    items = _validate_items(raw, PaymentBatchItem, "payment_ref")
+    touched: set[int] = set()
+    for item in items:
+        if item.problem is not None:
+            continue
+        body = PaymentIn.model_validate(item.body.model_dump(exclude={"payment_ref"}))
+        try:
+            # A savepoint per item: a rejected payment leaves nothing behind, the others stay.
+            with ctx.session.begin_nested():
+                _, item.outcome, item_touched = _post_payment(ctx, item.body.payment_ref, body)
+            touched |= item_touched
+        except ProblemError as problem:
+            item.problem = problem
+            item.outcome = "rejected"
+    exposure.refresh_buyers(ctx, touched)
+    return _batch_out(items)
+
+
+def reverse_payment(ctx: Context, ref: str) -> Payment:
+    session = ctx.session
+    payment = repo.payment_by_ref(session, ref)
+    if payment is None:
+        raise NotFound(f"No payment '{ref}'.")
+    if payment.reversed_at is None:
+        allocation.release(session, repo.allocations_of_payment(session, payment.id), skip=payment)
+        payment.reversed_at = utcnow()
+        payment.unapplied = Decimal(0)
+        allocation.settle(session, [payment.buyer_id])
+        exposure.refresh_buyers(ctx, [payment.buyer_id])
+    return payment
+
+
+def get_payment(ctx: Context, ref: str) -> Payment:
+    payment = repo.payment_by_ref(ctx.session, ref)
+    if payment is None:
+        raise NotFound(f"No payment '{ref}'.")
+    return payment
+
+
+def payment_out(ctx: Context, payment: Payment) -> PaymentOut:
+    session = ctx.session
+    c = payment.currency
+    applied = []
+    for a in repo.allocations_of_payment(session, payment.id):
+        invoice = session.get(Invoice, a.invoice_id)
+        applied.append(
+            PaymentApplied(invoice_ref=invoice.ref if invoice else "?", amount=quantize(a.amount, c),
+                           explicit=a.explicit)
+        )
+    buyer = session.get(Buyer, payment.buyer_id)
+    return PaymentOut(
+        payment_ref=payment.ref,
+        buyer_ref=buyer.ref if buyer else "?",
+        currency=c,
+        amount=quantize(payment.amount, c),
+        received_on=payment.received_on,
+        unapplied=quantize(payment.unapplied, c),
+        reversed=payment.reversed_at is not None,
+        applied=applied,
+    )
+

@@ -1,0 +1,77 @@
+"""The FastAPI application: routers, error handlers, middleware, lifespan."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+from sqlalchemy import text
+
+from app import models  # noqa: F401  (complete metadata)
+from app.core import errors
+from app.core.config import Settings, get_settings
+from app.core.db import Database
+from app.core.middleware import BodySizeLimit, ETagMiddleware
+from app.ledger.router import router as ledger_router
+from app.tenants.router import router as keys_router
+
+log = logging.getLogger("coverwatch")
+
+
+def _operation_id(route: APIRoute) -> str:
+    tag = route.tags[0] if route.tags else "default"
+    return f"{str(tag).replace(' ', '_')}-{route.name}"
+
+
+def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    db = database or Database(settings.database_url)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if database is None:
+            db.dispose()
+
+    app = FastAPI(
+        title="Coverwatch",
+        version="0.1.0",
+        summary="Receivables exposure against primary and Top Up credit-insurance cover.",
+        lifespan=lifespan,
+        generate_unique_id_function=_operation_id,
+    )
+    app.state.settings = settings
+    app.state.db = db
+    errors.install(app)
+    app.add_middleware(ETagMiddleware)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+
+    for router in (keys_router, ledger_router):
+        app.include_router(router)
+
+    @app.get("/healthz", tags=["health"])
+    def healthz() -> dict[str, str]:
+        """The process is alive."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"])
+    def readyz(request: Request) -> JSONResponse:
+        """The database answers and its schema is at the migrations' head."""
+        from app.migrate import current_revision, head_revision
+
+        try:
+            with request.app.state.db.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+                current = current_revision(conn)
+        except Exception as exc:  # the point of this endpoint is to report it
+            return JSONResponse({"status": "unavailable", "detail": str(exc.__class__.__name__)}, status_code=503)
+        head = head_revision()
+        if current != head:
+            return JSONResponse({"status": "migrating", "current": current, "head": head}, status_code=503)
+        return JSONResponse({"status": "ready", "revision": current})
+
+    return app

@@ -1,0 +1,42 @@
+"""API keys: issue, list, revoke (admin scope)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+
+from app.core.db import SessionDep
+from app.core.idempotency import IdempotencyDep
+from app.core.security import AdminAccess, Scope
+from app.tenants import service
+from app.tenants.models import ApiKey
+from app.tenants.schemas import ApiKeyCreated, ApiKeyIn, ApiKeyOut
+
+router = APIRouter(prefix="/v1/api-keys", tags=["api keys"])
+
+
+def _out(row: ApiKey) -> ApiKeyOut:
+    return ApiKeyOut(
+        id=row.id, name=row.name, scope=Scope(row.scope), prefix=row.prefix,
+        created_at=row.created_at, revoked_at=row.revoked_at,
+    )
+
+
+@router.post("", response_model=ApiKeyCreated, status_code=201)
+def issue_key(body: ApiKeyIn, session: SessionDep, _: AdminAccess, idem: IdempotencyDep) -> Response:
+    """Issue a key. The key is in this response only: it is stored hashed, and a replay omits it."""
+    if (replayed := idem.replay()) is not None:
+        return replayed
+    row, key = service.issue_key(session, body.name, body.scope)
+    out = _out(row)
+    # A replay must not reveal the key again: it gets the key's record without the secret.
+    return idem.respond(201, ApiKeyCreated(**out.model_dump(), key=key), replay_as=out)
+
+
+@router.get("", response_model=list[ApiKeyOut])
+def list_keys(session: SessionDep, _: AdminAccess) -> list[ApiKeyOut]:
+    return [_out(r) for r in service.list_keys(session)]
+
+
+@router.delete("/{key_id}", response_model=ApiKeyOut)
+def revoke_key(key_id: str, session: SessionDep, _: AdminAccess) -> ApiKeyOut:
+    return _out(service.revoke_key(session, key_id))

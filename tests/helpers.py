@@ -1,0 +1,46 @@
+"""Small builders shared by the tests: they post through the API like an ERP would."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+
+def ok(response: Any, *codes: int) -> Any:
+    expected = codes or (200, 201)
+    assert response.status_code in expected, f"{response.status_code}: {response.text}"
+    return response.json() if response.content else None
+
+
+def buyer(api: TestClient, ref: str = "B1", country: str = "FR", name: str | None = None) -> dict:
+    return ok(api.put(f"/v1/buyers/{ref}", json={"name": name or f"Buyer {ref}", "country": country}))
+
+
+def invoice(
+    api: TestClient, ref: str, amount: str, issue: str, due: str, buyer_ref: str = "B1",
+    currency: str = "EUR", kind: str = "invoice", applies_to: str | None = None,
+) -> dict:
+    body: dict[str, Any] = {
+        "buyer_ref": buyer_ref, "kind": kind, "currency": currency, "amount": amount,
+        "issue_date": issue, "due_date": due,
+    }
+    if applies_to:
+        body["applies_to"] = applies_to
+    return ok(api.put(f"/v1/invoices/{ref}", json=body))
+
+
+def payment(
+    api: TestClient, ref: str, amount: str, buyer_ref: str = "B1", received_on: str = "2026-03-01",
+    currency: str = "EUR", allocations: list[dict] | None = None, expect: tuple[int, ...] = (200, 201),
+) -> dict:
+    body: dict[str, Any] = {"buyer_ref": buyer_ref, "amount": amount, "currency": currency,
+                            "received_on": received_on}
+    if allocations is not None:
+        body["allocations"] = allocations
+    return ok(api.put(f"/v1/payments/{ref}", json=body), *expect)
+
+
+def open_balance(api: TestClient, ref: str) -> Decimal:
+    return Decimal(ok(api.get(f"/v1/invoices/{ref}"))["open_balance"])
