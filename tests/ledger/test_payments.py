@@ -1,0 +1,120 @@
+from decimal import Decimal
+
+from tests.helpers import buyer, invoice, ok, open_balance, payment
+
+
+def _three(api):
+    buyer(api, "B1")
+    invoice(api, "OLD", "100.00", "2026-01-01", "2026-02-01")
+    invoice(api, "MID", "200.00", "2026-01-05", "2026-02-15")
+    invoice(api, "NEW", "300.00", "2026-01-10", "2026-03-01")
+
+
+def test_unallocated_cash_goes_to_the_oldest_due_date_first(api):
+    _three(api)
+    p = payment(api, "P1", "250.00")
+    assert [(a["invoice_ref"], a["amount"], a["explicit"]) for a in p["applied"]] == [
+        ("OLD", "100.00", False), ("MID", "150.00", False)]
+    assert [open_balance(api, r) for r in ("OLD", "MID", "NEW")] == [0, 50, 300]
+    assert ok(api.get("/v1/invoices/OLD"))["status"] == "paid"
+
+
+def test_explicit_allocation_then_the_rest_oldest_first(api):
+    _three(api)
+    p = payment(api, "P1", "350.00", allocations=[{"invoice_ref": "NEW", "amount": "300.00"}])
+    assert p["unapplied"] == "0.00"
+    assert [open_balance(api, r) for r in ("OLD", "MID", "NEW")] == [50, 200, 0]
+
+
+def test_over_allocation_and_other_buyers_invoices_are_422_and_write_nothing(api):
+    _three(api)
+    buyer(api, "B2")
+    invoice(api, "OTHER", "10.00", "2026-01-01", "2026-02-01", buyer_ref="B2")
+    cases = [
+        ([{"invoice_ref": "OLD", "amount": "100.01"}], "/allocations/0/amount"),
+        ([{"invoice_ref": "OLD", "amount": "60.00"}, {"invoice_ref": "OLD", "amount": "60.00"}],
+         "/allocations/0/amount"),
+        ([{"invoice_ref": "OTHER", "amount": "5.00"}], "/allocations/0/invoice_ref"),
+        ([{"invoice_ref": "GHOST", "amount": "5.00"}], "/allocations/0/invoice_ref"),
+        ([{"invoice_ref": "MID", "amount": "200.00"}, {"invoice_ref": "NEW", "amount": "300.00"}], "/allocations"),
+    ]
+    for allocations, pointer in cases:
+        r = api.put("/v1/payments/P1", json={"buyer_ref": "B1", "amount": "400.00", "currency": "EUR",
+                                             "received_on": "2026-03-01", "allocations": allocations})
+        assert r.status_code == 422, (allocations, r.text)
+        assert r.json()["errors"][0]["pointer"] == pointer
+    assert api.get("/v1/payments/P1").status_code == 404
+    assert [open_balance(api, r) for r in ("OLD", "MID", "NEW", "OTHER")] == [100, 200, 300, 10]
+
+
+def test_reversal_restores_balances_and_is_idempotent(api):
+    _three(api)
+    payment(api, "P1", "250.00")
+    reversed_ = ok(api.delete("/v1/payments/P1"))
+    assert reversed_["reversed"] is True and reversed_["applied"] == []
+    assert [open_balance(api, r) for r in ("OLD", "MID", "NEW")] == [100, 200, 300]
+    assert ok(api.delete("/v1/payments/P1"))["reversed"] is True
+    assert api.put("/v1/payments/P1", json={"buyer_ref": "B1", "amount": "250.00", "currency": "EUR",
+                                            "received_on": "2026-03-01"}).status_code == 409
+    bal = ok(api.get("/v1/buyers/B1"))["balances"][0]
+    assert bal["balance"] == "600.00"
+
+
+def test_reversal_lets_waiting_credit_land(api):
+    buyer(api, "B1")
+    invoice(api, "I1", "100.00", "2026-01-01", "2026-02-01")
+    payment(api, "P1", "100.00")
+    payment(api, "P2", "40.00")  # nothing open: stays unapplied
+    assert ok(api.get("/v1/payments/P2"))["unapplied"] == "40.00"
+    ok(api.delete("/v1/payments/P1"))
+    assert open_balance(api, "I1") == Decimal("60.00")
+    assert ok(api.get("/v1/payments/P2"))["unapplied"] == "0.00"
+
+
+def test_cash_received_before_the_invoice_is_applied_when_it_arrives(api):
+    buyer(api, "B1")
+    payment(api, "P1", "70.00")
+    bal = ok(api.get("/v1/buyers/B1"))["balances"][0]
+    assert bal == {"currency": "EUR", "balance": "-70.00", "open_invoices": "0.00", "unapplied_credit": "70.00"}
+    invoice(api, "I1", "100.00", "2026-01-01", "2026-02-01")
+    assert open_balance(api, "I1") == Decimal("30.00")
+
+
+def test_credit_notes_go_to_the_named_invoice_then_the_oldest(api):
+    _three(api)
+    invoice(api, "CN1", "250.00", "2026-01-20", "2026-01-20", kind="credit_note", applies_to="MID")
+    assert [open_balance(api, r) for r in ("OLD", "MID", "NEW")] == [50, 0, 300]
+    invoice(api, "CN2", "20.00", "2026-01-21", "2026-01-21", kind="credit_note")
+    assert [open_balance(api, r) for r in ("OLD", "MID", "NEW")] == [30, 0, 300]
+    assert ok(api.get("/v1/invoices/CN1"))["status"] == "credited"
+    # Correcting a credit note re-applies it.
+    ok(api.put("/v1/invoices/CN1", json={"buyer_ref": "B1", "kind": "credit_note", "currency": "EUR",
+                                         "amount": "100.00", "issue_date": "2026-01-20", "due_date": "2026-01-20",
+                                         "applies_to": "MID"}))
+    assert [open_balance(api, r) for r in ("OLD", "MID", "NEW")] == [80, 100, 300]
+
+
+def test_payment_correction_reapplies(api):
+    _three(api)
+    payment(api, "P1", "100.00")
+    p = payment(api, "P1", "150.00", allocations=[{"invoice_ref": "NEW", "amount": "150.00"}])
+    assert p["amount"] == "150.00"
+    assert [open_balance(api, r) for r in ("OLD", "MID", "NEW")] == [100, 200, 150]
+
+
+def test_payment_batch_each_item_on_its_own(api):
+    _three(api)
+    items = [
+        {"payment_ref": "P1", "buyer_ref": "B1", "amount": "50.00", "currency": "EUR", "received_on": "2026-03-01"},
+        {"payment_ref": "P2", "buyer_ref": "B1", "amount": "500.00", "currency": "EUR", "received_on": "2026-03-01",
+         "allocations": [{"invoice_ref": "OLD", "amount": "500.00"}]},
+        {"payment_ref": "P3", "buyer_ref": "B1", "amount": "30.00", "currency": "EUR", "received_on": "2026-03-02",
+         "allocations": [{"invoice_ref": "NEW", "amount": "30.00"}]},
+        {"payment_ref": "P4", "buyer_ref": "B1", "amount": "30", "currency": "EUR"},
+    ]
+    out = ok(api.post("/v1/payments/batch", json={"items": items}))
+    assert [i["outcome"] for i in out["items"]] == ["created", "rejected", "created", "rejected"]
+    assert out["items"][1]["problem"]["errors"][0]["pointer"] == "/allocations/0/amount"
+    assert out["items"][3]["problem"]["errors"][0]["pointer"] == "/received_on"
+    assert api.get("/v1/payments/P2").status_code == 404
+    assert [open_balance(api, r) for r in ("OLD", "MID", "NEW")] == [50, 200, 270]
