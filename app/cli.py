@@ -73,6 +73,28 @@ def serve(
 
 
 @cli.command()
+def recompute(
+    check: Annotated[bool, typer.Option("--check", help="Only compare: exit 1 if a stored row differs")] = False,
+    tenant: Annotated[str | None, typer.Option(help="One tenant id (default: all)")] = None,
+) -> None:
+    """Recompute every buyer's exposure from scratch (and apply date-driven changes)."""
+    from app.exposure import jobs
+
+    settings = get_settings()
+    db = Database(settings.database_url)
+    differences = jobs.recompute(db, settings, tenant_id=tenant, check_only=check)
+    for line in differences:
+        typer.echo(line)
+    if check:
+        if differences:
+            typer.echo(f"{len(differences)} difference(s) between stored and recomputed exposure", err=True)
+            raise typer.Exit(1)
+        typer.echo("stored exposure matches a recomputation from scratch")
+    else:
+        typer.echo("exposure recomputed")
+
+
+@cli.command()
 def openapi(
     output: Annotated[Path, typer.Option(help="Where to write the spec")] = Path("openapi/openapi.json"),
 ) -> None:

@@ -16,6 +16,8 @@ from app.core import errors
 from app.core.config import Settings, get_settings
 from app.core.db import Database
 from app.core.middleware import BodySizeLimit, ETagMiddleware
+from app.cover.router import router as cover_router
+from app.exposure.router import router as exposure_router
 from app.ledger.router import router as ledger_router
 from app.tenants.router import router as keys_router
 
@@ -50,7 +52,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.add_middleware(ETagMiddleware)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
 
-    for router in (keys_router, ledger_router):
+    for router in (keys_router, ledger_router, cover_router, exposure_router):
         app.include_router(router)
 
     @app.get("/healthz", tags=["health"])

@@ -44,3 +44,33 @@ def payment(
 
 def open_balance(api: TestClient, ref: str) -> Decimal:
     return Decimal(ok(api.get(f"/v1/invoices/{ref}"))["open_balance"])
+
+
+PRIMARY = {
+    "insurer": "Allianz Trade", "kind": "whole_turnover", "currency": "EUR", "starts_on": "2026-01-01",
+    "ends_on": "2026-12-31", "indemnity_rate": "0.90", "max_credit_period_days": 120, "claim_deadline_days": 60,
+}
+TOP_UP = {
+    "insurer": "Coface", "kind": "top_up", "currency": "EUR", "starts_on": "2026-01-01", "ends_on": "2026-12-31",
+    "indemnity_rate": "0.90", "max_credit_period_days": 120, "claim_deadline_days": 60,
+    "primary_policy_ref": "P", "mode": "complement", "ratio": "1.0",
+}
+
+
+def domain_policies(api: TestClient, top_up: dict | None = None, primary: dict | None = None) -> None:
+    """The DOMAIN.md worked-examples set-up: primary P and complement Top Up T, both EUR 2026 at 0.90."""
+    ok(api.put("/v1/policies/P", json=primary or PRIMARY))
+    if top_up is not False:
+        ok(api.put("/v1/policies/T", json=top_up or TOP_UP))
+
+
+def limit(api: TestClient, amount: str | None, effective: str, buyer_ref: str = "B1", policy: str = "P",
+          status: str = "granted", **extra: Any) -> dict:
+    body: dict[str, Any] = {"buyer_ref": buyer_ref, "status": status, "effective_from": effective, **extra}
+    if amount is not None:
+        body["amount"] = amount
+    return ok(api.post(f"/v1/policies/{policy}/limits", json=body), 201)
+
+
+def exposure(api: TestClient, buyer_ref: str = "B1") -> dict:
+    return ok(api.get(f"/v1/exposure/buyers/{buyer_ref}"))

@@ -36,3 +36,11 @@ def get_context(
 
 
 ContextDep = Annotated[Context, Depends(get_context)]
+
+
+def system_context(session: Session, tenant: Tenant, settings: Settings) -> Context:
+    """A context for work outside a request (CLI, scheduled jobs): the session is bound to the tenant."""
+    from app.core.db import bind_tenant
+
+    bind_tenant(session, tenant.id)
+    return Context(session, tenant, tenant_today(settings, tenant), settings)

@@ -83,11 +83,14 @@ async def _raw_body(request: Request) -> bytes:
     return await request.body()
 
 
+RawBody = Annotated[bytes, Depends(_raw_body)]
+
+
 def idempotency(
     request: Request,
     session: SessionDep,
     principal: Annotated[Principal, Depends(authenticate)],
-    body: Annotated[bytes, Depends(_raw_body)],
+    body: RawBody,
 ) -> Idempotency:
     key = request.headers.get("idempotency-key")
     if key is not None and not (1 <= len(key) <= 255):

@@ -19,7 +19,13 @@ def _currencies() -> frozenset[str]:
 
 
 def is_currency(code: str) -> bool:
+    """An ISO 4217 code in use today (what invoices, payments and policies may carry)."""
     return code in _currencies()
+
+
+def is_known_currency(code: str) -> bool:
+    """Any ISO 4217 code, historic ones included (the ECB history file still has BGN, CYP, DEM...)."""
+    return code in list_currencies()
 
 
 @lru_cache(maxsize=512)

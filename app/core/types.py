@@ -24,6 +24,9 @@ class Fixed(TypeDecorator[Decimal]):
         self.scale = scale
         self.precision = precision
 
+    def __repr__(self) -> str:  # what Alembic writes into migrations
+        return f"Fixed(scale={self.scale}, precision={self.precision})"
+
     def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
         if dialect.name == "sqlite":
             return dialect.type_descriptor(BigInteger())

@@ -1,12 +1,222 @@
-"""Stored exposure: recomputed for the buyers a change touches, in the same transaction."""
+"""Stored exposure: recomputed for the buyers a change touches, in the same transaction.
+
+Dashboards read the stored rows (one per buyer) and never sum the ledger at
+request time. `recompute` rebuilds every row from scratch; `check` tells what
+differs from what is stored (it must be nothing).
+"""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select, update
 
 from app.core.context import Context
+from app.core.errors import Invalid
+from app.core.money import quantize
+from app.cover import engine
+from app.cover import repository as cover_repo
+from app.cover.inputs import CoverInputs, engine_decisions
+from app.exposure import repository as repo
+from app.exposure.models import BuyerExposure
+from app.exposure.schemas import CreditCheckIn, CreditCheckOut
+from app.ledger import repository as ledger_repo
+from app.ledger.models import Buyer, Invoice
+from app.tenants.models import Tenant
+
+CHUNK = 500
+# Filled in by the alerts domain: called with (ctx, [(buyer, result)]) after rows are stored.
+after_refresh: list[Any] = []
 
 
-def refresh_buyers(ctx: Context, buyer_ids: Iterable[int]) -> None:
-    """Recompute the stored exposure rows of these buyers (the cover engine lands with the cover issue)."""
-    return None
+def bump_version(ctx: Context) -> None:
+    """Every dashboard ETag carries this version: bump it whenever stored exposure changes."""
+    ctx.session.execute(
+        update(Tenant).where(Tenant.id == ctx.tenant.id).values(exposure_version=Tenant.exposure_version + 1)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def _items(invoices: Iterable[Invoice], claimed: set[int]) -> dict[int, list[engine.OpenItem]]:
+    out: dict[int, list[engine.OpenItem]] = defaultdict(list)
+    for i in invoices:
+        out[i.buyer_id].append(engine.OpenItem(
+            ref=i.ref, currency=i.currency, open_balance=i.open_balance, issue_date=i.issue_date,
+            due_date=i.due_date, original_due_date=i.original_due_date, claimed=i.id in claimed,
+        ))
+    return out
+
+
+def evaluate_buyers(
+    ctx: Context, buyers: list[Buyer], inputs: CoverInputs
+) -> list[tuple[Buyer, engine.BuyerCover]]:
+    session = ctx.session
+    ids = [b.id for b in buyers]
+    invoices = ledger_repo.open_invoices(session, ids)
+    items = _items(invoices, repo.claimed_invoice_ids(session, [i.id for i in invoices]))
+    decisions: dict[int, list[engine.Decision]] = defaultdict(list)
+    for row in cover_repo.decisions_of_buyers(session, ids):
+        decisions[row.buyer_id].extend(engine_decisions([row], inputs.refs_by_id))
+    return [
+        (b, engine.evaluate(
+            country=b.country, items=items.get(b.id, []), policies=inputs.policies,
+            decisions=decisions.get(b.id, []), valued_on=inputs.valued_on, rates=inputs.rates,
+            default_currency=ctx.tenant.currency,
+        ))
+        for b in buyers
+    ]
+
+
+def row_values(buyer: Buyer, r: engine.BuyerCover) -> dict[str, Any]:
+    c = r.currency
+
+    def s(amount: Decimal) -> str:
+        return str(quantize(amount, c))
+
+    values: dict[str, Any] = {f: quantize(getattr(r, f), c) for f in engine.AMOUNT_FIELDS}
+    values.update(
+        buyer_ref=buyer.ref, buyer_name=buyer.name, country=buyer.country, currency=c, valued_on=r.valued_on,
+        utilisation=r.utilisation, status=r.status, errors=list(r.errors), error_count=len(r.errors),
+        detail={
+            "stop_of_cover_from": r.stop_of_cover_from.isoformat() if r.stop_of_cover_from else None,
+            "limits": [{"policy_ref": x.policy_ref, "layer": x.layer, "amount": s(x.amount), "source": x.source}
+                       for x in r.limits],
+            "invoices": [
+                {
+                    "invoice_ref": i.invoice_ref, "issue_date": i.issue_date.isoformat(),
+                    "due_date": i.due_date.isoformat(),
+                    "claim_deadline": i.claim_deadline.isoformat() if i.claim_deadline else None,
+                    "open_balance": s(i.open_balance), "covered_primary": s(i.covered_primary),
+                    "covered_top_up": s(i.covered_top_up), "uncovered": s(i.uncovered), "reason": i.reason,
+                    "original_currency": i.original_currency,
+                    "original_open_balance": str(quantize(i.original_open_balance, i.original_currency))
+                    if i.original_open_balance is not None and i.original_currency else None,
+                    "primary_policy_ref": i.primary_policy_ref,
+                }
+                for i in r.invoices
+            ],
+        },
+    )
+    return values
+
+
+def refresh_buyers(ctx: Context, buyer_ids: Iterable[int], inputs: CoverInputs | None = None) -> None:
+    """Recompute and store the exposure of these buyers, in the caller's transaction."""
+    ids = sorted(set(buyer_ids))
+    if not ids:
+        return
+    session = ctx.session
+    session.flush()
+    inputs = inputs or CoverInputs.load(session, ctx.today)
+    for start in range(0, len(ids), CHUNK):
+        buyers = ledger_repo.lock_buyers(session, ids[start : start + CHUNK])
+        results = evaluate_buyers(ctx, buyers, inputs)
+        stored = repo.rows_by_buyer(session, [b.id for b in buyers])
+        for buyer, result in results:
+            values = row_values(buyer, result)
+            row = stored.get(buyer.id)
+            if row is None:
+                session.add(BuyerExposure(buyer_id=buyer.id, **values))
+            else:
+                for k, v in values.items():
+                    setattr(row, k, v)
+        session.flush()
+        for hook in after_refresh:
+            hook(ctx, results)
+    bump_version(ctx)
+
+
+def refresh_all(ctx: Context) -> int:
+    ids = list(ctx.session.scalars(select(Buyer.id).order_by(Buyer.id)))
+    refresh_buyers(ctx, ids)
+    return len(ids)
+
+
+def check(ctx: Context) -> list[str]:
+    """Recompute every buyer from scratch and list where the stored rows differ (nothing, if all is well)."""
+    session = ctx.session
+    inputs = CoverInputs.load(session, ctx.today)
+    ids = list(session.scalars(select(Buyer.id).order_by(Buyer.id)))
+    problems: list[str] = []
+    for start in range(0, len(ids), CHUNK):
+        buyers = list(session.scalars(select(Buyer).where(Buyer.id.in_(ids[start : start + CHUNK]))
+                                      .order_by(Buyer.id)))
+        stored = repo.rows_by_buyer(session, [b.id for b in buyers])
+        for buyer, result in evaluate_buyers(ctx, buyers, inputs):
+            row = stored.get(buyer.id)
+            if row is None:
+                problems.append(f"{buyer.ref}: no stored exposure")
+                continue
+            for k, v in row_values(buyer, result).items():
+                if getattr(row, k) != v:
+                    problems.append(f"{buyer.ref}: {k} stored {getattr(row, k)!r}, recomputed {v!r}")
+    return problems
+
+
+# --- credit check -------------------------------------------------------------------------------
+
+
+@dataclass
+class _Probe:
+    ref: str = "\uffffcredit-check"
+
+
+def credit_check(ctx: Context, body: CreditCheckIn) -> CreditCheckOut:
+    """What a new invoice would be covered by, without writing anything."""
+    session = ctx.session
+    buyer = ledger_repo.buyer_by_ref(session, body.buyer_ref)
+    if buyer is None:
+        raise Invalid(f"buyer_ref: no buyer '{body.buyer_ref}'.", field="/buyer_ref")
+    delivery = body.delivery_date or ctx.today
+    due = delivery + timedelta(days=body.payment_terms_days or 0)
+    inputs = CoverInputs.load(session, ctx.today)
+    invoices = ledger_repo.open_invoices(session, [buyer.id])
+    items = _items(invoices, repo.claimed_invoice_ids(session, [i.id for i in invoices])).get(buyer.id, [])
+    probe = engine.OpenItem(ref=_Probe.ref, currency=body.currency, open_balance=body.amount,
+                            issue_date=delivery, due_date=due)
+    decisions = engine_decisions(cover_repo.decisions_of_buyers(session, [buyer.id]), inputs.refs_by_id)
+    result = engine.evaluate(country=buyer.country, items=[*items, probe], policies=inputs.policies,
+                             decisions=decisions, valued_on=ctx.today, rates=inputs.rates,
+                             default_currency=ctx.tenant.currency)
+    cover = next(i for i in result.invoices if i.invoice_ref == _Probe.ref)
+    c = result.currency
+    reasons = [cover.reason] if cover.reason else []
+    reasons += [e for e in result.errors if cover.reason == engine.MISSING_FX_RATE]
+    covered = cover.covered_primary + cover.covered_top_up
+    if cover.reason == engine.MISSING_FX_RATE:
+        decision = "not_covered"
+    elif cover.uncovered == 0:
+        decision = "covered"
+    elif covered > 0:
+        decision = "partially_covered"
+    else:
+        decision = "not_covered"
+
+    # Headroom after this invoice: each layer's limit on the delivery date less what it covers in all.
+    head_p = head_t = Decimal(0)
+    primaries = {p.ref: p for p in inputs.policies}
+    if cover.primary_policy_ref is not None:
+        policy = primaries[cover.primary_policy_ref]
+        used = sum((i.covered_primary for i in result.invoices if i.primary_policy_ref == policy.ref), Decimal(0))
+        limit, _ = engine.primary_limit(decisions, policy, delivery)
+        limit_in = inputs.rates.convert(limit, policy.currency, c) or Decimal(0)
+        head_p = max(Decimal(0), limit_in - used)
+        for top in inputs.policies:
+            if top.primary_ref != policy.ref or (top.countries and buyer.country not in top.countries):
+                continue
+            t_limit, _ = engine.top_up_limit(decisions, top, policy, delivery, c, inputs.rates)
+            used_t = sum((i.covered_top_up for i in result.invoices if i.primary_policy_ref == policy.ref),
+                         Decimal(0))
+            head_t += max(Decimal(0), t_limit - used_t)
+    return CreditCheckOut(
+        buyer_ref=buyer.ref, decision=decision, currency=c,  # type: ignore[arg-type]
+        amount=quantize(cover.open_balance, c), covered_primary=quantize(cover.covered_primary, c),
+        covered_top_up=quantize(cover.covered_top_up, c), uncovered=quantize(cover.uncovered, c),
+        headroom_primary=quantize(head_p, c), headroom_top_up=quantize(head_t, c), reasons=reasons,
+        exposure_after=quantize(result.outstanding, c),
+    )

@@ -12,15 +12,26 @@ from sqlalchemy.orm import Session
 from app.ledger.models import Allocation, Buyer, Invoice, Payment
 
 
-def buyer_by_ref(session: Session, ref: str) -> Buyer | None:
-    return session.scalars(select(Buyer).where(Buyer.ref == ref)).first()
+def buyer_by_ref(session: Session, ref: str, *, for_update: bool = False) -> Buyer | None:
+    stmt = select(Buyer).where(Buyer.ref == ref)
+    return session.scalars(stmt.with_for_update() if for_update else stmt).first()
 
 
-def buyers_by_refs(session: Session, refs: Iterable[str]) -> dict[str, Buyer]:
+def buyers_by_refs(session: Session, refs: Iterable[str], *, for_update: bool = False) -> dict[str, Buyer]:
+    """Buyers by ERP reference. `for_update` locks them (in id order, so concurrent writers never deadlock):
+    every write to a buyer's ledger or cover holds its buyer row until commit."""
     refs = list(set(refs))
     if not refs:
         return {}
-    return {b.ref: b for b in session.scalars(select(Buyer).where(Buyer.ref.in_(refs)))}
+    stmt = select(Buyer).where(Buyer.ref.in_(refs)).order_by(Buyer.id)
+    return {b.ref: b for b in session.scalars(stmt.with_for_update() if for_update else stmt)}
+
+
+def lock_buyers(session: Session, buyer_ids: Iterable[int]) -> list[Buyer]:
+    ids = sorted(set(buyer_ids))
+    if not ids:
+        return []
+    return list(session.scalars(select(Buyer).where(Buyer.id.in_(ids)).order_by(Buyer.id).with_for_update()))
 
 
 def buyers_page(session: Session, *, country: str | None, after: str | None, limit: int) -> list[Buyer]:

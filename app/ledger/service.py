@@ -45,20 +45,20 @@ M = TypeVar("M", bound=BaseModel)
 
 
 def upsert_buyer(ctx: Context, ref: str, body: BuyerIn) -> tuple[Buyer, bool]:
-    buyer = repo.buyer_by_ref(ctx.session, ref)
-    created = buyer is None
+    buyer = repo.buyer_by_ref(ctx.session, ref, for_update=True)
     if buyer is None:
         buyer = Buyer(ref=ref, **body.model_dump())
         ctx.session.add(buyer)
         ctx.session.flush()
+        exposure.refresh_buyers(ctx, [buyer.id])
         return buyer, True
-    country_changed = buyer.country != body.country
+    changed = any(getattr(buyer, f) != v for f, v in body.model_dump().items())
     for field, value in body.model_dump().items():
         setattr(buyer, field, value)
     ctx.session.flush()
-    if country_changed:
+    if changed:
         exposure.refresh_buyers(ctx, [buyer.id])
-    return buyer, created
+    return buyer, False
 
 
 def buyer_out(ctx: Context, buyer: Buyer, *, with_balances: bool = False) -> BuyerOut:
@@ -151,7 +151,7 @@ class _InvoiceIngest:
 
     def __init__(self, ctx: Context, items: Sequence[tuple[str, InvoiceIn]]) -> None:
         self.ctx = ctx
-        self.buyers = repo.buyers_by_refs(ctx.session, (b.buyer_ref for _, b in items))
+        self.buyers = repo.buyers_by_refs(ctx.session, (b.buyer_ref for _, b in items), for_update=True)
         self.buyers_by_id = {b.id: b for b in self.buyers.values()}
         refs = {r for r, _ in items} | {b.applies_to for _, b in items if b.applies_to}
         self.invoices = repo.invoices_by_refs(ctx.session, refs)
@@ -190,6 +190,8 @@ class _InvoiceIngest:
 
     def _correct(self, invoice: Invoice, buyer: Buyer, body: InvoiceIn) -> str:
         session = self.ctx.session
+        if invoice.buyer_id != buyer.id:
+            repo.lock_buyers(session, [invoice.buyer_id])
         if invoice.id is not None:
             session.flush()
             allocations = repo.allocations_of_invoice(session, invoice.id)
@@ -316,10 +318,12 @@ def _payment_body(body: PaymentIn) -> str:
 
 def _post_payment(ctx: Context, ref: str, body: PaymentIn) -> tuple[Payment, str, set[int]]:
     session = ctx.session
-    buyer = repo.buyer_by_ref(session, body.buyer_ref)
+    buyer = repo.buyer_by_ref(session, body.buyer_ref, for_update=True)
     if buyer is None:
         raise Invalid(f"buyer_ref: no buyer '{body.buyer_ref}'.", field="/buyer_ref")
     payment = repo.payment_by_ref(session, ref)
+    if payment is not None and payment.buyer_id != buyer.id:
+        repo.lock_buyers(session, [payment.buyer_id])
     touched = {buyer.id}
     if payment is not None:
         if payment.reversed_at is not None:
@@ -420,6 +424,7 @@ def reverse_payment(ctx: Context, ref: str) -> Payment:
     if payment is None:
         raise NotFound(f"No payment '{ref}'.")
     if payment.reversed_at is None:
+        repo.lock_buyers(session, [payment.buyer_id])
         allocation.release(session, repo.allocations_of_payment(session, payment.id), skip=payment)
         payment.reversed_at = utcnow()
         payment.unapplied = Decimal(0)

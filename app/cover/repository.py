@@ -1,0 +1,79 @@
+"""Cover queries (tenant-scoped by the session)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date
+from decimal import Decimal
+
+from sqlalchemy import func, select, tuple_
+from sqlalchemy.orm import Session
+
+from app.cover.models import CountryLimit, FxRate, LimitDecision, Policy
+
+
+def policy_by_ref(session: Session, ref: str) -> Policy | None:
+    return session.scalars(select(Policy).where(Policy.ref == ref)).first()
+
+
+def policies(session: Session) -> list[Policy]:
+    return list(session.scalars(select(Policy).order_by(Policy.ref)))
+
+
+def decisions_of_buyers(session: Session, buyer_ids: Iterable[int]) -> list[LimitDecision]:
+    ids = list(buyer_ids)
+    if not ids:
+        return []
+    stmt = select(LimitDecision).where(LimitDecision.buyer_id.in_(ids)).order_by(
+        LimitDecision.buyer_id, LimitDecision.effective_from, LimitDecision.id
+    )
+    return list(session.scalars(stmt))
+
+
+def decision_by_ref(session: Session, policy_id: int, decision_ref: str) -> LimitDecision | None:
+    stmt = select(LimitDecision).where(LimitDecision.policy_id == policy_id, LimitDecision.decision_ref == decision_ref)
+    return session.scalars(stmt).first()
+
+
+def country_limits(session: Session) -> list[CountryLimit]:
+    return list(session.scalars(select(CountryLimit).order_by(CountryLimit.country)))
+
+
+def country_limit(session: Session, country: str) -> CountryLimit | None:
+    return session.scalars(select(CountryLimit).where(CountryLimit.country == country)).first()
+
+
+def rates_on(session: Session, day: date) -> dict[tuple[str, str], Decimal]:
+    """For each currency pair, the latest rate on or before `day`."""
+    latest = (
+        select(FxRate.base, FxRate.quote, func.max(FxRate.day).label("day"))
+        .where(FxRate.day <= day)
+        .group_by(FxRate.base, FxRate.quote)
+        .subquery()
+    )
+    stmt = select(FxRate.base, FxRate.quote, FxRate.rate).join(
+        latest, (FxRate.base == latest.c.base) & (FxRate.quote == latest.c.quote) & (FxRate.day == latest.c.day)
+    )
+    return {(b, q): Decimal(r) for b, q, r in session.execute(stmt)}
+
+
+def existing_rates(session: Session, keys: list[tuple[str, str, date]]) -> dict[tuple[str, str, date], FxRate]:
+    found: dict[tuple[str, str, date], FxRate] = {}
+    for start in range(0, len(keys), 500):
+        chunk = keys[start : start + 500]
+        stmt = select(FxRate).where(tuple_(FxRate.base, FxRate.quote, FxRate.day).in_(chunk))
+        found.update({(r.base, r.quote, r.day): r for r in session.scalars(stmt)})
+    return found
+
+
+def rates_page(
+    session: Session, *, base: str | None, quote: str | None, on: date | None, limit: int
+) -> list[FxRate]:
+    stmt = select(FxRate).order_by(FxRate.day.desc(), FxRate.base, FxRate.quote).limit(limit)
+    if base:
+        stmt = stmt.where(FxRate.base == base)
+    if quote:
+        stmt = stmt.where(FxRate.quote == quote)
+    if on:
+        stmt = stmt.where(FxRate.day <= on)
+    return list(session.scalars(stmt))

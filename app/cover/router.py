@@ -1,0 +1,121 @@
+"""Cover endpoints: policies, limit decisions, country limits, FX rates."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Response
+
+from app.core.context import ContextDep
+from app.core.fields import REF_PATTERN, Country, Currency, IsoDate
+from app.core.errors import Invalid
+from app.core.idempotency import IdempotencyDep, RawBody
+from app.core.security import AdminAccess, ReadAccess
+from app.cover import repository as repo
+from app.cover import service
+from app.cover.schemas import (
+    BuyerLimitsOut,
+    CountryLimitIn,
+    CountryLimitOut,
+    FxImportOut,
+    FxRateOut,
+    FxRatesIn,
+    LimitIn,
+    LimitOut,
+    PolicyIn,
+    PolicyOut,
+)
+from app.ledger import service as ledger_service
+
+router = APIRouter(prefix="/v1", tags=["cover"])
+RefPath = Annotated[str, Path(pattern=REF_PATTERN)]
+
+
+def _refs(ctx: ContextDep) -> dict[int, str]:
+    return {p.id: p.ref for p in repo.policies(ctx.session)}
+
+
+@router.put("/policies/{policy_ref}", response_model=PolicyOut, responses={201: {"model": PolicyOut}})
+def put_policy(policy_ref: RefPath, body: PolicyIn, ctx: ContextDep, _: AdminAccess, response: Response) -> PolicyOut:
+    policy, created = service.put_policy(ctx, policy_ref, body)
+    response.status_code = 201 if created else 200
+    return service.policy_out(policy, _refs(ctx))
+
+
+@router.get("/policies", response_model=list[PolicyOut])
+def list_policies(ctx: ContextDep, _: ReadAccess) -> list[PolicyOut]:
+    refs = _refs(ctx)
+    return [service.policy_out(p, refs) for p in repo.policies(ctx.session)]
+
+
+@router.get("/policies/{policy_ref}", response_model=PolicyOut)
+def get_policy(policy_ref: RefPath, ctx: ContextDep, _: ReadAccess) -> PolicyOut:
+    return service.policy_out(service.get_policy(ctx, policy_ref), _refs(ctx))
+
+
+@router.post("/policies/{policy_ref}/limits", response_model=LimitOut, status_code=201)
+def add_limit(policy_ref: RefPath, body: LimitIn, ctx: ContextDep, _: AdminAccess, idem: IdempotencyDep) -> Response:
+    """Record a cover decision. Decisions are history: a new one never overwrites an old one."""
+    if (replayed := idem.replay()) is not None:
+        return replayed
+    decision = service.add_limit(ctx, policy_ref, body)
+    policies = {p.id: p for p in repo.policies(ctx.session)}
+    return idem.respond(201, service.limit_out(decision, policies, body.buyer_ref))
+
+
+@router.get("/buyers/{buyer_ref}/limits", response_model=BuyerLimitsOut)
+def buyer_limits(
+    buyer_ref: RefPath, ctx: ContextDep, _: ReadAccess,
+    at: Annotated[IsoDate | None, Query(description="Limits in force on this date (default today)")] = None,
+) -> BuyerLimitsOut:
+    return service.buyer_limits(ctx, ledger_service.get_buyer(ctx, buyer_ref), at or ctx.today)
+
+
+@router.put("/country-limits/{country}", response_model=CountryLimitOut, responses={201: {"model": CountryLimitOut}})
+def put_country_limit(
+    country: Annotated[Country, Path()], body: CountryLimitIn, ctx: ContextDep, _: AdminAccess, response: Response
+) -> CountryLimitOut:
+    row, created = service.put_country_limit(ctx, country, body)
+    response.status_code = 201 if created else 200
+    return service.country_limit_out(row, _refs(ctx))
+
+
+@router.get("/country-limits", response_model=list[CountryLimitOut])
+def list_country_limits(ctx: ContextDep, _: ReadAccess) -> list[CountryLimitOut]:
+    refs = _refs(ctx)
+    return [service.country_limit_out(r, refs) for r in repo.country_limits(ctx.session)]
+
+
+@router.put("/fx-rates", response_model=FxImportOut)
+def put_fx_rates(body: FxRatesIn, ctx: ContextDep, _: AdminAccess) -> FxImportOut:
+    """Store rates (one `base` is worth `rate` `quote`). Exposure converts at the latest rate on or before
+    the valuation date."""
+    stored = service.put_rates(ctx, body.rates)
+    return FxImportOut(stored=stored, days=len({r.date for r in body.rates}),
+                       currencies=sorted({r.quote for r in body.rates} | {r.base for r in body.rates}))
+
+
+@router.post(
+    "/fx-rates/ecb", response_model=FxImportOut,
+    openapi_extra={"requestBody": {"required": True, "content": {"text/csv": {"schema": {"type": "string"}}}}},
+)
+def import_ecb(ctx: ContextDep, _: AdminAccess, idem: IdempotencyDep, raw: RawBody) -> Response:
+    """Import the ECB euro reference rates CSV (eurofxref.csv or eurofxref-hist.csv), sent as text/csv."""
+    if (replayed := idem.replay()) is not None:
+        return replayed
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise Invalid("The CSV must be UTF-8 text.", field="/csv") from exc
+    return idem.respond(200, service.import_ecb_csv(ctx, text))
+
+
+@router.get("/fx-rates", response_model=list[FxRateOut])
+def list_fx_rates(
+    ctx: ContextDep, _: ReadAccess, base: Annotated[Currency | None, Query()] = None,
+    quote: Annotated[Currency | None, Query()] = None, on: Annotated[IsoDate | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[FxRateOut]:
+    rows = repo.rates_page(ctx.session, base=base, quote=quote, on=on, limit=limit)
+    return [FxRateOut(date=r.day, base=r.base, quote=r.quote, rate=r.rate.normalize()) for r in rows]
+

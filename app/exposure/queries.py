@@ -1,0 +1,129 @@
+"""The read side of exposure: what dashboards get, built from the stored rows only."""
+
+from __future__ import annotations
+
+from collections import Counter
+from decimal import Decimal
+from typing import Any
+
+from app.core.context import Context
+from app.core.money import quantize
+from app.cover import engine
+from app.cover import repository as cover_repo
+from app.exposure import repository as repo
+from app.exposure.models import BuyerExposure
+from app.exposure.schemas import (
+    BuyerExposureDetail,
+    BuyerExposureOut,
+    CountryExposureOut,
+    InvoiceCoverOut,
+    LimitInForceOut,
+    PortfolioOut,
+)
+
+ZERO = Decimal(0)
+
+
+def buyer_out(row: BuyerExposure) -> BuyerExposureOut:
+    c = row.currency
+    amounts = {f: quantize(getattr(row, f), c) for f in engine.AMOUNT_FIELDS}
+    return BuyerExposureOut(
+        buyer_ref=row.buyer_ref, name=row.buyer_name, country=row.country, currency=c, valued_on=row.valued_on,
+        utilisation=row.utilisation.normalize() if row.utilisation is not None else None,
+        status=row.status,  # type: ignore[arg-type]
+        **amounts,
+    )
+
+
+def buyer_detail(ctx: Context, buyer_ref: str) -> BuyerExposureDetail | None:
+    row = repo.row_by_ref(ctx.session, buyer_ref)
+    if row is None:
+        return None
+    d = row.detail
+    return BuyerExposureDetail(
+        **buyer_out(row).model_dump(),
+        stop_of_cover_from=d.get("stop_of_cover_from"),
+        limits=[LimitInForceOut(**x) for x in d.get("limits", [])],
+        errors=list(row.errors),
+        invoices=[InvoiceCoverOut(**i) for i in d.get("invoices", [])],
+    )
+
+
+def buyers_page(ctx: Context, **kwargs: Any) -> list[BuyerExposure]:
+    after = kwargs.pop("after")
+    if after is not None:
+        value, ref = after
+        if kwargs["sort"] != "buyer_ref":
+            try:
+                value = Decimal(value)
+            except ArithmeticError:
+                value = None
+            if value is None or not isinstance(ref, str):
+                from app.core.errors import Invalid
+
+                raise Invalid("cursor: not a cursor this endpoint returned", field="/cursor")
+        after = (value, ref)
+    return repo.buyers_page(ctx.session, after=after, **kwargs)
+
+
+def _to_base(ctx: Context, rates: engine.Rates, amount: Decimal, currency: str, errors: list[str]) -> Decimal | None:
+    converted = rates.convert(amount, currency, ctx.tenant.currency)
+    if converted is None:
+        message = f"missing FX rate {currency}/{ctx.tenant.currency} on or before {ctx.today.isoformat()}"
+        if message not in errors:
+            errors.append(message)
+    return converted
+
+
+def portfolio(ctx: Context) -> PortfolioOut:
+    session = ctx.session
+    rates = engine.Rates(cover_repo.rates_on(session, ctx.today))
+    totals = dict.fromkeys(repo.SUMMED, ZERO)
+    by_status: Counter[str] = Counter({s: 0 for s in ("ok", "above_primary", "above_cover", "no_cover")})
+    errors: list[str] = []
+    buyers = 0
+    for currency, status, count, sums in repo.totals_by_currency_and_status(session):
+        buyers += count
+        by_status[status] += count
+        for f, amount in sums.items():
+            converted = _to_base(ctx, rates, amount, currency, errors) if amount else ZERO
+            if converted is not None:
+                totals[f] += converted
+    for row_errors in repo.errors_present(session):
+        for e in row_errors:
+            if e not in errors:
+                errors.append(e)
+    c = ctx.tenant.currency
+    return PortfolioOut(
+        currency=c, valued_on=repo.last_valued_on(session), buyers=buyers, buyers_by_status=dict(by_status),
+        errors=errors, **{f: quantize(v, c) for f, v in totals.items()},
+    )
+
+
+def countries(ctx: Context) -> list[CountryExposureOut]:
+    session = ctx.session
+    rates = engine.Rates(cover_repo.rates_on(session, ctx.today))
+    c = ctx.tenant.currency
+    fields = ("outstanding", "covered_primary", "covered_top_up", "uncovered", "indemnifiable")
+    acc: dict[str, dict[str, Any]] = {}
+    errors: list[str] = []
+    for country, currency, count, sums in repo.totals_by_country(session):
+        slot = acc.setdefault(country, {"buyers": 0, **dict.fromkeys(fields, ZERO)})
+        slot["buyers"] += count
+        for f in fields:
+            converted = _to_base(ctx, rates, sums[f], currency, errors) if sums[f] else ZERO
+            slot[f] += converted or ZERO
+    limits = {row.country: row for row in cover_repo.country_limits(session)}
+    out = []
+    for country in sorted(set(acc) | set(limits)):
+        slot = acc.get(country, {"buyers": 0, **dict.fromkeys(fields, ZERO)})
+        limit_row = limits.get(country)
+        limit = _to_base(ctx, rates, limit_row.amount, limit_row.currency, errors) if limit_row else None
+        outstanding = slot["outstanding"]
+        out.append(CountryExposureOut(
+            country=country, currency=c, buyers=slot["buyers"], **{f: quantize(slot[f], c) for f in fields},
+            country_limit=quantize(limit, c) if limit is not None else None,
+            headroom=quantize(limit - outstanding, c) if limit is not None else None,
+            above_limit=limit is not None and outstanding > limit,
+        ))
+    return out

@@ -1,0 +1,101 @@
+"""Exposure queries over the stored rows (tenant-scoped by the session)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.orm import Session
+
+from app.core.types import Ratio
+from app.exposure.models import BuyerExposure
+
+SORTABLE = (
+    "buyer_ref", "outstanding", "not_due", "overdue_1_30", "overdue_31_60", "overdue_61_90", "overdue_over_90",
+    "covered_primary", "covered_top_up", "uncovered", "indemnifiable", "primary_limit", "top_up_limit",
+    "utilisation",
+)
+SUMMED = ("outstanding", "not_due", "overdue_1_30", "overdue_31_60", "overdue_61_90", "overdue_over_90",
+          "covered_primary", "covered_top_up", "uncovered", "indemnifiable")
+
+
+def rows_by_buyer(session: Session, buyer_ids: Iterable[int]) -> dict[int, BuyerExposure]:
+    ids = list(buyer_ids)
+    if not ids:
+        return {}
+    return {r.buyer_id: r for r in session.scalars(select(BuyerExposure).where(BuyerExposure.buyer_id.in_(ids)))}
+
+
+def claimed_invoice_ids(session: Session, invoice_ids: list[int]) -> set[int]:
+    """Invoices with a claim filed: their cover survives the claim deadline.
+
+    Nothing records claims yet (POST /v1/claims comes with the alerts issue), so none is claimed.
+    """
+    return set()
+
+
+def row_by_ref(session: Session, buyer_ref: str) -> BuyerExposure | None:
+    return session.scalars(select(BuyerExposure).where(BuyerExposure.buyer_ref == buyer_ref)).first()
+
+
+def _sort_column(name: str) -> Any:
+    column = getattr(BuyerExposure, name)
+    if name == "utilisation":
+        return func.coalesce(column, Decimal(-1), type_=Ratio)
+    return column
+
+
+def buyers_page(
+    session: Session, *, country: str | None, status: str | None, min_uncovered: Decimal | None,
+    sort: str, descending: bool, after: tuple[Any, str] | None, limit: int,
+) -> list[BuyerExposure]:
+    col = _sort_column(sort)
+    stmt = select(BuyerExposure)
+    if country:
+        stmt = stmt.where(BuyerExposure.country == country)
+    if status:
+        stmt = stmt.where(BuyerExposure.status == status)
+    if min_uncovered is not None:
+        stmt = stmt.where(BuyerExposure.uncovered >= min_uncovered)
+    if sort == "buyer_ref":
+        if after is not None:
+            stmt = stmt.where(BuyerExposure.buyer_ref < after[1] if descending else BuyerExposure.buyer_ref > after[1])
+        order = [BuyerExposure.buyer_ref.desc() if descending else BuyerExposure.buyer_ref]
+    else:
+        if after is not None:
+            value, ref = after
+            if descending:
+                stmt = stmt.where(or_(col < value, and_(col == value, BuyerExposure.buyer_ref < ref)))
+            else:
+                stmt = stmt.where(or_(col > value, and_(col == value, BuyerExposure.buyer_ref > ref)))
+        order = [col.desc(), BuyerExposure.buyer_ref.desc()] if descending else [col, BuyerExposure.buyer_ref]
+    return list(session.scalars(stmt.order_by(*order).limit(limit)))
+
+
+def totals_by_currency_and_status(session: Session) -> list[tuple[str, str, int, dict[str, Decimal]]]:
+    stmt = select(
+        BuyerExposure.currency, BuyerExposure.status, func.count(),
+        *[func.coalesce(func.sum(getattr(BuyerExposure, f)), 0) for f in SUMMED],
+    ).group_by(BuyerExposure.currency, BuyerExposure.status)
+    return [(row[0], row[1], row[2], {f: Decimal(v) for f, v in zip(SUMMED, row[3:], strict=True)})
+            for row in session.execute(stmt)]
+
+
+def totals_by_country(session: Session) -> list[tuple[str, str, int, dict[str, Decimal]]]:
+    stmt = select(
+        BuyerExposure.country, BuyerExposure.currency, func.count(),
+        *[func.coalesce(func.sum(getattr(BuyerExposure, f)), 0) for f in SUMMED],
+    ).group_by(BuyerExposure.country, BuyerExposure.currency)
+    return [(row[0], row[1], row[2], {f: Decimal(v) for f, v in zip(SUMMED, row[3:], strict=True)})
+            for row in session.execute(stmt)]
+
+
+def last_valued_on(session: Session) -> Any:
+    return session.scalar(select(func.max(BuyerExposure.valued_on)))
+
+
+def errors_present(session: Session) -> list[list[str]]:
+    """The error lists of the rows that have any (a missing FX rate, say)."""
+    return list(session.scalars(select(BuyerExposure.errors).where(BuyerExposure.error_count > 0)))

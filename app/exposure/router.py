@@ -1,0 +1,123 @@
+"""Exposure endpoints for dashboards (read scope) and the pre-shipment credit check.
+
+Every GET here answers with an ETag built from the tenant's exposure version,
+known before any work: a poll with `If-None-Match` and nothing changed is a 304.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from decimal import Decimal
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Request, Response
+
+from app.core.context import ContextDep
+from app.core.errors import Invalid, NotFound
+from app.core.fields import REF_PATTERN, Country, DecimalStr
+from app.core.idempotency import IdempotencyDep
+from app.core.pagination import Cursor, Limit, Page, decode_cursor, encode_cursor
+from app.core.security import IngestAccess, ReadAccess
+from app.exposure import queries
+from app.exposure import service
+from app.exposure.repository import SORTABLE
+from app.exposure.schemas import (
+    BuyerExposureDetail,
+    BuyerExposureOut,
+    BuyerStatus,
+    CountryExposureOut,
+    CreditCheckIn,
+    CreditCheckOut,
+    PortfolioOut,
+)
+
+router = APIRouter(prefix="/v1", tags=["exposure"])
+
+NOT_MODIFIED = {304: {"description": "Nothing changed since the ETag sent in If-None-Match"}}
+
+
+def _etag(ctx: ContextDep, request: Request) -> str:
+    key = f"{request.url.path}?{request.url.query}|{ctx.today.isoformat()}"
+    return f'W/"x{ctx.tenant.exposure_version}-{hashlib.sha256(key.encode()).hexdigest()[:16]}"'
+
+
+def _not_modified(request: Request, etag: str) -> Response | None:
+    sent = request.headers.get("if-none-match")
+    if sent is not None and etag in [t.strip() for t in sent.split(",")]:
+        return Response(status_code=304, headers={"ETag": etag})
+    return None
+
+
+@router.get("/exposure", response_model=PortfolioOut, responses=NOT_MODIFIED)
+def portfolio(ctx: ContextDep, _: ReadAccess, request: Request, response: Response) -> Any:
+    """Portfolio totals in the tenant's currency, and buyers counted by status."""
+    etag = _etag(ctx, request)
+    if (early := _not_modified(request, etag)) is not None:
+        return early
+    response.headers["ETag"] = etag
+    return queries.portfolio(ctx)
+
+
+@router.get("/exposure/buyers", response_model=Page[BuyerExposureOut], responses=NOT_MODIFIED)
+def exposure_buyers(
+    ctx: ContextDep, _: ReadAccess, request: Request, response: Response,
+    country: Annotated[Country | None, Query()] = None,
+    status: BuyerStatus | None = None,
+    min_uncovered: Annotated[DecimalStr | None, Query()] = None,
+    sort: Annotated[str, Query(description=f"One of {', '.join(SORTABLE)}; prefix '-' for descending")] = "buyer_ref",
+    limit: Limit = 100,
+    cursor: Cursor = None,
+) -> Any:
+    """One row per buyer, amounts in its cover currency."""
+    name = sort.removeprefix("-")
+    if name not in SORTABLE:
+        raise Invalid(f"sort: one of {', '.join(SORTABLE)}, optionally prefixed with '-'.", field="/sort")
+    etag = _etag(ctx, request)
+    if (early := _not_modified(request, etag)) is not None:
+        return early
+    after = decode_cursor(cursor, 2)
+    rows = queries.buyers_page(ctx, country=country, status=status, min_uncovered=min_uncovered, sort=name,
+                               descending=sort.startswith("-"), after=after, limit=limit + 1)
+    items = [queries.buyer_out(r) for r in rows[:limit]]
+    next_cursor = None
+    if len(rows) > limit:
+        last = rows[limit - 1]
+        value = getattr(last, name) if name != "utilisation" else (last.utilisation if last.utilisation is not None
+                                                                     else Decimal(-1))
+        next_cursor = encode_cursor([str(value), last.buyer_ref])
+    response.headers["ETag"] = etag
+    return Page(items=items, next_cursor=next_cursor)
+
+
+@router.get("/exposure/buyers/{buyer_ref}", response_model=BuyerExposureDetail, responses=NOT_MODIFIED)
+def exposure_buyer(
+    buyer_ref: Annotated[str, Path(pattern=REF_PATTERN)], ctx: ContextDep, _: ReadAccess, request: Request,
+    response: Response,
+) -> Any:
+    """A buyer's exposure invoice by invoice: aging, cover by layer, reasons, limits in force."""
+    etag = _etag(ctx, request)
+    if (early := _not_modified(request, etag)) is not None:
+        return early
+    detail = queries.buyer_detail(ctx, buyer_ref)
+    if detail is None:
+        raise NotFound(f"No buyer '{buyer_ref}'.")
+    response.headers["ETag"] = etag
+    return detail
+
+
+@router.get("/exposure/countries", response_model=list[CountryExposureOut], responses=NOT_MODIFIED)
+def exposure_countries(ctx: ContextDep, _: ReadAccess, request: Request, response: Response) -> Any:
+    """Per-country totals in the tenant's currency, held against the country limits."""
+    etag = _etag(ctx, request)
+    if (early := _not_modified(request, etag)) is not None:
+        return early
+    response.headers["ETag"] = etag
+    return queries.countries(ctx)
+
+
+@router.post("/credit-checks", response_model=CreditCheckOut)
+def credit_check(body: CreditCheckIn, ctx: ContextDep, _: IngestAccess, idem: IdempotencyDep) -> Response:
+    """Before shipping: what would a new invoice be covered by? Changes nothing."""
+    if (replayed := idem.replay()) is not None:
+        return replayed
+    return idem.respond(200, service.credit_check(ctx, body))
