@@ -65,7 +65,7 @@ def serve(
         key = ensure_demo(Database(settings.database_url), settings)
         base = f"http://{host}:{port}"
         typer.echo("")
-        typer.echo(f"Coverwatch demo at {base}  (API docs: {base}/docs, dashboard: {base}/)")
+        typer.echo(f"Coverwatch demo at {base}  (API docs: {base}/docs)")
         typer.echo(f"Admin API key: {key}")
         typer.echo(f"Try: curl -H 'Authorization: Bearer {key}' {base}/v1/exposure")
         typer.echo("")

@@ -19,7 +19,7 @@ from sqlalchemy import DateTime, Integer, String, Text, UniqueConstraint, delete
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from app.core.clock import utcnow
-from app.core.db import BigId, Base, SessionDep, TenantScoped
+from app.core.db import Base, BigId, SessionDep, TenantScoped
 from app.core.errors import Invalid
 from app.core.security import Principal, authenticate
 

@@ -7,8 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Response
 
 from app.core.context import ContextDep
-from app.core.fields import REF_PATTERN, Country, Currency, IsoDate
 from app.core.errors import Invalid
+from app.core.fields import REF_PATTERN, Country, Currency, IsoDate
 from app.core.idempotency import IdempotencyDep, RawBody
 from app.core.security import AdminAccess, ReadAccess
 from app.cover import repository as repo

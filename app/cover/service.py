@@ -305,4 +305,4 @@ def _ecb_date(text: str) -> date:
     except ValueError:
         from datetime import datetime
 
-        return datetime.strptime(text, "%d %B %Y").date()  # the daily file writes "20 March 2026"
+        return datetime.strptime(text, "%d %B %Y").date()  # noqa: DTZ007 (a calendar date: "20 March 2026")

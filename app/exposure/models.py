@@ -10,7 +10,7 @@ from sqlalchemy import JSON, Date, DateTime, ForeignKey, Index, Integer, String,
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.clock import utcnow
-from app.core.db import BigId, Base, TenantScoped
+from app.core.db import Base, BigId, TenantScoped
 from app.core.types import Money, Ratio
 
 

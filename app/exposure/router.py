@@ -18,8 +18,7 @@ from app.core.fields import REF_PATTERN, Country, DecimalStr
 from app.core.idempotency import IdempotencyDep
 from app.core.pagination import Cursor, Limit, Page, decode_cursor, encode_cursor
 from app.core.security import IngestAccess, ReadAccess
-from app.exposure import queries
-from app.exposure import service
+from app.exposure import queries, service
 from app.exposure.repository import SORTABLE
 from app.exposure.schemas import (
     BuyerExposureDetail,

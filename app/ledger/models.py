@@ -9,7 +9,7 @@ from sqlalchemy import Boolean, Date, DateTime, ForeignKey, Index, Integer, Stri
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.clock import utcnow
-from app.core.db import BigId, Base, TenantScoped
+from app.core.db import Base, BigId, TenantScoped
 from app.core.types import Money
 
 

@@ -95,7 +95,8 @@ class InvoiceOut(BaseModel):
     status: str
     revision: int
     applied: list[AppliedOut] | None = Field(
-        default=None, description="Payments and credit notes applied to this invoice (or, for a credit note, where it went)"
+        default=None,
+        description="Payments and credit notes applied to this invoice (or, for a credit note, where it went)",
     )
 
 

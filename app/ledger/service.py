@@ -32,8 +32,8 @@ from app.ledger.schemas import (
     InvoiceIn,
     InvoiceOut,
     ItemResult,
-    PaymentBatchItem,
     PaymentApplied,
+    PaymentBatchItem,
     PaymentIn,
     PaymentOut,
 )
@@ -161,7 +161,9 @@ class _InvoiceIngest:
         session = self.ctx.session
         buyer = self.buyers.get(body.buyer_ref)
         if buyer is None:
-            raise Invalid(f"buyer_ref: no buyer '{body.buyer_ref}'; PUT /v1/buyers/{{buyer_ref}} first.", field="/buyer_ref")
+            raise Invalid(
+                f"buyer_ref: no buyer '{body.buyer_ref}'; PUT /v1/buyers/{{buyer_ref}} first.", field="/buyer_ref"
+            )
         if body.applies_to is not None:
             target = self.invoices.get(body.applies_to)
             if target is None or target.kind != "invoice":
@@ -209,9 +211,13 @@ class _InvoiceIngest:
             raise Invalid(f"amount: {explicit} is already paid on this invoice by allocated payments.", field="/amount")
         allocation.release(session, [a for a in allocations if a not in kept], skip=invoice)
         previous = {f: str(getattr(invoice, f)) if getattr(invoice, f) is not None else None for f in _INVOICE_FIELDS}
-        previous["buyer_ref"] = self.buyers_by_id[invoice.buyer_id].ref if invoice.buyer_id in self.buyers_by_id else None
+        previous["buyer_ref"] = (
+            self.buyers_by_id[invoice.buyer_id].ref if invoice.buyer_id in self.buyers_by_id else None
+        )
         if invoice.id is not None:
-            session.add(InvoiceRevision(invoice_id=invoice.id, revision=invoice.revision, previous=json.dumps(previous)))
+            session.add(
+                InvoiceRevision(invoice_id=invoice.id, revision=invoice.revision, previous=json.dumps(previous))
+            )
         self.touched.update({invoice.buyer_id, buyer.id})
         for f in _INVOICE_FIELDS:
             setattr(invoice, f, getattr(body, f))
@@ -267,9 +273,7 @@ def invoice_status(invoice: Invoice, paid_by_payment: bool) -> str:
     return "paid" if paid_by_payment else "credited"
 
 
-def invoice_out(
-    invoice: Invoice, buyer_ref: str, *, paid: bool, applied: list[AppliedOut] | None = None
-) -> InvoiceOut:
+def invoice_out(invoice: Invoice, buyer_ref: str, *, paid: bool, applied: list[AppliedOut] | None = None) -> InvoiceOut:
     c = invoice.currency
     return InvoiceOut(
         invoice_ref=invoice.ref,
@@ -372,8 +376,15 @@ def _post_payment(ctx: Context, ref: str, body: PaymentIn) -> tuple[Payment, str
         targets.append((invoice, total))
 
     if payment is None:
-        payment = Payment(ref=ref, unapplied=body.amount, body="", buyer_id=buyer.id, currency=body.currency,
-                          amount=body.amount, received_on=body.received_on)
+        payment = Payment(
+            ref=ref,
+            unapplied=body.amount,
+            body="",
+            buyer_id=buyer.id,
+            currency=body.currency,
+            amount=body.amount,
+            received_on=body.received_on,
+        )
         session.add(payment)
     payment.buyer_id = buyer.id
     payment.currency = body.currency
@@ -385,8 +396,9 @@ def _post_payment(ctx: Context, ref: str, body: PaymentIn) -> tuple[Payment, str
     for invoice, amount in targets:
         invoice.open_balance -= amount
         explicit += amount
-        session.add(Allocation(buyer_id=buyer.id, invoice_id=invoice.id, payment_id=payment.id, amount=amount,
-                               explicit=True))
+        session.add(
+            Allocation(buyer_id=buyer.id, invoice_id=invoice.id, payment_id=payment.id, amount=amount, explicit=True)
+        )
     payment.unapplied = body.amount - explicit
     allocation.settle(session, touched)
     return payment, outcome, touched
@@ -447,8 +459,9 @@ def payment_out(ctx: Context, payment: Payment) -> PaymentOut:
     for a in repo.allocations_of_payment(session, payment.id):
         invoice = session.get(Invoice, a.invoice_id)
         applied.append(
-            PaymentApplied(invoice_ref=invoice.ref if invoice else "?", amount=quantize(a.amount, c),
-                           explicit=a.explicit)
+            PaymentApplied(
+                invoice_ref=invoice.ref if invoice else "?", amount=quantize(a.amount, c), explicit=a.explicit
+            )
         )
     buyer = session.get(Buyer, payment.buyer_id)
     return PaymentOut(
@@ -461,4 +474,3 @@ def payment_out(ctx: Context, payment: Payment) -> PaymentOut:
         reversed=payment.reversed_at is not None,
         applied=applied,
     )
-

@@ -12,7 +12,6 @@ from alembic import op
 
 import app.core.types
 
-
 revision: str = '5be72e2961f9'
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None

@@ -12,7 +12,6 @@ from alembic import op
 
 import app.core.types
 
-
 revision: str = '5dc5a8db23d0'
 down_revision: str | None = '5be72e2961f9'
 branch_labels: str | Sequence[str] | None = None

@@ -10,7 +10,7 @@ from decimal import Decimal as D
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.cover.engine import Decision, OpenItem, Policy, decision_in_force, evaluate, top_up_limit, Rates
+from app.cover.engine import Decision, OpenItem, Policy, Rates, decision_in_force, evaluate, top_up_limit
 
 START = date(2026, 1, 1)
 day = st.integers(min_value=-30, max_value=200).map(lambda n: START + timedelta(days=n))

@@ -35,9 +35,7 @@ def test_balances_always_equal_the_ledger_sum(app, database, sequence):
     docs: dict[str, tuple[str, str, Decimal]] = {}  # ref -> (kind, buyer, amount) as accepted
     invoices: list[str] = []
     payments: dict[str, tuple[str, Decimal, bool]] = {}  # ref -> (buyer, amount, reversed)
-    n = 0
-    for op in sequence:
-        n += 1
+    for n, op in enumerate(sequence, start=1):
         if op[0] in ("invoice", "credit"):
             _, b, amount, day, target = op
             ref = f"D{n}"

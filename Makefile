@@ -1,0 +1,23 @@
+# The two commands a new user needs: `make run` and `make test`. Everything else is set up by them.
+UV := $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
+export UV_LINK_MODE ?= copy
+
+.PHONY: run test uv lint openapi bench
+
+uv:
+	@command -v uv >/dev/null 2>&1 || test -x "$(UV)" || python3 -m pip install --quiet --user uv || python3 -m pip install --quiet uv
+
+run: uv  ## Serve on http://127.0.0.1:8000 with SQLite and a demo tenant; prints an API key.
+	$(UV) run --frozen coverwatch serve --demo
+
+test: uv  ## The whole suite, on SQLite and PostgreSQL (COVERWATCH_TEST_POSTGRES_URL).
+	$(UV) run --frozen pytest -n 2
+
+lint: uv
+	$(UV) run --frozen ruff check app tests migrations bench
+
+openapi: uv  ## Regenerate openapi/openapi.json from the code.
+	$(UV) run --frozen coverwatch openapi
+
+bench: uv
+	$(UV) run --frozen python -m bench.run
