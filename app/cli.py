@@ -95,6 +95,17 @@ def recompute(
 
 
 @cli.command()
+def scan(force: Annotated[bool, typer.Option(help="Scan even if today's scan ran or its hour has not come")] = False
+         ) -> None:
+    """Run the daily scan now: revalue, alerts, exposure snapshot, idempotency purge."""
+    from app.scheduling.jobs import daily_scan
+
+    settings = get_settings()
+    scanned = daily_scan(Database(settings.database_url), settings, force=force)
+    typer.echo(f"scanned {len(scanned)} tenant(s)")
+
+
+@cli.command()
 def openapi(
     output: Annotated[Path, typer.Option(help="Where to write the spec")] = Path("openapi/openapi.json"),
 ) -> None:

@@ -12,6 +12,7 @@ from fastapi.routing import APIRoute
 from sqlalchemy import text
 
 from app import models  # noqa: F401  (complete metadata)
+from app.alerts.router import router as alerts_router
 from app.core import errors
 from app.core.config import Settings, get_settings
 from app.core.db import Database
@@ -20,6 +21,7 @@ from app.cover.router import router as cover_router
 from app.exposure.router import router as exposure_router
 from app.ledger.router import router as ledger_router
 from app.tenants.router import router as keys_router
+from app.webhooks.router import router as webhooks_router
 
 log = logging.getLogger("coverwatch")
 
@@ -35,7 +37,14 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        scheduler = None
+        if settings.scheduler_enabled:
+            from app.scheduling.scheduler import start
+
+            scheduler = start(db, settings)
         yield
+        if scheduler is not None:
+            scheduler.shutdown(wait=True)
         if database is None:
             db.dispose()
 
@@ -52,7 +61,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.add_middleware(ETagMiddleware)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
 
-    for router in (keys_router, ledger_router, cover_router, exposure_router):
+    for router in (keys_router, ledger_router, cover_router, exposure_router, alerts_router, webhooks_router):
         app.include_router(router)
 
     @app.get("/healthz", tags=["health"])

@@ -1,12 +1,35 @@
 """Every model, imported once so that metadata is complete (Alembic, tests)."""
 
+from app.alerts.models import Alert, Claim, ClaimInvoice
 from app.core.idempotency import IdempotencyRecord
 from app.cover.models import CountryLimit, FxRate, LimitDecision, Policy
-from app.exposure.models import BuyerExposure
+from app.exposure.models import BuyerExposure, ExposureSnapshot
 from app.ledger.models import Allocation, Buyer, Invoice, InvoiceRevision, Payment
+from app.scheduling.models import JobRun
 from app.tenants.models import ApiKey, Tenant
+from app.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
 
 __all__ = [
-    "Allocation", "ApiKey", "Buyer", "BuyerExposure", "CountryLimit", "FxRate", "IdempotencyRecord", "Invoice",
-    "InvoiceRevision", "LimitDecision", "Payment", "Policy", "Tenant",
+    "Alert",
+    "Allocation",
+    "ApiKey",
+    "Buyer",
+    "BuyerExposure",
+    "Claim",
+    "ClaimInvoice",
+    "CountryLimit",
+    "ExposureSnapshot",
+    "FxRate",
+    "IdempotencyRecord",
+    "Invoice",
+    "InvoiceRevision",
+    "JobRun",
+    "LimitDecision",
+    "Payment",
+    "Policy",
+    "Tenant",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEndpoint",
+    "WebhookEvent",
 ]

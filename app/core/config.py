@@ -27,6 +27,13 @@ class Settings(BaseSettings):
     webhook_allow_private: bool = Field(
         default=False, description="Allow webhook URLs on loopback/private addresses (tests, demos)."
     )
+    webhook_timeout_seconds: float = Field(default=10.0, description="Per delivery attempt.")
+    webhook_retry_base_seconds: float = Field(default=30.0, description="First retry delay; doubles each attempt.")
+    webhook_retry_max_seconds: float = Field(default=6 * 3600.0, description="Longest delay between two attempts.")
+    webhook_retry_window_hours: float = Field(default=24.0, description="Retry for this long, then mark failed.")
+    webhook_disable_after_hours: float = Field(default=72.0, description="Disable an endpoint failing this long.")
+    dispatch_interval_seconds: float = Field(default=1.0, description="How often the dispatcher looks for work.")
+    revalue_interval_seconds: float = Field(default=300.0, description="How often date-driven changes are applied.")
     log_level: str = Field(default="INFO")
 
 

@@ -15,13 +15,14 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy import DateTime, Integer, String, Text, UniqueConstraint, delete, select
+from sqlalchemy import Integer, String, Text, UniqueConstraint, delete, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from app.core.clock import utcnow
 from app.core.db import Base, BigId, SessionDep, TenantScoped
 from app.core.errors import Invalid
 from app.core.security import Principal, authenticate
+from app.core.types import UtcDateTime
 
 
 class IdempotencyRecord(TenantScoped, Base):
@@ -33,7 +34,7 @@ class IdempotencyRecord(TenantScoped, Base):
     fingerprint: Mapped[str] = mapped_column(String(64))
     status_code: Mapped[int] = mapped_column(Integer)
     body: Mapped[str] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow, index=True)
 
 
 class Idempotency:

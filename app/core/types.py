@@ -7,10 +7,11 @@ turns values into binary floats), so there the value is stored as a scaled
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, Numeric
+from sqlalchemy import BigInteger, DateTime, Numeric
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
@@ -57,3 +58,26 @@ class Fixed(TypeDecorator[Decimal]):
 Money = Fixed(4, 24)
 Rate = Fixed(10, 28)
 Ratio = Fixed(6, 12)
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Timestamps in UTC, aware on the way out on every database (SQLite hands back naive ones)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def __repr__(self) -> str:
+        return "UtcDateTime()"
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: pass an aware (UTC) datetime")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

@@ -124,7 +124,7 @@ class OpenItem:
     issue_date: date  # the delivery date
     due_date: date
     original_due_date: date | None = None
-    claimed: bool = False
+    claim_filed_on: date | None = None  # a claim keeps the cover only if filed by the claim deadline
 
     @property
     def original_due(self) -> date:
@@ -176,6 +176,8 @@ class InvoiceCover:
     uncovered: Decimal = ZERO
     reason: str | None = None
     claim_deadline: date | None = None
+    claim_filed_on: date | None = None
+    indemnifiable: Decimal = ZERO
     original_currency: str | None = None
     original_open_balance: Decimal | None = None
     primary_policy_ref: str | None = None
@@ -187,6 +189,7 @@ class LimitInForce:
     layer: str  # primary | top_up
     amount: Decimal  # in the result currency
     source: str  # insurer | discretionary | complement | none
+    expires_on: date | None = None
 
 
 @dataclass
@@ -328,6 +331,7 @@ def evaluate(
             invoice_ref=item.ref, issue_date=item.issue_date, due_date=item.due_date, open_balance=amount or ZERO,
             original_currency=item.currency if item.currency != currency else None,
             original_open_balance=item.open_balance if item.currency != currency else None,
+            claim_filed_on=item.claim_filed_on,
         )
         if amount is None:
             cover.reason = MISSING_FX_RATE
@@ -385,7 +389,9 @@ def evaluate(
                 cover.reason = TERMS_EXCEED
             elif stop is not None and item.issue_date > stop:
                 cover.reason = AFTER_STOP_OF_COVER
-            elif valued_on > cover.claim_deadline and not item.claimed:
+            elif valued_on > cover.claim_deadline and not (
+                item.claim_filed_on is not None and item.claim_filed_on <= cover.claim_deadline
+            ):
                 cover.reason = CLAIM_DEADLINE_PASSED
             else:
                 limit_in = rates.convert(limit, policy.currency, currency)
@@ -397,7 +403,7 @@ def evaluate(
                 used = used_primary.get(policy.ref, ZERO)
                 cover.covered_primary = min(cover.open_balance, max(ZERO, limit_in - used))
                 used_primary[policy.ref] = used + cover.covered_primary
-                indemnifiable += cover.covered_primary * policy.indemnity_rate
+                cover.indemnifiable += cover.covered_primary * policy.indemnity_rate
                 any_limit = limit_in > 0
                 left = cover.open_balance - cover.covered_primary
                 for top_up in top_ups:
@@ -414,13 +420,15 @@ def evaluate(
                     take = min(left, max(ZERO, t_limit - used_t))
                     used_top_up[top_up.ref] = used_t + take
                     cover.covered_top_up += take
-                    indemnifiable += take * top_up.indemnity_rate
+                    cover.indemnifiable += take * top_up.indemnity_rate
                     left -= take
                 if left > 0:
                     cover.reason = ABOVE_LIMIT if any_limit else NO_LIMIT
         cover.uncovered = cover.open_balance - cover.covered_primary - cover.covered_top_up
         if cover.uncovered == 0:
             cover.reason = None
+        indemnifiable += cover.indemnifiable
+        cover.indemnifiable = quantize(cover.indemnifiable, currency)
         result.covered_primary += cover.covered_primary
         result.covered_top_up += cover.covered_top_up
         result.uncovered += cover.uncovered
@@ -435,13 +443,16 @@ def evaluate(
         amount_in = rates.convert(amount, governing.currency, currency) or ZERO
         result.primary_limit = amount_in
         result.limits.append(LimitInForce(governing.ref, "primary", amount_in,
-                                          decision.source if decision is not None else "none"))
+                                          decision.source if decision is not None else "none",
+                                          decision.expires_on if decision is not None else None))
         for top_up in top_ups:
             if top_up.primary_ref != governing.ref or (top_up.countries and country not in top_up.countries):
                 continue
             t_amount, source = top_up_limit(decisions, top_up, governing, valued_on, currency, rates)
+            explicit = decision_in_force(decisions, top_up.ref, valued_on) if source != "complement" else None
             result.top_up_limit += t_amount
-            result.limits.append(LimitInForce(top_up.ref, "top_up", t_amount, source))
+            result.limits.append(LimitInForce(top_up.ref, "top_up", t_amount, source,
+                                              explicit.expires_on if explicit is not None else None))
     total_limit = result.primary_limit + result.top_up_limit
     if total_limit > 0:
         result.utilisation = (result.outstanding / total_limit).quantize(UTILISATION_QUANTUM, ROUND_HALF_UP)

@@ -6,12 +6,12 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, Date, DateTime, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, Date, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.clock import utcnow
 from app.core.db import Base, BigId, TenantScoped
-from app.core.types import Money, Rate, Ratio
+from app.core.types import Money, Rate, Ratio, UtcDateTime
 
 
 class Policy(TenantScoped, Base):
@@ -39,8 +39,8 @@ class Policy(TenantScoped, Base):
     ratio: Mapped[Decimal | None] = mapped_column(Ratio)
     per_buyer_cap: Mapped[Decimal | None] = mapped_column(Money)
     top_up_countries: Mapped[list[str]] = mapped_column(JSON, default=list)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow, onupdate=utcnow)
 
 
 class LimitDecision(TenantScoped, Base):
@@ -63,7 +63,7 @@ class LimitDecision(TenantScoped, Base):
     decision_ref: Mapped[str | None] = mapped_column(String(100))
     requested_amount: Mapped[Decimal | None] = mapped_column(Money)
     max_credit_period_days: Mapped[int | None] = mapped_column(Integer)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
 class CountryLimit(TenantScoped, Base):
@@ -75,7 +75,7 @@ class CountryLimit(TenantScoped, Base):
     amount: Mapped[Decimal] = mapped_column(Money)
     currency: Mapped[str] = mapped_column(String(3))
     policy_id: Mapped[int | None] = mapped_column(ForeignKey("policies.id"))
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow, onupdate=utcnow)
 
 
 class FxRate(TenantScoped, Base):

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from datetime import date
 from decimal import Decimal, InvalidOperation
 
+from app.alerts import service as alerts
 from app.core.context import Context
 from app.core.errors import Conflict, Invalid, NotFound
 from app.core.money import fits_currency, is_known_currency, quantize
@@ -158,9 +159,12 @@ def add_limit(ctx: Context, policy_ref: str, body: LimitIn) -> LimitDecision:
         decision_ref=body.decision_ref, requested_amount=body.requested_amount,
         max_credit_period_days=body.max_credit_period_days,
     )
+    before = exposure.stored_row(ctx, buyer.id)
+    previous_limit = before.primary_limit if before is not None else None
     session.add(decision)
     session.flush()
-    exposure.refresh_buyers(ctx, [buyer.id])
+    result = exposure.refresh_buyers(ctx, [buyer.id])[buyer.id]
+    alerts.after_decision(ctx, buyer, result, body.status, previous_limit)
     return decision
 
 
@@ -223,6 +227,7 @@ def put_country_limit(ctx: Context, country: str, body: CountryLimitIn) -> tuple
         session.add(row)
     row.amount, row.currency, row.policy_id = body.amount, body.currency, policy_id
     session.flush()
+    alerts.reconcile_countries(ctx, [country])
     exposure.bump_version(ctx)
     return row, created
 

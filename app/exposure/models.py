@@ -6,12 +6,12 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, Date, DateTime, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, Date, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.clock import utcnow
 from app.core.db import Base, BigId, TenantScoped
-from app.core.types import Money, Ratio
+from app.core.types import Money, Ratio, UtcDateTime
 
 
 class BuyerExposure(TenantScoped, Base):
@@ -48,4 +48,27 @@ class BuyerExposure(TenantScoped, Base):
     error_count: Mapped[int] = mapped_column(Integer, default=0)
     errors: Mapped[list[str]] = mapped_column(JSON, default=list)
     detail: Mapped[dict[str, Any]] = mapped_column(JSON)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class ExposureSnapshot(TenantScoped, Base):
+    """A buyer's exposure at the end of one day's scan: history for reports and trends."""
+
+    __tablename__ = "exposure_snapshots"
+    __table_args__ = (
+        UniqueConstraint("buyer_id", "day"),
+        Index("ix_exposure_snapshots_tenant_day", "tenant_id", "day"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    buyer_id: Mapped[int] = mapped_column(ForeignKey("buyers.id", ondelete="CASCADE"))
+    day: Mapped[date] = mapped_column(Date)
+    currency: Mapped[str] = mapped_column(String(3))
+    outstanding: Mapped[Decimal] = mapped_column(Money)
+    overdue: Mapped[Decimal] = mapped_column(Money)
+    covered_primary: Mapped[Decimal] = mapped_column(Money)
+    covered_top_up: Mapped[Decimal] = mapped_column(Money)
+    uncovered: Mapped[Decimal] = mapped_column(Money)
+    indemnifiable: Mapped[Decimal] = mapped_column(Money)
+    utilisation: Mapped[Decimal | None] = mapped_column(Ratio)
+    status: Mapped[str] = mapped_column(String(20))

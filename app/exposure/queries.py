@@ -100,20 +100,21 @@ def portfolio(ctx: Context) -> PortfolioOut:
     )
 
 
-def countries(ctx: Context) -> list[CountryExposureOut]:
+def countries(ctx: Context, only: set[str] | None = None) -> list[CountryExposureOut]:
+    """Per-country totals in the tenant's currency; `only` restricts to some countries."""
     session = ctx.session
     rates = engine.Rates(cover_repo.rates_on(session, ctx.today))
     c = ctx.tenant.currency
     fields = ("outstanding", "covered_primary", "covered_top_up", "uncovered", "indemnifiable")
     acc: dict[str, dict[str, Any]] = {}
     errors: list[str] = []
-    for country, currency, count, sums in repo.totals_by_country(session):
+    for country, currency, count, sums in repo.totals_by_country(session, only):
         slot = acc.setdefault(country, {"buyers": 0, **dict.fromkeys(fields, ZERO)})
         slot["buyers"] += count
         for f in fields:
             converted = _to_base(ctx, rates, sums[f], currency, errors) if sums[f] else ZERO
             slot[f] += converted or ZERO
-    limits = {row.country: row for row in cover_repo.country_limits(session)}
+    limits = {row.country: row for row in cover_repo.country_limits(session) if only is None or row.country in only}
     out = []
     for country in sorted(set(acc) | set(limits)):
         slot = acc.get(country, {"buyers": 0, **dict.fromkeys(fields, ZERO)})

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
+from app.alerts.models import ClaimInvoice
 from app.core.types import Ratio
 from app.exposure.models import BuyerExposure
 
@@ -28,12 +30,14 @@ def rows_by_buyer(session: Session, buyer_ids: Iterable[int]) -> dict[int, Buyer
     return {r.buyer_id: r for r in session.scalars(select(BuyerExposure).where(BuyerExposure.buyer_id.in_(ids)))}
 
 
-def claimed_invoice_ids(session: Session, invoice_ids: list[int]) -> set[int]:
-    """Invoices with a claim filed: their cover survives the claim deadline.
-
-    Nothing records claims yet (POST /v1/claims comes with the alerts issue), so none is claimed.
-    """
-    return set()
+def claimed_invoice_ids(session: Session, invoice_ids: list[int]) -> dict[int, date]:
+    """Invoices declared in a claim, with the filing date (a claim filed by the deadline keeps the cover)."""
+    found: dict[int, date] = {}
+    for start in range(0, len(invoice_ids), 1000):
+        chunk = invoice_ids[start : start + 1000]
+        stmt = select(ClaimInvoice.invoice_id, ClaimInvoice.filed_on).where(ClaimInvoice.invoice_id.in_(chunk))
+        found.update({i: d for i, d in session.execute(stmt)})
+    return found
 
 
 def row_by_ref(session: Session, buyer_ref: str) -> BuyerExposure | None:
@@ -83,11 +87,15 @@ def totals_by_currency_and_status(session: Session) -> list[tuple[str, str, int,
             for row in session.execute(stmt)]
 
 
-def totals_by_country(session: Session) -> list[tuple[str, str, int, dict[str, Decimal]]]:
+def totals_by_country(
+    session: Session, only: set[str] | None = None
+) -> list[tuple[str, str, int, dict[str, Decimal]]]:
     stmt = select(
         BuyerExposure.country, BuyerExposure.currency, func.count(),
         *[func.coalesce(func.sum(getattr(BuyerExposure, f)), 0) for f in SUMMED],
     ).group_by(BuyerExposure.country, BuyerExposure.currency)
+    if only is not None:
+        stmt = stmt.where(BuyerExposure.country.in_(sorted(only)))
     return [(row[0], row[1], row[2], {f: Decimal(v) for f, v in zip(SUMMED, row[3:], strict=True)})
             for row in session.execute(stmt)]
 

@@ -47,10 +47,12 @@ class InvoiceCoverOut(BaseModel):
     issue_date: date
     due_date: date
     claim_deadline: date | None
+    claim_filed_on: date | None = None
     open_balance: Decimal
     covered_primary: Decimal
     covered_top_up: Decimal
     uncovered: Decimal
+    indemnifiable: Decimal = Decimal(0)
     reason: Reason | None = None
     original_currency: str | None = None
     original_open_balance: Decimal | None = None
@@ -62,6 +64,7 @@ class LimitInForceOut(BaseModel):
     layer: Literal["primary", "top_up"]
     amount: Decimal
     source: str
+    expires_on: date | None = None
 
 
 class BuyerExposureDetail(BuyerExposureOut):

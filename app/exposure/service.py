@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -30,8 +30,6 @@ from app.ledger.models import Buyer, Invoice
 from app.tenants.models import Tenant
 
 CHUNK = 500
-# Filled in by the alerts domain: called with (ctx, [(buyer, result)]) after rows are stored.
-after_refresh: list[Any] = []
 
 
 def bump_version(ctx: Context) -> None:
@@ -42,12 +40,12 @@ def bump_version(ctx: Context) -> None:
     )
 
 
-def _items(invoices: Iterable[Invoice], claimed: set[int]) -> dict[int, list[engine.OpenItem]]:
+def _items(invoices: Iterable[Invoice], claimed: dict[int, date]) -> dict[int, list[engine.OpenItem]]:
     out: dict[int, list[engine.OpenItem]] = defaultdict(list)
     for i in invoices:
         out[i.buyer_id].append(engine.OpenItem(
             ref=i.ref, currency=i.currency, open_balance=i.open_balance, issue_date=i.issue_date,
-            due_date=i.due_date, original_due_date=i.original_due_date, claimed=i.id in claimed,
+            due_date=i.due_date, original_due_date=i.original_due_date, claim_filed_on=claimed.get(i.id),
         ))
     return out
 
@@ -84,13 +82,15 @@ def row_values(buyer: Buyer, r: engine.BuyerCover) -> dict[str, Any]:
         utilisation=r.utilisation, status=r.status, errors=list(r.errors), error_count=len(r.errors),
         detail={
             "stop_of_cover_from": r.stop_of_cover_from.isoformat() if r.stop_of_cover_from else None,
-            "limits": [{"policy_ref": x.policy_ref, "layer": x.layer, "amount": s(x.amount), "source": x.source}
-                       for x in r.limits],
+            "limits": [{"policy_ref": x.policy_ref, "layer": x.layer, "amount": s(x.amount), "source": x.source,
+                        "expires_on": x.expires_on.isoformat() if x.expires_on else None} for x in r.limits],
             "invoices": [
                 {
                     "invoice_ref": i.invoice_ref, "issue_date": i.issue_date.isoformat(),
                     "due_date": i.due_date.isoformat(),
                     "claim_deadline": i.claim_deadline.isoformat() if i.claim_deadline else None,
+                    "claim_filed_on": i.claim_filed_on.isoformat() if i.claim_filed_on else None,
+                    "indemnifiable": s(i.indemnifiable),
                     "open_balance": s(i.open_balance), "covered_primary": s(i.covered_primary),
                     "covered_top_up": s(i.covered_top_up), "uncovered": s(i.uncovered), "reason": i.reason,
                     "original_currency": i.original_currency,
@@ -105,14 +105,20 @@ def row_values(buyer: Buyer, r: engine.BuyerCover) -> dict[str, Any]:
     return values
 
 
-def refresh_buyers(ctx: Context, buyer_ids: Iterable[int], inputs: CoverInputs | None = None) -> None:
-    """Recompute and store the exposure of these buyers, in the caller's transaction."""
+def refresh_buyers(
+    ctx: Context, buyer_ids: Iterable[int], inputs: CoverInputs | None = None
+) -> dict[int, engine.BuyerCover]:
+    """Recompute and store the exposure of these buyers, and settle their alerts, in the caller's transaction."""
+    from app.alerts import service as alerts
+
     ids = sorted(set(buyer_ids))
     if not ids:
-        return
+        return {}
     session = ctx.session
     session.flush()
     inputs = inputs or CoverInputs.load(session, ctx.today)
+    out: dict[int, engine.BuyerCover] = {}
+    countries: set[str] = set()
     for start in range(0, len(ids), CHUNK):
         buyers = ledger_repo.lock_buyers(session, ids[start : start + CHUNK])
         results = evaluate_buyers(ctx, buyers, inputs)
@@ -123,12 +129,20 @@ def refresh_buyers(ctx: Context, buyer_ids: Iterable[int], inputs: CoverInputs |
             if row is None:
                 session.add(BuyerExposure(buyer_id=buyer.id, **values))
             else:
+                countries.add(row.country)  # a buyer that moved leaves its old country's total
                 for k, v in values.items():
                     setattr(row, k, v)
+            countries.add(buyer.country)
+            out[buyer.id] = result
         session.flush()
-        for hook in after_refresh:
-            hook(ctx, results)
+        alerts.reconcile_buyers(ctx, results)
+    alerts.reconcile_countries(ctx, countries)
     bump_version(ctx)
+    return out
+
+
+def stored_row(ctx: Context, buyer_id: int) -> BuyerExposure | None:
+    return repo.rows_by_buyer(ctx.session, [buyer_id]).get(buyer_id)
 
 
 def refresh_all(ctx: Context) -> int:

@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import Boolean, Date, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.clock import utcnow
 from app.core.db import Base, BigId, TenantScoped
-from app.core.types import Money
+from app.core.types import Money, UtcDateTime
 
 
 class Buyer(TenantScoped, Base):
@@ -24,8 +24,8 @@ class Buyer(TenantScoped, Base):
     registration_id: Mapped[str | None] = mapped_column(String(100))
     insurer_buyer_id: Mapped[str | None] = mapped_column(String(100))
     sector: Mapped[str | None] = mapped_column(String(100))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow, onupdate=utcnow)
 
 
 class Invoice(TenantScoped, Base):
@@ -52,8 +52,8 @@ class Invoice(TenantScoped, Base):
     applies_to: Mapped[str | None] = mapped_column(String(100))
     open_balance: Mapped[Decimal] = mapped_column(Money)
     revision: Mapped[int] = mapped_column(Integer, default=1)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow, onupdate=utcnow)
 
 
 class InvoiceRevision(TenantScoped, Base):
@@ -65,7 +65,7 @@ class InvoiceRevision(TenantScoped, Base):
     invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id", ondelete="CASCADE"), index=True)
     revision: Mapped[int] = mapped_column(Integer)
     previous: Mapped[str] = mapped_column(Text)
-    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    recorded_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
 class Payment(TenantScoped, Base):
@@ -80,9 +80,9 @@ class Payment(TenantScoped, Base):
     received_on: Mapped[date] = mapped_column(Date)
     unapplied: Mapped[Decimal] = mapped_column(Money)
     body: Mapped[str] = mapped_column(Text)
-    reversed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+    reversed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow, onupdate=utcnow)
 
 
 class Allocation(TenantScoped, Base):
@@ -97,4 +97,4 @@ class Allocation(TenantScoped, Base):
     credit_note_id: Mapped[int | None] = mapped_column(ForeignKey("invoices.id"), index=True)
     amount: Mapped[Decimal] = mapped_column(Money)
     explicit: Mapped[bool] = mapped_column(Boolean, default=False)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 
-from sqlalchemy import DateTime, Integer, String
+from sqlalchemy import JSON, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.clock import utcnow
 from app.core.db import Base, TenantScoped
+from app.core.types import Ratio, UtcDateTime
 
 
 class Tenant(Base):
@@ -19,7 +21,13 @@ class Tenant(Base):
     currency: Mapped[str] = mapped_column(String(3))
     # Bumped whenever the tenant's stored exposure changes: the cheap ETag of every dashboard read.
     exposure_version: Mapped[int] = mapped_column(Integer, default=0)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # Settings (GET/PUT /v1/settings): kept on the tenant row, which every request loads anyway.
+    timezone: Mapped[str] = mapped_column(String(64), default="Europe/Paris")
+    utilisation_threshold: Mapped[Decimal] = mapped_column(Ratio, default=Decimal("0.90"))
+    claim_lead_days: Mapped[list[int]] = mapped_column(JSON, default=lambda: [14, 7, 1])
+    limit_expiry_notice_days: Mapped[int] = mapped_column(Integer, default=30)
+    daily_scan_hour: Mapped[int] = mapped_column(Integer, default=6)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
 class ApiKey(TenantScoped, Base):
@@ -30,5 +38,5 @@ class ApiKey(TenantScoped, Base):
     scope: Mapped[str] = mapped_column(String(16))
     prefix: Mapped[str] = mapped_column(String(16))
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), default=None)

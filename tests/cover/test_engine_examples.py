@@ -81,8 +81,10 @@ def test_e_claim_deadline():
     assert on_deadline.uncovered == 0
     after = run([item], valued=date(2026, 5, 31))
     assert covers(after) == [("I1", 0, 0, 10_000, "claim_deadline_passed")]
-    claimed = OpenItem("I1", "EUR", D(10_000), date(2026, 1, 30), date(2026, 3, 31), claimed=True)
+    claimed = OpenItem("I1", "EUR", D(10_000), date(2026, 1, 30), date(2026, 3, 31), claim_filed_on=date(2026, 5, 30))
     assert run([claimed], valued=date(2026, 5, 31)).uncovered == 0
+    late = OpenItem("I1", "EUR", D(10_000), date(2026, 1, 30), date(2026, 3, 31), claim_filed_on=date(2026, 5, 31))
+    assert run([late], valued=date(2026, 6, 1)).invoices[0].reason == "claim_deadline_passed"
 
 
 def test_e_postponed_due_date_keeps_the_original_deadline():

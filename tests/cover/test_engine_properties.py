@@ -37,7 +37,7 @@ def items(draw):
     for n in range(draw(st.integers(0, 12))):
         issue = draw(day)
         due = issue + timedelta(days=draw(st.integers(0, 180)))
-        out.append(OpenItem(f"I{n:02d}", "EUR", draw(money), issue, due, claimed=draw(st.booleans())))
+        out.append(OpenItem(f"I{n:02d}", "EUR", draw(money), issue, due, claim_filed_on=draw(st.none() | day)))
     return out
 
 

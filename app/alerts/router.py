@@ -1,0 +1,88 @@
+"""Alerts, claims and the tenant's alert settings."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Response
+
+from app.alerts import rules, service
+from app.alerts.schemas import AlertOut, AlertState, ClaimIn, ClaimOut, SettingsIn, SettingsOut
+from app.core.context import ContextDep
+from app.core.fields import REF_PATTERN, Country
+from app.core.idempotency import IdempotencyDep
+from app.core.pagination import Cursor, Limit, Page, decode_cursor, encode_cursor
+from app.core.security import AdminAccess, IngestAccess, ReadAccess
+
+router = APIRouter(prefix="/v1", tags=["alerts"])
+AlertType = Literal[rules.ALERT_TYPES]  # type: ignore[valid-type]
+
+
+@router.get("/alerts", response_model=Page[AlertOut])
+def list_alerts(
+    ctx: ContextDep, _: ReadAccess,
+    type: Annotated[AlertType | None, Query()] = None,
+    state: AlertState | None = None,
+    buyer_ref: Annotated[str | None, Query(pattern=REF_PATTERN)] = None,
+    country: Annotated[Country | None, Query()] = None,
+    limit: Limit = 100,
+    cursor: Cursor = None,
+) -> Page[AlertOut]:
+    """Newest first."""
+    after = decode_cursor(cursor, 1)
+    rows = service.list_alerts(ctx, type_=type, state=state, buyer_ref=buyer_ref, country=country,
+                               before_id=int(after[0]) if after else None, limit=limit + 1)
+    next_cursor = encode_cursor([rows[limit - 1].id]) if len(rows) > limit else None
+    return Page(items=[service.alert_out(a) for a in rows[:limit]], next_cursor=next_cursor)
+
+
+@router.get("/alerts/{alert_id}", response_model=AlertOut)
+def get_alert(alert_id: int, ctx: ContextDep, _: ReadAccess) -> AlertOut:
+    return service.alert_out(service.get_alert(ctx, alert_id))
+
+
+@router.post("/alerts/{alert_id}/acknowledge", response_model=AlertOut)
+def acknowledge(alert_id: int, ctx: ContextDep, _: IngestAccess, idem: IdempotencyDep) -> Response:
+    if (replayed := idem.replay()) is not None:
+        return replayed
+    return idem.respond(200, service.alert_out(service.acknowledge(ctx, alert_id)))
+
+
+@router.post("/alerts/{alert_id}/resolve", response_model=AlertOut)
+def resolve(alert_id: int, ctx: ContextDep, _: IngestAccess, idem: IdempotencyDep) -> Response:
+    """Resolve by hand (a condition that still holds is raised again by the next change or scan)."""
+    if (replayed := idem.replay()) is not None:
+        return replayed
+    return idem.respond(200, service.alert_out(service.resolve(ctx, alert_id)))
+
+
+@router.post("/claims", response_model=ClaimOut, status_code=201)
+def file_claim(body: ClaimIn, ctx: ContextDep, _: IngestAccess, idem: IdempotencyDep) -> Response:
+    """Declare unpaid invoices to the insurer: they keep their cover past the claim deadline (if filed by it),
+    their deadline alerts stop, and the expected indemnity is shown."""
+    if (replayed := idem.replay()) is not None:
+        return replayed
+    return idem.respond(201, service.file_claim(ctx, body))
+
+
+@router.get("/claims", response_model=Page[ClaimOut])
+def list_claims(
+    ctx: ContextDep, _: ReadAccess, buyer_ref: Annotated[str | None, Query(pattern=REF_PATTERN)] = None,
+    limit: Limit = 100, cursor: Cursor = None,
+) -> Page[ClaimOut]:
+    after = decode_cursor(cursor, 1)
+    rows = service.list_claims(ctx, buyer_ref=buyer_ref, limit=limit + 1,
+                               before_id=int(after[0]) if after else None)
+    next_cursor = encode_cursor([rows[limit - 1].id]) if len(rows) > limit else None
+    return Page(items=[service.claim_out(ctx, c) for c in rows[:limit]], next_cursor=next_cursor)
+
+
+@router.get("/settings", response_model=SettingsOut, tags=["settings"])
+def get_settings(ctx: ContextDep, _: ReadAccess) -> SettingsOut:
+    return service.settings_out(ctx.tenant)
+
+
+@router.put("/settings", response_model=SettingsOut, tags=["settings"])
+def put_settings(body: SettingsIn, ctx: ContextDep, _: AdminAccess) -> SettingsOut:
+    """Alert thresholds, lead times, the time zone that decides 'today', and the daily scan's hour."""
+    return service.put_settings(ctx, body)

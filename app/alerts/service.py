@@ -1,0 +1,268 @@
+"""Alert lifecycle (open -> acknowledged -> resolved), claims, and the tenant's alert settings.
+
+Conditions come from rules.py. `reconcile_*` runs in the transaction of the change
+that refreshed exposure: it opens what newly holds and resolves what cleared, and
+every transition writes its webhook event to the outbox in that same transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from decimal import Decimal
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.alerts import rules
+from app.alerts.models import Alert, Claim, ClaimInvoice
+from app.alerts.schemas import AlertOut, ClaimedInvoiceOut, ClaimIn, ClaimOut, SettingsIn, SettingsOut
+from app.core.clock import utcnow
+from app.core.context import Context
+from app.core.errors import Conflict, Invalid, NotFound
+from app.core.money import quantize
+from app.cover import engine
+from app.ledger import repository as ledger_repo
+from app.ledger.models import Buyer
+from app.tenants.models import Tenant
+from app.webhooks.service import emit
+
+OPEN_STATES = ("open", "acknowledged")
+
+
+def alert_settings(tenant: Tenant) -> rules.AlertSettings:
+    return rules.AlertSettings(
+        utilisation_threshold=tenant.utilisation_threshold,
+        claim_lead_days=tuple(tenant.claim_lead_days),
+        limit_expiry_notice_days=tenant.limit_expiry_notice_days,
+    )
+
+
+def alert_out(a: Alert) -> AlertOut:
+    return AlertOut(
+        id=a.id, type=a.type, state=a.state,  # type: ignore[arg-type]
+        subject=a.subject, buyer_ref=a.buyer_ref, country=a.country, invoice_ref=a.invoice_ref,
+        details=a.details, opened_at=a.opened_at, opened_on=a.opened_on, acknowledged_at=a.acknowledged_at,
+        resolved_at=a.resolved_at, resolution=a.resolution,
+    )
+
+
+def _event(session: Session, alert: Alert, type_: str) -> None:
+    session.flush()
+    emit(session, alert.tenant_id, type_, alert_out(alert).model_dump(mode="json"))
+
+
+def _open(ctx: Context, wanted: rules.Wanted, buyer_id: int | None) -> Alert:
+    alert = Alert(type=wanted.type, subject=wanted.subject, state="open", buyer_id=buyer_id,
+                  buyer_ref=wanted.buyer_ref, country=wanted.country, invoice_ref=wanted.invoice_ref,
+                  details=wanted.details, opened_at=utcnow(), opened_on=ctx.today)
+    ctx.session.add(alert)
+    _event(ctx.session, alert, "alert.opened")
+    return alert
+
+
+def _resolve(ctx: Context, alert: Alert, resolution: str) -> None:
+    alert.state = "resolved"
+    alert.resolved_at = utcnow()
+    alert.resolution = resolution
+    _event(ctx.session, alert, "alert.resolved")
+
+
+def _open_alerts(session: Session, *, buyer_ids: Sequence[int] = (), countries: Sequence[str] = (),
+                 types: Iterable[str]) -> list[Alert]:
+    stmt = select(Alert).where(Alert.state.in_(OPEN_STATES), Alert.type.in_(list(types)))
+    if buyer_ids:
+        stmt = stmt.where(Alert.buyer_id.in_(list(buyer_ids)))
+    if countries:
+        stmt = stmt.where(Alert.country.in_(list(countries)))
+    return list(session.scalars(stmt.order_by(Alert.id)))
+
+
+def reconcile_buyers(ctx: Context, results: Sequence[tuple[Buyer, engine.BuyerCover]]) -> None:
+    if not results:
+        return
+    settings = alert_settings(ctx.tenant)
+    by_id = {b.id: (b, r) for b, r in results}
+    open_by_buyer: dict[int, dict[tuple[str, str], Alert]] = {}
+    for alert in _open_alerts(ctx.session, buyer_ids=list(by_id), types=rules.BUYER_TYPES):
+        open_by_buyer.setdefault(alert.buyer_id or 0, {})[(alert.type, alert.subject)] = alert
+    for buyer_id, (buyer, result) in by_id.items():
+        wanted = {w.key: w for w in rules.buyer_conditions(buyer.ref, buyer.country, result, ctx.today, settings)}
+        current = open_by_buyer.get(buyer_id, {})
+        for key, w in wanted.items():
+            if key not in current:
+                _open(ctx, w, buyer_id)
+        for key, alert in current.items():
+            if key in wanted or alert.type in rules.STICKY:
+                continue
+            if alert.type == rules.LIMIT_REDUCED_BELOW_EXPOSURE and result.uncovered > 0:
+                continue  # raised by the decision; clears once everything is covered again
+            _resolve(ctx, alert, "cleared")
+
+
+def reconcile_countries(ctx: Context, countries: Iterable[str]) -> None:
+    from app.exposure.queries import countries as country_totals
+
+    wanted_countries = sorted(set(countries))
+    if not wanted_countries:
+        return
+    rows = country_totals(ctx, only=set(wanted_countries))
+    wanted = {w.key: w for w in rules.country_conditions(rows)}
+    current = {(a.type, a.subject): a for a in _open_alerts(ctx.session, countries=wanted_countries,
+                                                             types=[rules.COUNTRY_ABOVE_LIMIT])}
+    for key, w in wanted.items():
+        if key not in current:
+            _open(ctx, w, None)
+    for key, alert in current.items():
+        if key not in wanted:
+            _resolve(ctx, alert, "cleared")
+
+
+def after_decision(ctx: Context, buyer: Buyer, result: engine.BuyerCover, status: str,
+                   previous_limit: Decimal | None) -> None:
+    wanted = rules.limit_reduced_below_exposure(buyer.ref, buyer.country, result, status, previous_limit)
+    if wanted is None:
+        return
+    existing = _open_alerts(ctx.session, buyer_ids=[buyer.id], types=[rules.LIMIT_REDUCED_BELOW_EXPOSURE])
+    if not existing:
+        _open(ctx, wanted, buyer.id)
+
+
+def get_alert(ctx: Context, alert_id: int) -> Alert:
+    alert = ctx.session.scalars(select(Alert).where(Alert.id == alert_id)).first()
+    if alert is None:
+        raise NotFound(f"No alert {alert_id}.")
+    return alert
+
+
+def acknowledge(ctx: Context, alert_id: int) -> Alert:
+    alert = get_alert(ctx, alert_id)
+    if alert.state == "resolved":
+        raise Conflict(f"Alert {alert_id} is resolved.")
+    if alert.state == "open":
+        alert.state = "acknowledged"
+        alert.acknowledged_at = utcnow()
+        _event(ctx.session, alert, "alert.acknowledged")
+    return alert
+
+
+def resolve(ctx: Context, alert_id: int) -> Alert:
+    alert = get_alert(ctx, alert_id)
+    if alert.state != "resolved":
+        _resolve(ctx, alert, "manual")
+    return alert
+
+
+def list_alerts(ctx: Context, *, type_: str | None, state: str | None, buyer_ref: str | None,
+                country: str | None, before_id: int | None, limit: int) -> list[Alert]:
+    stmt = select(Alert).order_by(Alert.id.desc()).limit(limit)
+    if type_:
+        stmt = stmt.where(Alert.type == type_)
+    if state:
+        stmt = stmt.where(Alert.state == state)
+    if buyer_ref:
+        stmt = stmt.where(Alert.buyer_ref == buyer_ref)
+    if country:
+        stmt = stmt.where(Alert.country == country)
+    if before_id is not None:
+        stmt = stmt.where(Alert.id < before_id)
+    return list(ctx.session.scalars(stmt))
+
+
+# --- claims ---------------------------------------------------------------------------------------
+
+
+def file_claim(ctx: Context, body: ClaimIn) -> ClaimOut:
+    from app.exposure import service as exposure
+
+    session = ctx.session
+    buyer = ledger_repo.buyer_by_ref(session, body.buyer_ref, for_update=True)
+    if buyer is None:
+        raise Invalid(f"buyer_ref: no buyer '{body.buyer_ref}'.", field="/buyer_ref")
+    if body.filed_on > ctx.today:
+        raise Invalid("filed_on: cannot be in the future.", field="/filed_on")
+    invoices = ledger_repo.invoices_by_refs(session, body.invoice_refs)
+    already = {ci.invoice_id for ci in session.scalars(
+        select(ClaimInvoice).where(ClaimInvoice.invoice_id.in_([i.id for i in invoices.values()])))}
+    for n, ref in enumerate(body.invoice_refs):
+        inv = invoices.get(ref)
+        where = f"/invoice_refs/{n}"
+        if inv is None or inv.kind != "invoice":
+            raise Invalid(f"invoice_refs[{n}]: no invoice '{ref}'.", field=where)
+        if inv.buyer_id != buyer.id:
+            raise Invalid(f"invoice_refs[{n}]: invoice '{ref}' belongs to another buyer.", field=where)
+        if inv.open_balance <= 0:
+            raise Invalid(f"invoice_refs[{n}]: invoice '{ref}' is not unpaid.", field=where)
+        if inv.id in already:
+            raise Conflict(f"Invoice '{ref}' is already claimed.")
+    claim = Claim(buyer_id=buyer.id, filed_on=body.filed_on, insurer_claim_ref=body.insurer_claim_ref)
+    session.add(claim)
+    session.flush()
+    for ref in body.invoice_refs:
+        session.add(ClaimInvoice(claim_id=claim.id, invoice_id=invoices[ref].id, filed_on=body.filed_on))
+    session.flush()
+    exposure.refresh_buyers(ctx, [buyer.id])
+    row = exposure.stored_row(ctx, buyer.id)
+    detail = {i["invoice_ref"]: i for i in row.detail["invoices"]} if row else {}
+    currency = row.currency if row else ctx.tenant.currency
+    lines = []
+    for ref in body.invoice_refs:
+        d = detail.get(ref, {})
+        covered = Decimal(d.get("covered_primary", "0")) + Decimal(d.get("covered_top_up", "0"))
+        deadline = d.get("claim_deadline")
+        lines.append(ClaimedInvoiceOut(
+            invoice_ref=ref, open_balance=Decimal(d.get("open_balance", "0")), covered=quantize(covered, currency),
+            expected_indemnity=Decimal(d.get("indemnifiable", "0")), claim_deadline=deadline,
+            in_time=deadline is not None and body.filed_on.isoformat() <= deadline))
+    out = ClaimOut(
+        id=claim.id, buyer_ref=buyer.ref, filed_on=claim.filed_on, insurer_claim_ref=claim.insurer_claim_ref,
+        currency=currency, declared=quantize(sum((x.open_balance for x in lines), Decimal(0)), currency),
+        expected_indemnity=quantize(sum((x.expected_indemnity for x in lines), Decimal(0)), currency),
+        invoices=lines, created_at=claim.created_at,
+    )
+    claim.details = out.model_dump(mode="json", include={"currency", "declared", "expected_indemnity", "invoices"})
+    emit(session, ctx.tenant.id, "claim.filed", out.model_dump(mode="json"))
+    return out
+
+
+def claim_out(ctx: Context, claim: Claim) -> ClaimOut:
+    buyer = ctx.session.get(Buyer, claim.buyer_id)
+    return ClaimOut(id=claim.id, buyer_ref=buyer.ref if buyer else "?", filed_on=claim.filed_on,
+                    insurer_claim_ref=claim.insurer_claim_ref, created_at=claim.created_at, **claim.details)
+
+
+def list_claims(ctx: Context, *, buyer_ref: str | None, limit: int, before_id: int | None) -> list[Claim]:
+    stmt = select(Claim).order_by(Claim.id.desc()).limit(limit)
+    if buyer_ref:
+        buyer = ledger_repo.buyer_by_ref(ctx.session, buyer_ref)
+        if buyer is None:
+            return []
+        stmt = stmt.where(Claim.buyer_id == buyer.id)
+    if before_id is not None:
+        stmt = stmt.where(Claim.id < before_id)
+    return list(ctx.session.scalars(stmt))
+
+
+# --- settings -------------------------------------------------------------------------------------
+
+
+def settings_out(tenant: Tenant) -> SettingsOut:
+    return SettingsOut(utilisation_threshold=tenant.utilisation_threshold.normalize(),
+                       claim_lead_days=list(tenant.claim_lead_days),
+                       limit_expiry_notice_days=tenant.limit_expiry_notice_days, timezone=tenant.timezone,
+                       daily_scan_hour=tenant.daily_scan_hour)
+
+
+def put_settings(ctx: Context, body: SettingsIn) -> SettingsOut:
+    from app.exposure import service as exposure
+
+    tenant = ctx.session.get(Tenant, ctx.tenant.id)
+    assert tenant is not None
+    changed = any(getattr(tenant, k) != v for k, v in body.model_dump().items())
+    for k, v in body.model_dump().items():
+        setattr(tenant, k, v)
+    ctx.session.flush()
+    if changed:
+        # Thresholds and lead times decide which alerts hold: re-evaluate every buyer now.
+        exposure.refresh_all(ctx)
+    return settings_out(tenant)
+

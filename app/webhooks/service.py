@@ -1,0 +1,161 @@
+"""Webhook endpoints, and the outbox: events written in the transaction of the change that causes them."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+from datetime import UTC
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.core.clock import utcnow
+from app.core.context import Context
+from app.core.errors import Invalid, NotFound
+from app.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
+from app.webhooks.schemas import AttemptOut, DeliveryOut, EndpointIn, EndpointOut, EndpointPatch
+from app.webhooks.signing import new_secret
+from app.webhooks.urls import UnsafeUrl, check_url
+
+
+def _check(ctx: Context, url: str) -> None:
+    try:
+        check_url(url, allow_private=ctx.settings.webhook_allow_private)
+    except UnsafeUrl as exc:
+        raise Invalid(f"url: {exc}.", field="/url") from exc
+
+
+def create_endpoint(ctx: Context, body: EndpointIn) -> tuple[WebhookEndpoint, str]:
+    _check(ctx, body.url)
+    secret = new_secret()
+    endpoint = WebhookEndpoint(id=f"ep_{uuid.uuid4().hex}", url=body.url, description=body.description,
+                               event_types=sorted(set(body.event_types)), enabled=body.enabled, secret=secret)
+    ctx.session.add(endpoint)
+    ctx.session.flush()
+    return endpoint, secret
+
+
+def get_endpoint(ctx: Context, endpoint_id: str) -> WebhookEndpoint:
+    endpoint = ctx.session.scalars(select(WebhookEndpoint).where(WebhookEndpoint.id == endpoint_id)).first()
+    if endpoint is None:
+        raise NotFound(f"No webhook endpoint '{endpoint_id}'.")
+    return endpoint
+
+
+def list_endpoints(ctx: Context) -> list[WebhookEndpoint]:
+    return list(ctx.session.scalars(select(WebhookEndpoint).order_by(WebhookEndpoint.created_at, WebhookEndpoint.id)))
+
+
+def patch_endpoint(ctx: Context, endpoint_id: str, body: EndpointPatch) -> WebhookEndpoint:
+    endpoint = get_endpoint(ctx, endpoint_id)
+    if body.url is not None:
+        _check(ctx, body.url)
+        endpoint.url = body.url
+    if body.event_types is not None:
+        endpoint.event_types = sorted(set(body.event_types))
+    if "description" in body.model_fields_set:
+        endpoint.description = body.description
+    if body.enabled is not None:
+        if body.enabled and not endpoint.enabled:
+            endpoint.failing_since = None
+            endpoint.disabled_reason = None
+        endpoint.enabled = body.enabled
+    ctx.session.flush()
+    return endpoint
+
+
+def delete_endpoint(ctx: Context, endpoint_id: str) -> None:
+    ctx.session.delete(get_endpoint(ctx, endpoint_id))
+    ctx.session.flush()
+
+
+def rotate_secret(ctx: Context, endpoint_id: str) -> tuple[WebhookEndpoint, str]:
+    endpoint = get_endpoint(ctx, endpoint_id)
+    endpoint.secret = new_secret()
+    ctx.session.flush()
+    return endpoint, endpoint.secret
+
+
+def endpoint_out(e: WebhookEndpoint) -> EndpointOut:
+    return EndpointOut(id=e.id, url=e.url, event_types=e.event_types, enabled=e.enabled, description=e.description,
+                       disabled_reason=e.disabled_reason, failing_since=e.failing_since, created_at=e.created_at)
+
+
+def event_body(type_: str, data: dict[str, Any]) -> str:
+    """The Standard Webhooks body, serialised once: these exact bytes are signed and sent on every attempt."""
+    stamp = utcnow().astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return json.dumps({"type": type_, "timestamp": stamp, "data": data}, separators=(",", ":"), sort_keys=True,
+                      default=str)
+
+
+def emit(session: Session, tenant_id: str, type_: str, data: dict[str, Any],
+         endpoints: Sequence[WebhookEndpoint] | None = None) -> WebhookEvent:
+    """Write an event and one pending delivery per subscribed, enabled endpoint, in the caller's transaction."""
+    event = WebhookEvent(id=f"msg_{uuid.uuid4().hex}", tenant_id=tenant_id, type=type_, body=event_body(type_, data))
+    session.add(event)
+    if endpoints is None:
+        endpoints = session.scalars(
+            select(WebhookEndpoint).where(WebhookEndpoint.tenant_id == tenant_id, WebhookEndpoint.enabled.is_(True))
+        ).all()
+    now = utcnow()
+    for endpoint in endpoints:
+        if endpoint.event_types and type_ not in endpoint.event_types:
+            continue
+        session.add(WebhookDelivery(tenant_id=tenant_id, event_id=event.id, endpoint_id=endpoint.id,
+                                    status="pending", attempts=0, next_attempt_at=now, window_start=now))
+    session.flush()
+    return event
+
+
+def ping(ctx: Context, endpoint_id: str) -> WebhookDelivery:
+    endpoint = get_endpoint(ctx, endpoint_id)
+    event = emit(ctx.session, ctx.tenant.id, "ping", {"endpoint_id": endpoint.id, "message": "Coverwatch test"},
+                 endpoints=[endpoint])
+    return ctx.session.scalars(select(WebhookDelivery).where(WebhookDelivery.event_id == event.id)).one()
+
+
+def list_deliveries(ctx: Context, *, endpoint_id: str | None, status: str | None, event_type: str | None,
+                    before_id: int | None, limit: int) -> list[DeliveryOut]:
+    stmt = (select(WebhookDelivery, WebhookEvent.type).join(WebhookEvent, WebhookEvent.id == WebhookDelivery.event_id)
+            .order_by(WebhookDelivery.id.desc()).limit(limit))
+    if endpoint_id:
+        stmt = stmt.where(WebhookDelivery.endpoint_id == endpoint_id)
+    if status:
+        stmt = stmt.where(WebhookDelivery.status == status)
+    if event_type:
+        stmt = stmt.where(WebhookEvent.type == event_type)
+    if before_id is not None:
+        stmt = stmt.where(WebhookDelivery.id < before_id)
+    rows = ctx.session.execute(stmt).all()
+    attempts: dict[int, list[AttemptOut]] = {}
+    ids = [d.id for d, _ in rows]
+    if ids:
+        for a in ctx.session.scalars(select(WebhookAttempt).where(WebhookAttempt.delivery_id.in_(ids))
+                                     .order_by(WebhookAttempt.id)):
+            attempts.setdefault(a.delivery_id, []).append(
+                AttemptOut(attempted_at=a.attempted_at, status_code=a.status_code, latency_ms=a.latency_ms,
+                           error=a.error))
+    return [delivery_out(d, t, attempts.get(d.id, [])) for d, t in rows]
+
+
+def delivery_out(d: WebhookDelivery, event_type: str, attempts: list[AttemptOut]) -> DeliveryOut:
+    return DeliveryOut(
+        id=d.id, event_id=d.event_id, event_type=event_type, endpoint_id=d.endpoint_id,
+        status=d.status,  # type: ignore[arg-type]
+        attempts=d.attempts, next_attempt_at=d.next_attempt_at if d.status == "pending" else None,
+        last_status_code=d.last_status_code, last_error=d.last_error, last_latency_ms=d.last_latency_ms,
+        delivered_at=d.delivered_at, created_at=d.created_at, attempt_log=attempts)
+
+
+def retry(ctx: Context, delivery_id: int) -> DeliveryOut:
+    d = ctx.session.scalars(select(WebhookDelivery).where(WebhookDelivery.id == delivery_id)).first()
+    if d is None:
+        raise NotFound(f"No webhook delivery {delivery_id}.")
+    if d.status != "delivered":
+        now = utcnow()
+        d.status, d.next_attempt_at, d.window_start = "pending", now, now
+    ctx.session.flush()
+    event = ctx.session.get(WebhookEvent, d.event_id)
+    return delivery_out(d, event.type if event else "?", [])
