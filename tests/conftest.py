@@ -124,3 +124,34 @@ def api(tenant: Tenant) -> TestClient:
 def anon(app: FastAPI) -> Iterator[TestClient]:
     with TestClient(app, raise_server_exceptions=False) as c:
         yield c
+
+
+@pytest.fixture
+def receiver() -> Iterator:  # type: ignore[type-arg]
+    from tests.receiver import Receiver
+
+    r = Receiver()
+    yield r
+    r.close()
+
+
+@pytest.fixture
+def dispatch(app: FastAPI, database: Database):  # type: ignore[no-untyped-def]
+    """Run the webhook dispatcher once, as the scheduler would."""
+    from app.webhooks.dispatcher import dispatch_pending
+
+    return lambda: dispatch_pending(database, app.state.settings)
+
+
+@pytest.fixture
+def settings_override(app: FastAPI) -> Iterator:  # type: ignore[type-arg]
+    """Change service settings for one test (restored after)."""
+    saved = app.state.settings.model_copy()
+
+    def set_(**values: object) -> None:
+        for k, v in values.items():
+            setattr(app.state.settings, k, v)
+
+    yield set_
+    for k in type(saved).model_fields:
+        setattr(app.state.settings, k, getattr(saved, k))

@@ -32,22 +32,25 @@ log = logging.getLogger("coverwatch.jobs")
 DAILY_SCAN = "daily_scan"
 
 
-def _tenant_ids(db: Database) -> list[str]:
+def _tenant_ids(db: Database, only: list[str] | None = None) -> list[str]:
     with db.session() as session:
-        return list(session.scalars(select(Tenant.id).order_by(Tenant.id)))
+        stmt = select(Tenant.id).order_by(Tenant.id)
+        if only is not None:
+            stmt = stmt.where(Tenant.id.in_(only))
+        return list(session.scalars(stmt))
 
 
 def dispatch(db: Database, settings: Settings) -> int:
     return dispatch_pending(db, settings)
 
 
-def revalue(db: Database, settings: Settings) -> int:
+def revalue(db: Database, settings: Settings, tenant_ids: list[str] | None = None) -> int:
     """Recompute the tenants whose stored exposure was valued before their today. Returns how many."""
     done = 0
     with single_runner(db, "revalue") as mine:
         if not mine:
             return 0
-        for tenant_id in _tenant_ids(db):
+        for tenant_id in _tenant_ids(db, tenant_ids):
             with db.session() as session:
                 tenant = session.get(Tenant, tenant_id)
                 if tenant is None:
@@ -79,27 +82,29 @@ def snapshot(ctx: Context) -> int:
     return result.rowcount or 0
 
 
-def daily_scan(db: Database, settings: Settings, *, force: bool = False, now: datetime | None = None) -> list[str]:
+def daily_scan(db: Database, settings: Settings, *, force: bool = False, now: datetime | None = None,
+               tenant_ids: list[str] | None = None) -> list[str]:
     """Run the daily scan for every tenant whose scan hour has come today and who has not had it yet."""
     scanned: list[str] = []
     with single_runner(db, DAILY_SCAN) as mine:
         if not mine:
             return scanned
-        for tenant_id in _tenant_ids(db):
+        for tenant_id in _tenant_ids(db, tenant_ids):
             with db.session() as session:
                 tenant = session.get(Tenant, tenant_id)
                 if tenant is None:
                     continue
                 ctx = system_context(session, tenant, settings)
                 local = (now or utcnow()).astimezone(ZoneInfo(tenant.timezone))
-                due = force or settings.today is not None or local.hour >= tenant.daily_scan_hour
+                due = settings.today is not None or local.hour >= tenant.daily_scan_hour
                 ran = session.scalar(select(JobRun.id).where(JobRun.job == DAILY_SCAN, JobRun.day == ctx.today))
-                if ran is not None or not due:
+                if not force and (ran is not None or not due):
                     continue
                 exposure.refresh_all(ctx)
                 snapshot(ctx)
                 purge_expired(session, settings.idempotency_ttl_hours)
-                session.add(JobRun(job=DAILY_SCAN, day=ctx.today))
+                if ran is None:
+                    session.add(JobRun(job=DAILY_SCAN, day=ctx.today))
                 session.commit()
                 scanned.append(tenant_id)
                 log.info("daily scan done for tenant %s (%s)", tenant_id, ctx.today)

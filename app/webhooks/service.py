@@ -95,6 +95,7 @@ def emit(session: Session, tenant_id: str, type_: str, data: dict[str, Any],
     """Write an event and one pending delivery per subscribed, enabled endpoint, in the caller's transaction."""
     event = WebhookEvent(id=f"msg_{uuid.uuid4().hex}", tenant_id=tenant_id, type=type_, body=event_body(type_, data))
     session.add(event)
+    session.flush()  # the deliveries reference it
     if endpoints is None:
         endpoints = session.scalars(
             select(WebhookEndpoint).where(WebhookEndpoint.tenant_id == tenant_id, WebhookEndpoint.enabled.is_(True))

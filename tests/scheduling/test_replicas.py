@@ -1,0 +1,88 @@
+"""Two app instances (live uvicorn, scheduler on) against one PostgreSQL: every event is delivered,
+within seconds, and none twice."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from app.tenants.service import create_tenant
+from app.webhooks.models import WebhookDelivery
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _start(database_url: str, port: int) -> subprocess.Popen:
+    env = {**os.environ, "COVERWATCH_DATABASE_URL": database_url, "COVERWATCH_TODAY": "2026-03-20",
+           "COVERWATCH_WEBHOOK_ALLOW_PRIVATE": "true", "COVERWATCH_DISPATCH_INTERVAL_SECONDS": "0.2",
+           "COVERWATCH_SCHEDULER_ENABLED": "true", "COVERWATCH_LOG_LEVEL": "WARNING"}
+    return subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--no-migrate"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_ready(url: str, proc: subprocess.Popen, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else "exited"
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"{url} not ready")
+
+
+def test_two_replicas_never_send_an_event_twice(database_url, database, receiver):
+    if not database_url.startswith("postgresql"):
+        pytest.skip("replicas share one PostgreSQL; SQLite runs in one process")
+    with database.session() as session, session.begin():
+        tenant, key = create_tenant(session, "replicas", "EUR")
+    ports = [_free_port(), _free_port()]
+    procs = [_start(database_url, p) for p in ports]
+    urls = [f"http://127.0.0.1:{p}" for p in ports]
+    try:
+        for url, proc in zip(urls, procs, strict=True):
+            _wait_ready(url, proc)
+        headers = {"Authorization": f"Bearer {key}"}
+        a, b = (httpx.Client(base_url=u, headers=headers, timeout=30) for u in urls)
+        secret = a.post("/v1/webhook-endpoints", json={"url": receiver.url}).json()["secret"]
+        # Writes alternate between the replicas: 30 buyers, each with exposure and no limit (no_cover).
+        for n in range(30):
+            client = a if n % 2 else b
+            assert client.put(f"/v1/buyers/B{n}", json={"name": f"B{n}", "country": "FR"}).status_code == 201
+            r = client.put(f"/v1/invoices/I{n}", json={"buyer_ref": f"B{n}", "currency": "EUR", "amount": "10.00",
+                                                       "issue_date": "2026-02-01", "due_date": "2026-03-01"})
+            assert r.status_code == 201
+        with database.session() as s:
+            expected = s.scalar(select(func.count()).select_from(WebhookDelivery)
+                                .where(WebhookDelivery.tenant_id == tenant.id))
+        assert expected == 30
+        assert receiver.wait_for(lambda r: len(r.received) >= expected, timeout=30), len(receiver.received)
+        time.sleep(1.0)  # give a would-be duplicate the time to arrive
+        counts = Counter(r.id for r in receiver.received)
+        assert len(counts) == expected and max(counts.values()) == 1
+        events = receiver.verified(secret)
+        assert sorted(e["data"]["buyer_ref"] for e in events) == sorted(f"B{n}" for n in range(30))
+        with database.session() as s:
+            attempts = s.scalars(select(WebhookDelivery.attempts).where(WebhookDelivery.tenant_id == tenant.id)).all()
+        assert attempts == [1] * expected
+        a.close()
+        b.close()
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait(timeout=30)
