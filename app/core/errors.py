@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger("coverwatch.errors")
@@ -143,6 +143,14 @@ def install(app: FastAPI) -> None:
             title=titles.get(exc.status_code, "HTTP error"),
             headers=dict(exc.headers or {}),
         )
+        return problem_response(problem, request)
+
+    @app.exception_handler(IntegrityError)
+    async def _conflict(request: Request, exc: IntegrityError) -> JSONResponse:
+        # Two requests racing to create the same thing (a ref, an Idempotency-Key): the loser retries.
+        log.info("integrity conflict on %s %s: %s", request.method, request.url.path, exc.orig)
+        problem = Conflict("A concurrent request changed the same data; nothing was written. Retry the request.",
+                           headers={"Retry-After": "1"})
         return problem_response(problem, request)
 
     @app.exception_handler(OperationalError)
