@@ -1,5 +1,6 @@
 # The two commands a new user needs: `make run` and `make test`. Everything else is set up by them.
-UV := $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
+# Resolved when a recipe runs (after the uv target may have installed it).
+UV = $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
 export UV_LINK_MODE ?= copy
 
 .PHONY: run test uv lint openapi bench

@@ -18,6 +18,7 @@ from app.core.config import Settings, get_settings
 from app.core.db import Database
 from app.core.middleware import BodySizeLimit, ETagMiddleware
 from app.cover.router import router as cover_router
+from app.exposure.router import NotModified, not_modified_response
 from app.exposure.router import router as exposure_router
 from app.ledger.router import router as ledger_router
 from app.tenants.router import router as keys_router
@@ -58,6 +59,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.settings = settings
     app.state.db = db
     errors.install(app)
+    app.add_exception_handler(NotModified, lambda request, exc: not_modified_response(exc))  # type: ignore[arg-type]
     app.add_middleware(ETagMiddleware)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
 

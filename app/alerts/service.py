@@ -100,9 +100,14 @@ def reconcile_buyers(ctx: Context, results: Sequence[tuple[Buyer, engine.BuyerCo
 
 
 def reconcile_countries(ctx: Context, countries: Iterable[str]) -> None:
+    from app.cover.repository import country_limits
     from app.exposure.queries import countries as country_totals
 
-    wanted_countries = sorted(set(countries))
+    # Only a country with a limit (or still an open alert) can hold the condition: skip the sums elsewhere.
+    touched = set(countries)
+    relevant = {row.country for row in country_limits(ctx.session)} | {
+        a.country for a in _open_alerts(ctx.session, countries=sorted(touched), types=[rules.COUNTRY_ABOVE_LIMIT])}
+    wanted_countries = sorted(touched & relevant)
     if not wanted_countries:
         return
     rows = country_totals(ctx, only=set(wanted_countries))

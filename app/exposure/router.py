@@ -10,7 +10,7 @@ import hashlib
 from decimal import Decimal
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from app.core.context import ContextDep
 from app.core.errors import Invalid, NotFound
@@ -35,45 +35,53 @@ router = APIRouter(prefix="/v1", tags=["exposure"])
 NOT_MODIFIED = {304: {"description": "Nothing changed since the ETag sent in If-None-Match"}}
 
 
-def _etag(ctx: ContextDep, request: Request) -> str:
+class NotModified(Exception):
+    def __init__(self, etag: str) -> None:
+        self.etag = etag
+
+
+def not_modified_response(exc: NotModified) -> Response:
+    return Response(status_code=304, headers={"ETag": exc.etag})
+
+
+def poll_etag(ctx: ContextDep, request: Request, response: Response) -> str:
+    """The tag of an exposure read, known before any work: the tenant's exposure version, the URL and the day.
+
+    A matching If-None-Match ends the request with a 304 here."""
     key = f"{request.url.path}?{request.url.query}|{ctx.today.isoformat()}"
-    return f'W/"x{ctx.tenant.exposure_version}-{hashlib.sha256(key.encode()).hexdigest()[:16]}"'
-
-
-def _not_modified(request: Request, etag: str) -> Response | None:
+    etag = f'W/"x{ctx.tenant.exposure_version}-{hashlib.sha256(key.encode()).hexdigest()[:16]}"'
     sent = request.headers.get("if-none-match")
     if sent is not None and etag in [t.strip() for t in sent.split(",")]:
-        return Response(status_code=304, headers={"ETag": etag})
-    return None
+        raise NotModified(etag)
+    response.headers["ETag"] = etag
+    return etag
+
+
+Polled = Annotated[str, Depends(poll_etag)]
 
 
 @router.get("/exposure", response_model=PortfolioOut, responses=NOT_MODIFIED)
-def portfolio(ctx: ContextDep, _: ReadAccess, request: Request, response: Response) -> Any:
+def portfolio(ctx: ContextDep, _: ReadAccess, __: Polled) -> Any:
     """Portfolio totals in the tenant's currency, and buyers counted by status."""
-    etag = _etag(ctx, request)
-    if (early := _not_modified(request, etag)) is not None:
-        return early
-    response.headers["ETag"] = etag
     return queries.portfolio(ctx)
 
 
 @router.get("/exposure/buyers", response_model=Page[BuyerExposureOut], responses=NOT_MODIFIED)
 def exposure_buyers(
-    ctx: ContextDep, _: ReadAccess, request: Request, response: Response,
+    ctx: ContextDep, _: ReadAccess,
     country: Annotated[Country | None, Query()] = None,
     status: BuyerStatus | None = None,
     min_uncovered: Annotated[DecimalStr | None, Query()] = None,
     sort: Annotated[str, Query(description=f"One of {', '.join(SORTABLE)}; prefix '-' for descending")] = "buyer_ref",
     limit: Limit = 100,
     cursor: Cursor = None,
+    *, request: Request, response: Response,
 ) -> Any:
     """One row per buyer, amounts in its cover currency."""
     name = sort.removeprefix("-")
     if name not in SORTABLE:
         raise Invalid(f"sort: one of {', '.join(SORTABLE)}, optionally prefixed with '-'.", field="/sort")
-    etag = _etag(ctx, request)
-    if (early := _not_modified(request, etag)) is not None:
-        return early
+    poll_etag(ctx, request, response)
     after = decode_cursor(cursor, 2)
     rows = queries.buyers_page(ctx, country=country, status=status, min_uncovered=min_uncovered, sort=name,
                                descending=sort.startswith("-"), after=after, limit=limit + 1)
@@ -84,33 +92,23 @@ def exposure_buyers(
         value = getattr(last, name) if name != "utilisation" else (last.utilisation if last.utilisation is not None
                                                                      else Decimal(-1))
         next_cursor = encode_cursor([str(value), last.buyer_ref])
-    response.headers["ETag"] = etag
     return Page(items=items, next_cursor=next_cursor)
 
 
 @router.get("/exposure/buyers/{buyer_ref}", response_model=BuyerExposureDetail, responses=NOT_MODIFIED)
 def exposure_buyer(
-    buyer_ref: Annotated[str, Path(pattern=REF_PATTERN)], ctx: ContextDep, _: ReadAccess, request: Request,
-    response: Response,
+    buyer_ref: Annotated[str, Path(pattern=REF_PATTERN)], ctx: ContextDep, _: ReadAccess, __: Polled
 ) -> Any:
     """A buyer's exposure invoice by invoice: aging, cover by layer, reasons, limits in force."""
-    etag = _etag(ctx, request)
-    if (early := _not_modified(request, etag)) is not None:
-        return early
     detail = queries.buyer_detail(ctx, buyer_ref)
     if detail is None:
         raise NotFound(f"No buyer '{buyer_ref}'.")
-    response.headers["ETag"] = etag
     return detail
 
 
 @router.get("/exposure/countries", response_model=list[CountryExposureOut], responses=NOT_MODIFIED)
-def exposure_countries(ctx: ContextDep, _: ReadAccess, request: Request, response: Response) -> Any:
+def exposure_countries(ctx: ContextDep, _: ReadAccess, __: Polled) -> Any:
     """Per-country totals in the tenant's currency, held against the country limits."""
-    etag = _etag(ctx, request)
-    if (early := _not_modified(request, etag)) is not None:
-        return early
-    response.headers["ETag"] = etag
     return queries.countries(ctx)
 
 

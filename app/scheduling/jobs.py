@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -40,6 +41,15 @@ def _tenant_ids(db: Database, only: list[str] | None = None) -> list[str]:
         return list(session.scalars(stmt))
 
 
+def tenant_contexts(db: Database, settings: Settings, only: list[str] | None = None) -> Iterator[Context]:
+    """Each tenant in turn, with a session of its own bound to it (the caller commits)."""
+    for tenant_id in _tenant_ids(db, only):
+        with db.session() as session:
+            tenant = session.get(Tenant, tenant_id)
+            if tenant is not None:
+                yield system_context(session, tenant, settings)
+
+
 def dispatch(db: Database, settings: Settings) -> int:
     return dispatch_pending(db, settings)
 
@@ -50,17 +60,12 @@ def revalue(db: Database, settings: Settings, tenant_ids: list[str] | None = Non
     with single_runner(db, "revalue") as mine:
         if not mine:
             return 0
-        for tenant_id in _tenant_ids(db, tenant_ids):
-            with db.session() as session:
-                tenant = session.get(Tenant, tenant_id)
-                if tenant is None:
-                    continue
-                ctx = system_context(session, tenant, settings)
-                oldest = session.scalar(select(func.min(BuyerExposure.valued_on)))
-                if oldest is not None and oldest < ctx.today:
-                    exposure.refresh_all(ctx)
-                    session.commit()
-                    done += 1
+        for ctx in tenant_contexts(db, settings, tenant_ids):
+            oldest = ctx.session.scalar(select(func.min(BuyerExposure.valued_on)))
+            if oldest is not None and oldest < ctx.today:
+                exposure.refresh_all(ctx)
+                ctx.session.commit()
+                done += 1
     return done
 
 
@@ -89,23 +94,19 @@ def daily_scan(db: Database, settings: Settings, *, force: bool = False, now: da
     with single_runner(db, DAILY_SCAN) as mine:
         if not mine:
             return scanned
-        for tenant_id in _tenant_ids(db, tenant_ids):
-            with db.session() as session:
-                tenant = session.get(Tenant, tenant_id)
-                if tenant is None:
-                    continue
-                ctx = system_context(session, tenant, settings)
-                local = (now or utcnow()).astimezone(ZoneInfo(tenant.timezone))
-                due = settings.today is not None or local.hour >= tenant.daily_scan_hour
-                ran = session.scalar(select(JobRun.id).where(JobRun.job == DAILY_SCAN, JobRun.day == ctx.today))
-                if not force and (ran is not None or not due):
-                    continue
-                exposure.refresh_all(ctx)
-                snapshot(ctx)
-                purge_expired(session, settings.idempotency_ttl_hours)
-                if ran is None:
-                    session.add(JobRun(job=DAILY_SCAN, day=ctx.today))
-                session.commit()
-                scanned.append(tenant_id)
-                log.info("daily scan done for tenant %s (%s)", tenant_id, ctx.today)
+        for ctx in tenant_contexts(db, settings, tenant_ids):
+            session, tenant = ctx.session, ctx.tenant
+            local = (now or utcnow()).astimezone(ZoneInfo(tenant.timezone))
+            due = settings.today is not None or local.hour >= tenant.daily_scan_hour
+            ran = session.scalar(select(JobRun.id).where(JobRun.job == DAILY_SCAN, JobRun.day == ctx.today))
+            if not force and (ran is not None or not due):
+                continue
+            exposure.refresh_all(ctx)
+            snapshot(ctx)
+            purge_expired(session, settings.idempotency_ttl_hours)
+            if ran is None:
+                session.add(JobRun(job=DAILY_SCAN, day=ctx.today))
+            session.commit()
+            scanned.append(tenant.id)
+            log.info("daily scan done for tenant %s (%s)", tenant.id, ctx.today)
     return scanned
