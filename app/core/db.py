@@ -113,6 +113,11 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         return engine
     if "poolclass" not in kwargs:
         kwargs.update(pool_pre_ping=True, pool_size=10, max_overflow=20)
+    # No server-side prepared statements: after 5 runs psycopg prepares a query and PostgreSQL may switch
+    # to a generic plan, which turns the ingest path's `ref IN (... 1000 refs ...)` lookups into a linear
+    # scan of the tenant's invoices (measured: 0.4 s -> 3.5 s per 5,000-invoice batch). Also what a
+    # transaction-pooling PgBouncer in front of the database requires.
+    kwargs.setdefault("connect_args", {})["prepare_threshold"] = None
     return create_engine(url, **kwargs)
 
 

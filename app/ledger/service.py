@@ -116,6 +116,11 @@ def _validate_items(raw: Sequence[dict[str, Any]], model: type[M], ref_field: st
     return items
 
 
+def _without_ref(item: BaseModel, model: type[M], ref_field: str) -> M:
+    """The item's body without its ref, already validated as part of the batch item: not validated again."""
+    return model.model_construct(**{k: getattr(item, k) for k in type(item).model_fields if k != ref_field})
+
+
 def _batch_out(items: list[_Item]) -> BatchOut:
     results = [
         ItemResult(
@@ -234,7 +239,7 @@ def ingest_invoices(ctx: Context, raw: Sequence[dict[str, Any]]) -> BatchOut:
     valid = [i for i in items if i.problem is None]
     ingest = _InvoiceIngest(ctx, [(i.body.invoice_ref, i.body) for i in valid])
     for item in valid:
-        body = InvoiceIn.model_validate(item.body.model_dump(exclude={"invoice_ref"}))
+        body = _without_ref(item.body, InvoiceIn, "invoice_ref")
         try:
             item.outcome = ingest.apply(item.body.invoice_ref, body)
         except ProblemError as problem:
@@ -417,7 +422,7 @@ def ingest_payments(ctx: Context, raw: Sequence[dict[str, Any]]) -> BatchOut:
     for item in items:
         if item.problem is not None:
             continue
-        body = PaymentIn.model_validate(item.body.model_dump(exclude={"payment_ref"}))
+        body = _without_ref(item.body, PaymentIn, "payment_ref")
         try:
             # A savepoint per item: a rejected payment leaves nothing behind, the others stay.
             with ctx.session.begin_nested():
