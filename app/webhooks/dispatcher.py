@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import random
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -130,21 +131,29 @@ def record(db: Database, item: Claimed, outcome: Outcome, settings: Settings) ->
                  {"endpoint_id": endpoint.id, "url": endpoint.url, "reason": endpoint.disabled_reason})
 
 
+SENDERS = 8
+
+
 def dispatch_pending(db: Database, settings: Settings, client: httpx.Client | None = None,
                      max_batches: int = 50) -> int:
-    """Send what is due now; returns how many attempts were made."""
+    """Send what is due now, a claimed batch at a time, several deliveries at once (one slow receiver
+    does not hold up the others); returns how many attempts were made."""
     own = client is None
-    client = client or httpx.Client(timeout=settings.webhook_timeout_seconds, follow_redirects=False)
+    http = client or httpx.Client(timeout=settings.webhook_timeout_seconds, follow_redirects=False)
+
+    def attempt(item: Claimed) -> None:
+        record(db, item, send(http, item, settings), settings)
+
     sent = 0
     try:
-        for _ in range(max_batches):
-            batch = claim(db)
-            if not batch:
-                break
-            for item in batch:
-                record(db, item, send(client, item, settings), settings)
-                sent += 1
+        with ThreadPoolExecutor(max_workers=SENDERS, thread_name_prefix="webhook") as pool:
+            for _ in range(max_batches):
+                batch = claim(db, limit=SENDERS * 4)
+                if not batch:
+                    break
+                list(pool.map(attempt, batch))
+                sent += len(batch)
     finally:
         if own:
-            client.close()
+            http.close()
     return sent

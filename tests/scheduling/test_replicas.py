@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 
 from app.tenants.service import create_tenant
 from app.webhooks.models import WebhookDelivery
+from tests.helpers import PRIMARY
 
 
 def _free_port() -> int:
@@ -79,6 +80,26 @@ def test_two_replicas_never_send_an_event_twice(database_url, database, receiver
         with database.session() as s:
             attempts = s.scalars(select(WebhookDelivery.attempts).where(WebhookDelivery.tenant_id == tenant.id)).all()
         assert attempts == [1] * expected
+
+        # Over cover, then a payment: the credit manager hears of both, signed, within seconds.
+        assert b.put("/v1/policies/P", json=PRIMARY).status_code == 201
+        assert a.post("/v1/policies/P/limits", json={"buyer_ref": "B0", "status": "granted", "amount": "100.00",
+                                                     "effective_from": "2026-01-01"}).status_code == 201
+        assert b.put("/v1/invoices/BIG", json={"buyer_ref": "B0", "currency": "EUR", "amount": "500.00",
+                                               "issue_date": "2026-03-01", "due_date": "2026-04-30"}
+                     ).status_code == 201
+
+        def alert_event(kind: str, alert_type: str):  # type: ignore[no-untyped-def]
+            return lambda r: any(x.json["type"] == kind and x.json["data"]["type"] == alert_type
+                                 and x.json["data"]["buyer_ref"] == "B0" for x in r.received)
+
+        assert receiver.wait_for(alert_event("alert.opened", "exposure_above_cover"), timeout=15)
+        assert a.put("/v1/payments/PAY", json={"buyer_ref": "B0", "amount": "410.00", "currency": "EUR",
+                                               "received_on": "2026-03-20"}).status_code == 201
+        assert receiver.wait_for(alert_event("alert.resolved", "exposure_above_cover"), timeout=15)
+        receiver.verified(secret)
+        counts = Counter(r.id for r in receiver.received)
+        assert max(counts.values()) == 1
         a.close()
         b.close()
     finally:
