@@ -11,7 +11,7 @@ from app.alerts.schemas import AlertOut, AlertState, ClaimIn, ClaimOut, Settings
 from app.core.context import ContextDep
 from app.core.fields import REF_PATTERN, Country
 from app.core.idempotency import IdempotencyDep
-from app.core.pagination import Cursor, Limit, Page, decode_cursor, encode_cursor
+from app.core.pagination import Cursor, IdPath, Limit, Page, decode_id_cursor, encode_cursor
 from app.core.security import AdminAccess, IngestAccess, ReadAccess
 
 router = APIRouter(prefix="/v1", tags=["alerts"])
@@ -29,27 +29,27 @@ def list_alerts(
     cursor: Cursor = None,
 ) -> Page[AlertOut]:
     """Newest first."""
-    after = decode_cursor(cursor, 1)
+    after = decode_id_cursor(cursor)
     rows = service.list_alerts(ctx, type_=type, state=state, buyer_ref=buyer_ref, country=country,
-                               before_id=int(after[0]) if after else None, limit=limit + 1)
+                               before_id=after, limit=limit + 1)
     next_cursor = encode_cursor([rows[limit - 1].id]) if len(rows) > limit else None
     return Page(items=[service.alert_out(a) for a in rows[:limit]], next_cursor=next_cursor)
 
 
 @router.get("/alerts/{alert_id}", response_model=AlertOut)
-def get_alert(alert_id: int, ctx: ContextDep, _: ReadAccess) -> AlertOut:
+def get_alert(alert_id: IdPath, ctx: ContextDep, _: ReadAccess) -> AlertOut:
     return service.alert_out(service.get_alert(ctx, alert_id))
 
 
 @router.post("/alerts/{alert_id}/acknowledge", response_model=AlertOut)
-def acknowledge(alert_id: int, ctx: ContextDep, _: IngestAccess, idem: IdempotencyDep) -> Response:
+def acknowledge(alert_id: IdPath, ctx: ContextDep, _: IngestAccess, idem: IdempotencyDep) -> Response:
     if (replayed := idem.replay()) is not None:
         return replayed
     return idem.respond(200, service.alert_out(service.acknowledge(ctx, alert_id)))
 
 
 @router.post("/alerts/{alert_id}/resolve", response_model=AlertOut)
-def resolve(alert_id: int, ctx: ContextDep, _: IngestAccess, idem: IdempotencyDep) -> Response:
+def resolve(alert_id: IdPath, ctx: ContextDep, _: IngestAccess, idem: IdempotencyDep) -> Response:
     """Resolve by hand (a condition that still holds is raised again by the next change or scan)."""
     if (replayed := idem.replay()) is not None:
         return replayed
@@ -70,9 +70,9 @@ def list_claims(
     ctx: ContextDep, _: ReadAccess, buyer_ref: Annotated[str | None, Query(pattern=REF_PATTERN)] = None,
     limit: Limit = 100, cursor: Cursor = None,
 ) -> Page[ClaimOut]:
-    after = decode_cursor(cursor, 1)
+    after = decode_id_cursor(cursor)
     rows = service.list_claims(ctx, buyer_ref=buyer_ref, limit=limit + 1,
-                               before_id=int(after[0]) if after else None)
+                               before_id=after)
     next_cursor = encode_cursor([rows[limit - 1].id]) if len(rows) > limit else None
     return Page(items=[service.claim_out(ctx, c) for c in rows[:limit]], next_cursor=next_cursor)
 

@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger("coverwatch.errors")
@@ -152,6 +152,13 @@ def install(app: FastAPI) -> None:
         problem = Conflict("A concurrent request changed the same data; nothing was written. Retry the request.",
                            headers={"Retry-After": "1"})
         return problem_response(problem, request)
+
+    @app.exception_handler(DataError)
+    async def _unstorable(request: Request, exc: DataError) -> JSONResponse:
+        # Validation should have caught it; the database is the last line: still a 4xx, never a 500.
+        log.warning("value refused by the database on %s %s: %s", request.method, request.url.path, exc.orig)
+        return problem_response(Invalid("A value in the request cannot be stored (out of range or malformed)."),
+                                request)
 
     @app.exception_handler(OperationalError)
     async def _db_unavailable(request: Request, exc: OperationalError) -> JSONResponse:

@@ -7,7 +7,7 @@ from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, StringConstraints, WithJsonSchema
+from pydantic import BaseModel, BeforeValidator, ConfigDict, StringConstraints, WithJsonSchema, field_validator
 
 from app.core.money import fits_currency, is_country, is_currency
 
@@ -18,9 +18,27 @@ MAX_AMOUNT = Decimal("1e15")
 
 
 class StrictModel(BaseModel):
-    """Request bodies: unknown fields are rejected."""
+    """Request bodies: unknown fields are rejected, and no text may hold a NUL character
+    (PostgreSQL cannot store one; a request must fail the same way on every database)."""
 
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        if _has_nul(value):
+            raise ValueError("must not contain a NUL (\\u0000) character")
+        return value
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, list | tuple):
+        return any(_has_nul(v) for v in value)
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    return False
 
 
 def _decimal(value: Any) -> Decimal:

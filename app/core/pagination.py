@@ -6,7 +6,7 @@ import base64
 import json
 from typing import Annotated, Any, Generic, TypeVar
 
-from fastapi import Query
+from fastapi import Path, Query
 from pydantic import BaseModel
 
 from app.core.errors import Invalid
@@ -36,5 +36,20 @@ def decode_cursor(cursor: str | None, arity: int) -> list[Any] | None:
     return values
 
 
+MAX_ID = 2**63 - 1
+
+
+def decode_id_cursor(cursor: str | None) -> int | None:
+    """A cursor holding one row id (newest-first lists)."""
+    values = decode_cursor(cursor, 1)
+    if values is None:
+        return None
+    value = values[0]
+    if isinstance(value, bool) or not isinstance(value, int) or not (0 < value <= MAX_ID):
+        raise Invalid("cursor: not a cursor this endpoint returned", field="/cursor")
+    return value
+
+
 Limit = Annotated[int, Query(ge=1, le=1000, description="Page size")]
+IdPath = Annotated[int, Path(ge=1, le=MAX_ID, description="The row id")]
 Cursor = Annotated[str | None, Query(description="next_cursor of the previous page")]

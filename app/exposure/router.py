@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import hashlib
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from app.core.context import ContextDep
-from app.core.errors import Invalid, NotFound
+from app.core.errors import NotFound
 from app.core.fields import REF_PATTERN, Country, DecimalStr
 from app.core.idempotency import IdempotencyDep
 from app.core.pagination import Cursor, Limit, Page, decode_cursor, encode_cursor
@@ -31,6 +31,7 @@ from app.exposure.schemas import (
 )
 
 router = APIRouter(prefix="/v1", tags=["exposure"])
+SortKey = Literal[tuple([*SORTABLE, *(f"-{k}" for k in SORTABLE)])]  # type: ignore[valid-type]
 
 NOT_MODIFIED = {304: {"description": "Nothing changed since the ETag sent in If-None-Match"}}
 
@@ -68,20 +69,17 @@ def portfolio(ctx: ContextDep, _: ReadAccess, __: Polled) -> Any:
 
 @router.get("/exposure/buyers", response_model=Page[BuyerExposureOut], responses=NOT_MODIFIED)
 def exposure_buyers(
-    ctx: ContextDep, _: ReadAccess,
+    ctx: ContextDep, _: ReadAccess, __: Polled,
     country: Annotated[Country | None, Query()] = None,
     status: BuyerStatus | None = None,
     min_uncovered: Annotated[DecimalStr | None, Query()] = None,
-    sort: Annotated[str, Query(description=f"One of {', '.join(SORTABLE)}; prefix '-' for descending")] = "buyer_ref",
+    sort: Annotated[SortKey, Query(description="An amount, utilisation or buyer_ref; prefix '-' for descending")]
+    = "buyer_ref",
     limit: Limit = 100,
     cursor: Cursor = None,
-    *, request: Request, response: Response,
 ) -> Any:
     """One row per buyer, amounts in its cover currency."""
     name = sort.removeprefix("-")
-    if name not in SORTABLE:
-        raise Invalid(f"sort: one of {', '.join(SORTABLE)}, optionally prefixed with '-'.", field="/sort")
-    poll_etag(ctx, request, response)
     after = decode_cursor(cursor, 2)
     rows = queries.buyers_page(ctx, country=country, status=status, min_uncovered=min_uncovered, sort=name,
                                descending=sort.startswith("-"), after=after, limit=limit + 1)

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Response
 
 from app.core.context import ContextDep
 from app.core.idempotency import IdempotencyDep
-from app.core.pagination import Cursor, Limit, Page, decode_cursor, encode_cursor
+from app.core.pagination import Cursor, IdPath, Limit, Page, decode_id_cursor, encode_cursor
 from app.core.security import AdminAccess
 from app.webhooks import service
 from app.webhooks.schemas import DeliveryOut, EndpointIn, EndpointOut, EndpointPatch, EndpointWithSecret, EventType
@@ -73,15 +73,15 @@ def list_deliveries(
     event_type: Annotated[EventType | None, Query()] = None, limit: Limit = 100, cursor: Cursor = None,
 ) -> Page[DeliveryOut]:
     """Newest first, with every attempt: status code, latency, error."""
-    after = decode_cursor(cursor, 1)
+    after = decode_id_cursor(cursor)
     rows = service.list_deliveries(ctx, endpoint_id=endpoint_id, status=status, event_type=event_type,
-                                   before_id=int(after[0]) if after else None, limit=limit + 1)
+                                   before_id=after, limit=limit + 1)
     next_cursor = encode_cursor([rows[limit - 1].id]) if len(rows) > limit else None
     return Page(items=rows[:limit], next_cursor=next_cursor)
 
 
 @router.post("/webhook-deliveries/{delivery_id}/retry", response_model=DeliveryOut)
-def retry_delivery(delivery_id: int, ctx: ContextDep, _: AdminAccess, idem: IdempotencyDep) -> Response:
+def retry_delivery(delivery_id: IdPath, ctx: ContextDep, _: AdminAccess, idem: IdempotencyDep) -> Response:
     """Send again now (a failed delivery gets a new retry window)."""
     if (replayed := idem.replay()) is not None:
         return replayed
