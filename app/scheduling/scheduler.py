@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from app.core.clock import utcnow
 from app.core.config import Settings
 from app.core.db import Database
 from app.scheduling import jobs
@@ -31,7 +31,7 @@ def start(db: Database, settings: Settings) -> BackgroundScheduler:
         timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 60}
     )
     args = [db, settings]
-    now = datetime.now(UTC)
+    now = utcnow()
     scheduler.add_job(_guarded(jobs.dispatch, "dispatch"), "interval", seconds=settings.dispatch_interval_seconds,
                       args=args, id="dispatch", next_run_time=now)
     scheduler.add_job(_guarded(jobs.revalue, "revalue"), "interval", seconds=settings.revalue_interval_seconds,
