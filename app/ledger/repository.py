@@ -9,7 +9,7 @@ from decimal import Decimal
 from sqlalchemy import Select, and_, exists, func, or_, select
 from sqlalchemy.orm import Session
 
-from app.ledger.models import Allocation, Buyer, Invoice, Payment
+from app.ledger.models import Allocation, Buyer, Invoice, InvoiceRevision, Payment
 
 
 def buyer_by_ref(session: Session, ref: str, *, for_update: bool = False) -> Buyer | None:
@@ -149,6 +149,11 @@ def open_invoices(session: Session, buyer_ids: Iterable[int]) -> list[Invoice]:
         .where(Invoice.buyer_id.in_(list(buyer_ids)), Invoice.kind == "invoice", Invoice.open_balance > 0)
         .order_by(Invoice.due_date, Invoice.issue_date, Invoice.ref)
     )
+    return list(session.scalars(stmt))
+
+
+def revisions_of_invoice(session: Session, invoice_id: int) -> list[InvoiceRevision]:
+    stmt = select(InvoiceRevision).where(InvoiceRevision.invoice_id == invoice_id).order_by(InvoiceRevision.revision)
     return list(session.scalars(stmt))
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -81,6 +81,12 @@ class AppliedOut(BaseModel):
     explicit: bool
 
 
+class CorrectionOut(BaseModel):
+    revision: int = Field(description="The revision this body was, before the correction")
+    previous: dict[str, Any]
+    recorded_at: datetime
+
+
 class InvoiceOut(BaseModel):
     invoice_ref: str
     buyer_ref: str
@@ -98,6 +104,7 @@ class InvoiceOut(BaseModel):
         default=None,
         description="Payments and credit notes applied to this invoice (or, for a credit note, where it went)",
     )
+    corrections: list[CorrectionOut] | None = Field(default=None, description="Earlier bodies, oldest first")
 
 
 class BatchIn(StrictModel):

@@ -28,6 +28,7 @@ from app.ledger.schemas import (
     BuyerBalance,
     BuyerIn,
     BuyerOut,
+    CorrectionOut,
     InvoiceBatchItem,
     InvoiceIn,
     InvoiceOut,
@@ -216,6 +217,7 @@ class _InvoiceIngest:
             raise Invalid(f"amount: {explicit} is already paid on this invoice by allocated payments.", field="/amount")
         allocation.release(session, [a for a in allocations if a not in kept], skip=invoice)
         previous = {f: str(getattr(invoice, f)) if getattr(invoice, f) is not None else None for f in _INVOICE_FIELDS}
+        previous["amount"] = str(quantize(invoice.amount, invoice.currency))
         previous["buyer_ref"] = (
             self.buyers_by_id[invoice.buyer_id].ref if invoice.buyer_id in self.buyers_by_id else None
         )
@@ -315,7 +317,10 @@ def invoice_detail(ctx: Context, invoice: Invoice) -> InvoiceOut:
         item.amount = quantize(item.amount, invoice.currency)
     buyer = session.get(Buyer, invoice.buyer_id)
     paid = any(a.source == "payment" for a in applied)
-    return invoice_out(invoice, buyer.ref if buyer else "?", paid=paid, applied=applied)
+    out = invoice_out(invoice, buyer.ref if buyer else "?", paid=paid, applied=applied)
+    out.corrections = [CorrectionOut(revision=r.revision, previous=json.loads(r.previous), recorded_at=r.recorded_at)
+                       for r in repo.revisions_of_invoice(session, invoice.id)]
+    return out
 
 
 # --- payments -----------------------------------------------------------------------------------

@@ -19,6 +19,9 @@ def test_put_is_create_then_noop_then_recorded_correction(api):
     assert corrected["amount"] == "150.00" and corrected["open_balance"] == "150.00"
     # A postponed due date does not move the original one (the claim deadline runs from it).
     assert corrected["due_date"] == "2026-04-10" and corrected["original_due_date"] == "2026-03-10"
+    [correction] = corrected["corrections"]
+    assert correction["revision"] == 1
+    assert (correction["previous"]["amount"], correction["previous"]["due_date"]) == ("100.00", "2026-03-10")
 
 
 def test_correction_keeps_erp_allocations_and_refuses_going_below_them(api):
