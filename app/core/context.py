@@ -25,7 +25,7 @@ class Context:
 
 
 def tenant_today(settings: Settings, tenant: Tenant) -> date:
-    return today(settings, getattr(tenant, "timezone", None))
+    return today(settings, tenant.timezone)
 
 
 def get_context(

@@ -8,8 +8,6 @@ from functools import lru_cache
 import pycountry
 from babel.numbers import get_currency_precision, list_currencies
 
-ZERO = Decimal(0)
-
 
 @lru_cache(maxsize=1)
 def _currencies() -> frozenset[str]:

@@ -211,6 +211,7 @@ class BuyerCover:
     utilisation: Decimal | None = None
     status: str = "ok"
     stop_of_cover_from: date | None = None
+    covered_by_policy: dict[str, Decimal] = field(default_factory=dict)  # what each layer covers, by policy ref
     invoices: list[InvoiceCover] = field(default_factory=list)
     limits: list[LimitInForce] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
@@ -435,6 +436,7 @@ def evaluate(
         result.invoices.append(cover)
 
     result.invoices.sort(key=lambda c: (c.issue_date, c.invoice_ref))
+    result.covered_by_policy = {**used_primary, **used_top_up}
     result.indemnifiable = quantize(indemnifiable, currency)
 
     # Limits in force on the valuation date, for utilisation and for the dashboard.

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
@@ -51,8 +50,10 @@ def _items(invoices: Iterable[Invoice], claimed: dict[int, date]) -> dict[int, l
 
 
 def evaluate_buyers(
-    ctx: Context, buyers: list[Buyer], inputs: CoverInputs
+    ctx: Context, buyers: list[Buyer], inputs: CoverInputs,
+    extra: dict[int, list[engine.OpenItem]] | None = None,
 ) -> list[tuple[Buyer, engine.BuyerCover]]:
+    """The engine's result for each buyer, from its open invoices (plus `extra` hypothetical ones)."""
     session = ctx.session
     ids = [b.id for b in buyers]
     invoices = ledger_repo.open_invoices(session, ids)
@@ -62,7 +63,7 @@ def evaluate_buyers(
         decisions[row.buyer_id].extend(engine_decisions([row], inputs.refs_by_id))
     return [
         (b, engine.evaluate(
-            country=b.country, items=items.get(b.id, []), policies=inputs.policies,
+            country=b.country, items=[*items.get(b.id, []), *(extra or {}).get(b.id, [])], policies=inputs.policies,
             decisions=decisions.get(b.id, []), valued_on=inputs.valued_on, rates=inputs.rates,
             default_currency=ctx.tenant.currency,
         ))
@@ -175,9 +176,7 @@ def check(ctx: Context) -> list[str]:
 # --- credit check -------------------------------------------------------------------------------
 
 
-@dataclass
-class _Probe:
-    ref: str = "\uffffcredit-check"
+PROBE_REF = "\uffffcredit-check"  # sorts after every real reference delivered the same day
 
 
 def credit_check(ctx: Context, body: CreditCheckIn) -> CreditCheckOut:
@@ -187,20 +186,15 @@ def credit_check(ctx: Context, body: CreditCheckIn) -> CreditCheckOut:
     if buyer is None:
         raise Invalid(f"buyer_ref: no buyer '{body.buyer_ref}'.", field="/buyer_ref")
     delivery = body.delivery_date or ctx.today
-    due = delivery + timedelta(days=body.payment_terms_days or 0)
+    probe = engine.OpenItem(ref=PROBE_REF, currency=body.currency, open_balance=body.amount, issue_date=delivery,
+                            due_date=delivery + timedelta(days=body.payment_terms_days or 0))
     inputs = CoverInputs.load(session, ctx.today)
-    invoices = ledger_repo.open_invoices(session, [buyer.id])
-    items = _items(invoices, repo.claimed_invoice_ids(session, [i.id for i in invoices])).get(buyer.id, [])
-    probe = engine.OpenItem(ref=_Probe.ref, currency=body.currency, open_balance=body.amount,
-                            issue_date=delivery, due_date=due)
-    decisions = engine_decisions(cover_repo.decisions_of_buyers(session, [buyer.id]), inputs.refs_by_id)
-    result = engine.evaluate(country=buyer.country, items=[*items, probe], policies=inputs.policies,
-                             decisions=decisions, valued_on=ctx.today, rates=inputs.rates,
-                             default_currency=ctx.tenant.currency)
-    cover = next(i for i in result.invoices if i.invoice_ref == _Probe.ref)
+    [(_, result)] = evaluate_buyers(ctx, [buyer], inputs, extra={buyer.id: [probe]})
+    cover = next(i for i in result.invoices if i.invoice_ref == PROBE_REF)
     c = result.currency
     reasons = [cover.reason] if cover.reason else []
-    reasons += [e for e in result.errors if cover.reason == engine.MISSING_FX_RATE]
+    if cover.reason == engine.MISSING_FX_RATE:
+        reasons += result.errors
     covered = cover.covered_primary + cover.covered_top_up
     if cover.reason == engine.MISSING_FX_RATE:
         decision = "not_covered"
@@ -213,20 +207,18 @@ def credit_check(ctx: Context, body: CreditCheckIn) -> CreditCheckOut:
 
     # Headroom after this invoice: each layer's limit on the delivery date less what it covers in all.
     head_p = head_t = Decimal(0)
-    primaries = {p.ref: p for p in inputs.policies}
+    policies = {p.ref: p for p in inputs.policies}
+    decisions = engine_decisions(cover_repo.decisions_of_buyers(session, [buyer.id]), inputs.refs_by_id)
     if cover.primary_policy_ref is not None:
-        policy = primaries[cover.primary_policy_ref]
-        used = sum((i.covered_primary for i in result.invoices if i.primary_policy_ref == policy.ref), Decimal(0))
+        policy = policies[cover.primary_policy_ref]
         limit, _ = engine.primary_limit(decisions, policy, delivery)
         limit_in = inputs.rates.convert(limit, policy.currency, c) or Decimal(0)
-        head_p = max(Decimal(0), limit_in - used)
+        head_p = max(Decimal(0), limit_in - result.covered_by_policy.get(policy.ref, Decimal(0)))
         for top in inputs.policies:
             if top.primary_ref != policy.ref or (top.countries and buyer.country not in top.countries):
                 continue
             t_limit, _ = engine.top_up_limit(decisions, top, policy, delivery, c, inputs.rates)
-            used_t = sum((i.covered_top_up for i in result.invoices if i.primary_policy_ref == policy.ref),
-                         Decimal(0))
-            head_t += max(Decimal(0), t_limit - used_t)
+            head_t += max(Decimal(0), t_limit - result.covered_by_policy.get(top.ref, Decimal(0)))
     return CreditCheckOut(
         buyer_ref=buyer.ref, decision=decision, currency=c,  # type: ignore[arg-type]
         amount=quantize(cover.open_balance, c), covered_primary=quantize(cover.covered_primary, c),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import date
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import Select, and_, exists, func, or_, select
 from sqlalchemy.orm import Session
@@ -56,8 +57,9 @@ def invoices_by_refs(session: Session, refs: Iterable[str]) -> dict[str, Invoice
     return found
 
 
-def _paid_by_payment(invoice: type[Invoice] = Invoice):  # type: ignore[no-untyped-def]
-    return exists().where(and_(Allocation.invoice_id == invoice.id, Allocation.payment_id.is_not(None)))
+def _paid_by_payment() -> Any:
+    """Some payment (not only credit notes) went to the invoice."""
+    return exists().where(and_(Allocation.invoice_id == Invoice.id, Allocation.payment_id.is_not(None)))
 
 
 def invoices_page(
@@ -115,13 +117,6 @@ def allocations_of_invoice(session: Session, invoice_id: int) -> list[Allocation
 
 def allocations_of_payment(session: Session, payment_id: int) -> list[Allocation]:
     return list(session.scalars(select(Allocation).where(Allocation.payment_id == payment_id).order_by(Allocation.id)))
-
-
-def explicit_allocated(session: Session, invoice_id: int) -> Decimal:
-    stmt = select(func.coalesce(func.sum(Allocation.amount), 0)).where(
-        Allocation.invoice_id == invoice_id, Allocation.explicit.is_(True)
-    )
-    return Decimal(session.scalar(stmt) or 0)
 
 
 def unapplied_credit_notes(session: Session, buyer_ids: Iterable[int]) -> list[Invoice]:

@@ -29,7 +29,7 @@ from app.core.clock import utcnow
 from app.core.config import Settings
 from app.core.db import Database
 from app.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
-from app.webhooks.service import emit
+from app.webhooks.service import emit, endpoints_changed
 from app.webhooks.signing import signed_headers
 from app.webhooks.urls import UnsafeUrl, check_url
 
@@ -125,6 +125,7 @@ def record(db: Database, item: Claimed, outcome: Outcome, settings: Settings) ->
         endpoint.failing_since = endpoint.failing_since or now
         if endpoint.enabled and now - endpoint.failing_since >= timedelta(hours=settings.webhook_disable_after_hours):
             endpoint.enabled = False
+            endpoints_changed(session)
             endpoint.disabled_reason = f"failing since {endpoint.failing_since.isoformat()}"
             log.warning("webhook endpoint %s disabled: %s", endpoint.id, endpoint.disabled_reason)
             emit(session, item.tenant_id, "endpoint.disabled",

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import UTC
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from app.core.clock import utcnow
@@ -34,6 +34,7 @@ def create_endpoint(ctx: Context, body: EndpointIn) -> tuple[WebhookEndpoint, st
                                event_types=sorted(set(body.event_types)), enabled=body.enabled, secret=secret)
     ctx.session.add(endpoint)
     ctx.session.flush()
+    endpoints_changed(ctx.session)
     return endpoint, secret
 
 
@@ -63,12 +64,14 @@ def patch_endpoint(ctx: Context, endpoint_id: str, body: EndpointPatch) -> Webho
             endpoint.disabled_reason = None
         endpoint.enabled = body.enabled
     ctx.session.flush()
+    endpoints_changed(ctx.session)
     return endpoint
 
 
 def delete_endpoint(ctx: Context, endpoint_id: str) -> None:
     ctx.session.delete(get_endpoint(ctx, endpoint_id))
     ctx.session.flush()
+    endpoints_changed(ctx.session)
 
 
 def rotate_secret(ctx: Context, endpoint_id: str) -> tuple[WebhookEndpoint, str]:
@@ -90,6 +93,28 @@ def event_body(type_: str, data: dict[str, Any]) -> str:
                       default=str)
 
 
+_ENDPOINTS_KEY = "webhook_endpoints"
+
+
+def _enabled_endpoints(session: Session, tenant_id: str) -> list[WebhookEndpoint]:
+    """The tenant's enabled endpoints, read once per transaction (a batch may raise hundreds of events)."""
+    cache = session.info.setdefault(_ENDPOINTS_KEY, {})
+    if tenant_id not in cache:
+        cache[tenant_id] = list(session.scalars(
+            select(WebhookEndpoint).where(WebhookEndpoint.tenant_id == tenant_id, WebhookEndpoint.enabled.is_(True))))
+    return cache[tenant_id]
+
+
+def endpoints_changed(session: Session) -> None:
+    session.info.pop(_ENDPOINTS_KEY, None)
+
+
+@event.listens_for(Session, "after_commit")
+@event.listens_for(Session, "after_rollback")
+def _forget_endpoints(session: Session) -> None:
+    endpoints_changed(session)
+
+
 def emit(session: Session, tenant_id: str, type_: str, data: dict[str, Any],
          endpoints: Sequence[WebhookEndpoint] | None = None) -> WebhookEvent:
     """Write an event and one pending delivery per subscribed, enabled endpoint, in the caller's transaction."""
@@ -97,9 +122,7 @@ def emit(session: Session, tenant_id: str, type_: str, data: dict[str, Any],
     session.add(event)
     session.flush()  # the deliveries reference it
     if endpoints is None:
-        endpoints = session.scalars(
-            select(WebhookEndpoint).where(WebhookEndpoint.tenant_id == tenant_id, WebhookEndpoint.enabled.is_(True))
-        ).all()
+        endpoints = _enabled_endpoints(session, tenant_id)
     now = utcnow()
     for endpoint in endpoints:
         if endpoint.event_types and type_ not in endpoint.event_types:

@@ -36,3 +36,17 @@ def test_credit_check_problems(api):
     assert r.status_code == 422 and r.json()["errors"][0]["pointer"] == "/amount"
     c = _check(api, "500.00")
     assert (c["decision"], c["reasons"]) == ("not_covered", ["no_limit"])
+
+
+def test_headroom_is_per_top_up_layer(api):
+    from tests.helpers import TOP_UP
+
+    domain_policies(api)
+    ok(api.put("/v1/policies/T2", json=TOP_UP | {"insurer": "Atradius", "ratio": "0.5"}))
+    buyer(api, "B1")
+    limit(api, "100000.00", "2026-01-01")
+    invoice(api, "I1", "150000.00", "2026-02-10", "2026-04-11")  # primary 100k, T 50k, T2 nothing yet
+    c = _check(api, "10000.00", payment_terms_days=60)
+    assert (c["decision"], c["covered_primary"], c["covered_top_up"]) == ("covered", "0.00", "10000.00")
+    # T: 100k - 60k used = 40k left; T2: 50k - 0 used = 50k left.
+    assert (c["headroom_primary"], c["headroom_top_up"]) == ("0.00", "90000.00")
