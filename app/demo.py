@@ -53,7 +53,7 @@ def _seed(ctx: Context, now: date) -> None:
         excluded_countries=["RU"]))
     cover.put_policy(ctx, "TOPUP-2026", PolicyIn(
         insurer="Coface", kind="top_up", currency="EUR", starts_on=year_start, ends_on=year_end,
-        indemnity_rate="0.90", max_credit_period_days=120, claim_deadline_days=60, primary_policy_ref="AT-2026",
+        indemnity_rate="0.90", primary_policy_ref="AT-2026",
         mode="complement", ratio="1.0", countries=["FR", "DE", "IT"]))
     cover.put_rates(ctx, [FxRateIn(date=now - timedelta(days=1), base="EUR", quote="USD", rate="1.0850")])
     for ref, name, country, granted in BUYERS:

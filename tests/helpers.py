@@ -52,8 +52,7 @@ PRIMARY = {
 }
 TOP_UP = {
     "insurer": "Coface", "kind": "top_up", "currency": "EUR", "starts_on": "2026-01-01", "ends_on": "2026-12-31",
-    "indemnity_rate": "0.90", "max_credit_period_days": 120, "claim_deadline_days": 60,
-    "primary_policy_ref": "P", "mode": "complement", "ratio": "1.0",
+    "indemnity_rate": "0.90", "primary_policy_ref": "P", "mode": "complement", "ratio": "1.0",
 }
 
 

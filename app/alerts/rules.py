@@ -25,11 +25,15 @@ CLAIM_DEADLINE_MISSED = "claim_deadline_missed"
 STOP_OF_COVER = "stop_of_cover"
 LIMIT_EXPIRING = "limit_expiring"
 LIMIT_REDUCED_BELOW_EXPOSURE = "limit_reduced_below_exposure"
+FX_RATE_MISSING = "fx_rate_missing"
 
 ALERT_TYPES = (
     EXPOSURE_ABOVE_PRIMARY, EXPOSURE_ABOVE_COVER, UTILISATION_HIGH, NO_COVER, COUNTRY_ABOVE_LIMIT,
     CLAIM_DEADLINE_NEAR, CLAIM_DEADLINE_MISSED, STOP_OF_COVER, LIMIT_EXPIRING, LIMIT_REDUCED_BELOW_EXPOSURE,
+    FX_RATE_MISSING,
 )
+# Alerts about one invoice: their subject is the invoice, which may move to another buyer.
+INVOICE_TYPES = frozenset({CLAIM_DEADLINE_NEAR, CLAIM_DEADLINE_MISSED})
 # Conditions evaluated from a buyer's cover on every refresh.
 BUYER_TYPES = frozenset({
     EXPOSURE_ABOVE_PRIMARY, EXPOSURE_ABOVE_COVER, UTILISATION_HIGH, NO_COVER, CLAIM_DEADLINE_NEAR,
@@ -130,6 +134,12 @@ def limit_reduced_below_exposure(buyer_ref: str, country: str, r: engine.BuyerCo
     return Wanted(LIMIT_REDUCED_BELOW_EXPOSURE, buyer_ref, buyer_ref=buyer_ref, country=country, details={
         "currency": c, "decision_status": status, "primary_limit": _s(r.primary_limit, c),
         "uncovered": _s(r.uncovered, c), "outstanding": _s(r.outstanding, c)})
+
+
+def fx_conditions(missing: dict[str, int], today: date) -> list[Wanted]:
+    """One alert per missing rate pair ("USD/EUR"), with how many buyers' figures it leaves unknown."""
+    return [Wanted(FX_RATE_MISSING, pair, details={"pair": pair, "buyers": count, "on_or_before": today.isoformat()})
+            for pair, count in sorted(missing.items())]
 
 
 def country_conditions(rows: Sequence[Any]) -> list[Wanted]:

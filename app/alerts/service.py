@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
 
-from sqlalchemy import select
+from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
 from app.alerts import rules
@@ -78,24 +78,67 @@ def _open_alerts(session: Session, *, buyer_ids: Sequence[int] = (), countries: 
 
 
 def reconcile_buyers(ctx: Context, results: Sequence[tuple[Buyer, engine.BuyerCover]]) -> None:
+    """Open what newly holds, resolve what cleared, for these buyers.
+
+    An invoice's alerts follow the invoice: when it moved to another buyer, its open alert moves with it
+    (the subject is the invoice, unique in the tenant), in this same transaction.
+    """
     if not results:
         return
     settings = alert_settings(ctx.tenant)
     by_id = {b.id: (b, r) for b, r in results}
-    open_by_buyer: dict[int, dict[tuple[str, str], Alert]] = {}
-    for alert in _open_alerts(ctx.session, buyer_ids=list(by_id), types=rules.BUYER_TYPES):
-        open_by_buyer.setdefault(alert.buyer_id or 0, {})[(alert.type, alert.subject)] = alert
-    for buyer_id, (buyer, result) in by_id.items():
-        wanted = {w.key: w for w in rules.buyer_conditions(buyer.ref, buyer.country, result, ctx.today, settings)}
-        current = open_by_buyer.get(buyer_id, {})
+    open_by_key: dict[tuple[str, str], Alert] = {
+        (a.type, a.subject): a for a in _open_alerts(ctx.session, buyer_ids=list(by_id), types=rules.BUYER_TYPES)}
+    wanted_by_buyer = {
+        buyer_id: {w.key: w for w in rules.buyer_conditions(buyer.ref, buyer.country, result, ctx.today, settings)}
+        for buyer_id, (buyer, result) in by_id.items()
+    }
+    # Invoice alerts still open on a buyer outside this refresh (the invoice moved away from it).
+    elsewhere = [k for wanted in wanted_by_buyer.values() for k in wanted
+                 if k not in open_by_key and k[0] in rules.INVOICE_TYPES]
+    for alert in _open_alerts_by_keys(ctx.session, elsewhere):
+        open_by_key[(alert.type, alert.subject)] = alert
+    claimed: set[int] = set()
+    for buyer_id, wanted in wanted_by_buyer.items():
+        buyer, _ = by_id[buyer_id]
         for key, w in wanted.items():
-            if key not in current:
+            alert = open_by_key.get(key)
+            if alert is None:
                 _open(ctx, w, buyer_id)
-        for key, alert in current.items():
-            if key in wanted or alert.type in rules.STICKY:
                 continue
-            if alert.type == rules.LIMIT_REDUCED_BELOW_EXPOSURE and result.uncovered > 0:
-                continue  # raised by the decision; clears once everything is covered again
+            claimed.add(alert.id)
+            if alert.buyer_id != buyer_id:
+                alert.buyer_id, alert.buyer_ref, alert.country = buyer_id, buyer.ref, buyer.country
+    for alert in open_by_key.values():
+        if alert.id in claimed or alert.type in rules.STICKY or alert.buyer_id not in by_id:
+            continue
+        _, result = by_id[alert.buyer_id]
+        if alert.type == rules.LIMIT_REDUCED_BELOW_EXPOSURE and result.uncovered > 0:
+            continue  # raised by the decision; clears once everything is covered again
+        _resolve(ctx, alert, "cleared")
+
+
+def _open_alerts_by_keys(session: Session, keys: Sequence[tuple[str, str]]) -> list[Alert]:
+    found: list[Alert] = []
+    for start in range(0, len(keys), 500):
+        chunk = keys[start : start + 500]
+        stmt = select(Alert).where(Alert.state.in_(OPEN_STATES), tuple_(Alert.type, Alert.subject).in_(chunk))
+        found.extend(session.scalars(stmt))
+    return found
+
+
+def reconcile_fx(ctx: Context) -> None:
+    """One `fx_rate_missing` alert per missing pair any stored figure needs; resolved when the rate arrives."""
+    from app.exposure.repository import missing_rates
+
+    missing = missing_rates(ctx.session)
+    wanted = {w.key: w for w in rules.fx_conditions(missing, ctx.today)}
+    current = {(a.type, a.subject): a for a in _open_alerts(ctx.session, types=[rules.FX_RATE_MISSING])}
+    for key, w in wanted.items():
+        if key not in current:
+            _open(ctx, w, None)
+    for key, alert in current.items():
+        if key not in wanted:
             _resolve(ctx, alert, "cleared")
 
 

@@ -78,6 +78,22 @@ class Invalid(ProblemError):
     title = "Invalid request"
 
 
+class FxRateMissing(ProblemError):
+    """422: an answer needs an FX rate that is missing (DOMAIN.md rule 9: unknown, never zero)."""
+
+    status = 422
+    type = "fx-rate-missing"
+    title = "FX rate missing"
+
+    def __init__(self, pairs: Sequence[tuple[str, str]], on: Any) -> None:
+        names = ", ".join(f"{a}/{b}" for a, b in pairs)
+        super().__init__(f"No FX rate {names} on or before {on}: PUT /v1/fx-rates first.")
+        self.pairs = list(pairs)
+
+    def body(self, instance: str | None = None) -> dict[str, Any]:
+        return super().body(instance) | {"missing_rates": [f"{a}/{b}" for a, b in self.pairs]}
+
+
 class NotFound(ProblemError):
     status = 404
     type = "not-found"

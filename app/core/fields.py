@@ -5,16 +5,33 @@ from __future__ import annotations
 import re
 from datetime import date
 from decimal import Decimal, InvalidOperation
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar, Self
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, StringConstraints, WithJsonSchema, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    StringConstraints,
+    ValidationError,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from app.core.money import fits_currency, is_country, is_currency
+from app.core.types import Money, Rate, storage_max
 
 REF_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,99}$"
 _DECIMAL = re.compile(r"^-?\d{1,18}(\.\d{1,10})?$")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-MAX_AMOUNT = Decimal("1e15")
+# Bounds derived from the storage types. Money is a scaled 64-bit integer on SQLite (at most 922,337,203,685,477):
+# one amount stays below about a thousandth of that (1e12, one trillion), so that a buyer's total of hundreds of the
+# largest invoices still fits.
+MONEY_STORAGE_MAX = storage_max(Money)
+MAX_AMOUNT = Decimal(10) ** (len(str(int(MONEY_STORAGE_MAX))) - 3)
+MAX_RATE = storage_max(Rate)  # 922,337,203.6854775807 (SQLite's int64 at 10 decimals)
+RATE_DECIMALS = Rate.scale
 
 
 class StrictModel(BaseModel):
@@ -94,14 +111,74 @@ Currency = Annotated[
 Ref = Annotated[str, StringConstraints(pattern=REF_PATTERN)]
 
 
-def check_amount(amount: Decimal, currency: str | None, *, positive: bool = True) -> Decimal:
-    """Field validator body: > 0 (or >= 0), bounded, no more decimals than the currency has."""
+def amount_problem(amount: Decimal, currency: str | None, *, positive: bool = True) -> str | None:
+    """What is wrong with an amount, or None: > 0 (or >= 0), below MAX_AMOUNT, no more decimals than its currency."""
+    if not amount.is_finite():
+        return "must be a finite decimal"
     if positive and amount <= 0:
-        raise ValueError("must be greater than 0")
+        return "must be greater than 0"
     if not positive and amount < 0:
-        raise ValueError("must not be negative")
+        return "must not be negative"
     if amount >= MAX_AMOUNT:
-        raise ValueError("is too large")
+        return f"must be below {MAX_AMOUNT:,.0f}"
     if currency is not None and not fits_currency(amount, currency):
-        raise ValueError(f"has more decimals than {currency} allows")
+        return f"has more decimals than {currency} allows"
+    return None
+
+
+def check_amount(amount: Decimal, currency: str | None, *, positive: bool = True) -> Decimal:
+    """Field validator body (see `amount_problem`)."""
+    problem = amount_problem(amount, currency, positive=positive)
+    if problem is not None:
+        raise ValueError(problem)
     return amount
+
+
+def rate_problem(rate: Decimal) -> str | None:
+    """An FX rate: > 0, at most RATE_DECIMALS decimals, within what the storage holds."""
+    if not rate.is_finite():
+        return "must be a finite decimal"
+    if rate <= 0:
+        return "must be greater than 0"
+    if rate.as_tuple().exponent < -RATE_DECIMALS:  # type: ignore[operator]
+        return f"must have at most {RATE_DECIMALS} decimals"
+    if rate > MAX_RATE:
+        return f"must be at most {MAX_RATE}"
+    return None
+
+
+class MoneyModel(StrictModel):
+    """A request body carrying amounts in a currency it names.
+
+    One validator, run once every field is parsed (the currency included, wherever it stands in the body), checks
+    every amount: sign, bound, and no more decimals than the currency has. `money_fields` maps each amount field to
+    whether it must be above zero; `money_currency` names the currency field (None: checked by the service, which
+    knows the currency, e.g. a policy's).
+    """
+
+    money_fields: ClassVar[dict[str, bool]] = {}
+    money_currency: ClassVar[str | None] = "currency"
+
+    def money_errors(self, currency: str | None, prefix: tuple[str | int, ...] = ()) -> list[InitErrorDetails]:
+        errors: list[InitErrorDetails] = []
+        for name, positive in self.money_fields.items():
+            value = getattr(self, name)
+            if value is None:
+                continue
+            problem = amount_problem(value, currency, positive=positive)
+            if problem is not None:
+                errors.append(InitErrorDetails(type=PydanticCustomError("value_error", problem),
+                                               loc=(*prefix, name), input=str(value)))
+        return errors
+
+    def nested_money_errors(self, currency: str | None) -> list[InitErrorDetails]:
+        """Amounts of nested items in the same currency (a payment's allocations): override where needed."""
+        return []
+
+    @model_validator(mode="after")
+    def _check_money(self) -> Self:
+        currency = getattr(self, self.money_currency) if self.money_currency else None
+        errors = self.money_errors(currency) + self.nested_money_errors(currency)
+        if errors:
+            raise ValidationError.from_exception_data(type(self).__name__, errors)
+        return self

@@ -55,6 +55,12 @@ class Fixed(TypeDecorator[Decimal]):
         return self
 
 
+def storage_max(column: Fixed) -> Decimal:
+    """The largest value a Fixed column holds on every database (SQLite's scaled int64 is the tighter bound)."""
+    numeric_max = Decimal(10) ** (column.precision - column.scale) - Decimal(1).scaleb(-column.scale)
+    return min(numeric_max, Decimal(2**63 - 1).scaleb(-column.scale))
+
+
 Money = Fixed(4, 24)
 Rate = Fixed(10, 28)
 Ratio = Fixed(6, 12)

@@ -26,7 +26,7 @@ UTILISATION_QUANTUM = Decimal("0.0001")
 OUTSIDE_TERRITORY = "outside_territory"
 OUTSIDE_POLICY_PERIOD = "outside_policy_period"
 TERMS_EXCEED = "terms_exceed_max_credit_period"
-AFTER_STOP_OF_COVER = "delivered_after_stop_of_cover"
+DURING_STOP_OF_COVER = "delivered_during_stop_of_cover"
 CLAIM_DEADLINE_PASSED = "claim_deadline_passed"
 NO_LIMIT = "no_limit"
 ABOVE_LIMIT = "above_limit"
@@ -53,7 +53,50 @@ class CountryRule:
 
 
 @dataclass(frozen=True)
+class Terms:
+    """A policy's terms from `effective_from` on (DOMAIN.md rule 8: endorsements are versions, never retroactive)."""
+
+    effective_from: date
+    ends_on: date
+    indemnity_rate: Decimal
+    max_credit_period_days: int = 365
+    claim_deadline_days: int = 60
+    max_extension_days: int | None = None
+    covered_countries: frozenset[str] = frozenset()
+    excluded_countries: frozenset[str] = frozenset()
+    country_rules: Mapping[str, CountryRule] = field(default_factory=dict)
+    # Top Up only
+    ratio: Decimal = Decimal(1)
+    per_buyer_cap: Decimal | None = None
+    countries: frozenset[str] = frozenset()
+    follows_discretionary: bool = False
+
+    def in_territory(self, country: str) -> bool:
+        if country in self.excluded_countries:
+            return False
+        return not self.covered_countries or country in self.covered_countries
+
+    def max_credit_period(self, country: str) -> int:
+        rule = self.country_rules.get(country)
+        if rule is not None and rule.max_credit_period_days is not None:
+            return rule.max_credit_period_days
+        return self.max_credit_period_days
+
+    def claim_deadline(self, country: str) -> int:
+        rule = self.country_rules.get(country)
+        if rule is not None and rule.claim_deadline_days is not None:
+            return rule.claim_deadline_days
+        return self.claim_deadline_days
+
+
+@dataclass(frozen=True)
 class Policy:
+    """A policy: identity, its original terms (the flat fields, in force from `starts_on`) and its endorsements.
+
+    Every question about terms takes the day it is asked for: an invoice is judged by the terms in force on its
+    delivery date.
+    """
+
     ref: str
     kind: str  # whole_turnover | excess_of_loss | top_up
     currency: str
@@ -72,30 +115,42 @@ class Policy:
     ratio: Decimal = Decimal(1)
     per_buyer_cap: Decimal | None = None
     countries: frozenset[str] = frozenset()
+    follows_discretionary: bool = False
+    endorsements: tuple[Terms, ...] = ()  # later versions of the terms, any order
 
     @property
     def is_primary(self) -> bool:
         return self.kind in PRIMARY_KINDS
 
-    def in_territory(self, country: str) -> bool:
-        if country in self.excluded_countries:
-            return False
-        return not self.covered_countries or country in self.covered_countries
+    @property
+    def original_terms(self) -> Terms:
+        return Terms(
+            effective_from=self.starts_on, ends_on=self.ends_on, indemnity_rate=self.indemnity_rate,
+            max_credit_period_days=self.max_credit_period_days, claim_deadline_days=self.claim_deadline_days,
+            max_extension_days=self.max_extension_days, covered_countries=self.covered_countries,
+            excluded_countries=self.excluded_countries, country_rules=self.country_rules, ratio=self.ratio,
+            per_buyer_cap=self.per_buyer_cap, countries=self.countries,
+            follows_discretionary=self.follows_discretionary,
+        )
+
+    def terms(self, day: date) -> Terms:
+        """The terms in force on `day` (before the first version: the original terms)."""
+        best: Terms | None = None
+        for t in self.endorsements:
+            if t.effective_from <= day and (best is None or t.effective_from > best.effective_from):
+                best = t
+        return best if best is not None else self.original_terms
+
+    def in_territory(self, country: str, day: date) -> bool:
+        return self.terms(day).in_territory(country)
 
     def in_period(self, day: date) -> bool:
-        return self.starts_on <= day <= self.ends_on
+        return self.starts_on <= day <= self.terms(day).ends_on
 
-    def max_credit_period(self, country: str) -> int:
-        rule = self.country_rules.get(country)
-        if rule is not None and rule.max_credit_period_days is not None:
-            return rule.max_credit_period_days
-        return self.max_credit_period_days
-
-    def claim_deadline(self, country: str) -> int:
-        rule = self.country_rules.get(country)
-        if rule is not None and rule.claim_deadline_days is not None:
-            return rule.claim_deadline_days
-        return self.claim_deadline_days
+    def applies_to_country(self, country: str, day: date) -> bool:
+        """A Top Up's scope on `day` (empty: wherever its primary covers)."""
+        scope = self.terms(day).countries
+        return not scope or country in scope
 
 
 @dataclass(frozen=True)
@@ -114,6 +169,11 @@ class Decision:
     @property
     def limit(self) -> Decimal:
         return ZERO if self.status in NO_LIMIT_STATUSES else self.amount
+
+    @property
+    def is_refusal(self) -> bool:
+        """The insurer refused, withdrew or reduced the limit to zero (what a substitute Top Up needs: rule 11)."""
+        return self.source == "insurer" and (self.status in NO_LIMIT_STATUSES or self.amount == 0)
 
 
 @dataclass(frozen=True)
@@ -135,6 +195,29 @@ class OpenItem:
         return (self.original_due - self.issue_date).days
 
 
+@dataclass(frozen=True)
+class HistoryItem:
+    """An invoice of the buyer, open or settled: what stop-of-cover periods are derived from (rule 7)."""
+
+    ref: str
+    issue_date: date
+    original_due_date: date
+    paid_in_full_on: date | None  # None while any of it is unpaid
+
+
+@dataclass(frozen=True)
+class StopPeriod:
+    """Cover stopped under `policy_ref` for deliveries strictly after `starts_on` and before `ends_on`."""
+
+    policy_ref: str
+    starts_on: date
+    ends_on: date | None
+    invoice_refs: tuple[str, ...]
+
+    def covers(self, day: date) -> bool:
+        return self.starts_on < day and (self.ends_on is None or day < self.ends_on)
+
+
 class Rates:
     """FX rates in force on the valuation date: (base, quote) -> units of quote for one base."""
 
@@ -150,16 +233,21 @@ class Rates:
         inverse = self.rates.get((target, source))
         if inverse is not None and inverse != 0:
             return Decimal(1) / inverse
-        for (base, quote), r1 in self.rates.items():  # cross through a common base (EUR for ECB rates)
-            if quote == source and r1 != 0:
-                r2 = self.rates.get((base, target))
-                if r2 is not None:
-                    return r2 / r1
+        # Cross through a common base: the euro first (ECB reference rates), then any other, in a fixed order.
+        bases = sorted({b for b, _ in self.rates}, key=lambda b: (b != "EUR", b))
+        for base in bases:
+            via_source, via_target = self.rates.get((base, source)), self.rates.get((base, target))
+            if via_source and via_target is not None:
+                return via_target / via_source
         return None
 
     def convert(self, amount: Decimal, source: str, target: str) -> Decimal | None:
         r = self.rate(source, target)
         return None if r is None else quantize(amount * r, target)
+
+
+def missing_rate_message(source: str, target: str, valued_on: date) -> str:
+    return f"missing FX rate {source}/{target} on or before {valued_on.isoformat()}"
 
 
 # --- outputs --------------------------------------------------------------------------------------
@@ -170,7 +258,7 @@ class InvoiceCover:
     invoice_ref: str
     issue_date: date
     due_date: date
-    open_balance: Decimal  # in the result currency
+    open_balance: Decimal  # in the result currency (0 when it cannot be converted: see `reason`)
     covered_primary: Decimal = ZERO
     covered_top_up: Decimal = ZERO
     uncovered: Decimal = ZERO
@@ -210,17 +298,45 @@ class BuyerCover:
     top_up_limit: Decimal = ZERO
     utilisation: Decimal | None = None
     status: str = "ok"
-    stop_of_cover_from: date | None = None
+    stop_periods: list[StopPeriod] = field(default_factory=list)  # of the governing primary and the others
     covered_by_policy: dict[str, Decimal] = field(default_factory=dict)  # what each layer covers, by policy ref
     invoices: list[InvoiceCover] = field(default_factory=list)
     limits: list[LimitInForce] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    missing_rates: set[tuple[str, str]] = field(default_factory=set)  # (from, to) pairs that were needed
+
+    @property
+    def stop_of_cover_from(self) -> date | None:
+        """The start of the stop of cover in force now (an open-ended period), if any."""
+        current = [p.starts_on for p in self.stop_periods if p.ends_on is None]
+        return min(current) if current else None
+
+    def missing(self, source: str, target: str) -> None:
+        self.missing_rates.add((source, target))
+        message = missing_rate_message(source, target, self.valued_on)
+        if message not in self.errors:
+            self.errors.append(message)
 
 
 AMOUNT_FIELDS = (
     "outstanding", "not_due", "overdue_1_30", "overdue_31_60", "overdue_61_90", "overdue_over_90",
     "covered_primary", "covered_top_up", "uncovered", "indemnifiable", "primary_limit", "top_up_limit",
 )
+
+
+class MissingRate(Exception):
+    """A conversion a figure needs has no rate: the figure is unknown (rule 9)."""
+
+    def __init__(self, source: str, target: str) -> None:
+        super().__init__(f"{source}/{target}")
+        self.source, self.target = source, target
+
+
+def _convert(rates: Rates, amount: Decimal, source: str, target: str) -> Decimal:
+    converted = rates.convert(amount, source, target)
+    if converted is None:
+        raise MissingRate(source, target)
+    return converted
 
 
 # --- limits ---------------------------------------------------------------------------------------
@@ -230,7 +346,8 @@ def decision_in_force(decisions: Iterable[Decision], policy_ref: str, day: date)
     """The decision governing deliveries on `day`.
 
     The latest decision effective on or before the day wins; an insurer decision
-    (a zero included) cancels any discretionary limit. An expired decision gives no limit.
+    (a zero included) cancels any discretionary limit from its effective date.
+    An expired decision gives no limit.
     """
     effective = [d for d in decisions if d.policy_ref == policy_ref and d.effective_from <= day]
     insurer = [d for d in effective if d.source == "insurer"]
@@ -251,34 +368,85 @@ def primary_limit(decisions: Sequence[Decision], policy: Policy, day: date) -> t
 def top_up_limit(
     decisions: Sequence[Decision], top_up: Policy, primary: Policy, day: date, currency: str, rates: Rates
 ) -> tuple[Decimal, str]:
-    """The Top Up limit in force on `day`, converted into `currency`, and where it comes from.
+    """The Top Up limit in force on `day`, in `currency`, and where it comes from (rule 4).
 
-    Complement: ratio x the primary limit (capped per buyer) unless an explicit
-    Top Up decision exists. Substitute: its own explicit limit, only where the
-    primary limit that day is zero (refused, withdrawn, or none).
+    Complement: ratio x the primary's insurer limit (or its discretionary one, if the Top Up follows those),
+    unless an explicit Top Up decision is in force. Substitute: its own explicit limit, only where the primary
+    insurer refused, withdrew or reduced to zero the limit in force that day (rule 11). The per-buyer cap bounds
+    both. Raises MissingRate when a conversion it needs has no rate.
     """
     if not top_up.in_period(day):
         return ZERO, "none"
-    primary_amount, _ = primary_limit(decisions, primary, day)
-    primary_in = rates.convert(primary_amount, primary.currency, currency) or ZERO
-    cap = None
-    if top_up.per_buyer_cap is not None:
-        cap = rates.convert(top_up.per_buyer_cap, top_up.currency, currency)
+    terms = top_up.terms(day)
+    primary_amount, primary_decision = primary_limit(decisions, primary, day)
     explicit = decision_in_force(decisions, top_up.ref, day)
     if top_up.mode == "substitute":
-        if primary_in > 0 or explicit is None:
+        if primary_decision is None or not primary_decision.is_refusal or explicit is None:
             return ZERO, "none"
-        amount = rates.convert(explicit.limit, top_up.currency, currency) or ZERO
-        source = explicit.source
+        amount, source = _convert(rates, explicit.limit, top_up.currency, currency), explicit.source
     elif explicit is not None:
-        amount = rates.convert(explicit.limit, top_up.currency, currency) or ZERO
-        source = explicit.source
+        amount, source = _convert(rates, explicit.limit, top_up.currency, currency), explicit.source
     else:
-        amount = quantize(primary_in * top_up.ratio, currency)
-        source = "complement"
-    if cap is not None:
-        amount = min(amount, cap)
+        follows = primary_decision is not None and (
+            primary_decision.source == "insurer" or terms.follows_discretionary)
+        base = _convert(rates, primary_amount, primary.currency, currency) if follows else ZERO
+        amount, source = quantize(base * terms.ratio, currency), "complement"
+    if terms.per_buyer_cap is not None:
+        amount = min(amount, _convert(rates, terms.per_buyer_cap, top_up.currency, currency))
     return amount, source
+
+
+# --- stop of cover --------------------------------------------------------------------------------
+
+
+def governing_primary(primaries: Sequence[Policy], country: str, day: date) -> tuple[Policy | None, str | None]:
+    """The primary policy that governs a delivery on `day`, or the reason none does."""
+    if not primaries:
+        return None, NO_LIMIT
+    in_territory = [p for p in primaries if p.in_territory(country, day)]
+    if not in_territory:
+        return None, OUTSIDE_TERRITORY
+    in_period = [p for p in in_territory if p.in_period(day)]
+    if not in_period:
+        return None, OUTSIDE_POLICY_PERIOD
+    return max(in_period, key=lambda p: (p.starts_on, p.ref)), None
+
+
+def stop_periods(
+    *, country: str, history: Iterable[HistoryItem], policies: Sequence[Policy], valued_on: date
+) -> list[StopPeriod]:
+    """Stop-of-cover periods per primary policy, from the buyer's invoice history (rule 7).
+
+    An invoice still unpaid on its original due date + M (the maximum extension of the terms it was delivered
+    under) stops cover for deliveries after that day, until the day it is paid or credited in full. Overlapping
+    stops merge; the result is the same whatever today's open invoices are, because paid ones keep their dates.
+    """
+    primaries = [p for p in policies if p.is_primary]
+    spans: dict[str, list[tuple[date, date | None, str]]] = {}
+    for item in history:
+        policy, _ = governing_primary(primaries, country, item.issue_date)
+        if policy is None:
+            continue
+        extension = policy.terms(item.issue_date).max_extension_days
+        if extension is None:
+            continue
+        start = item.original_due_date + timedelta(days=extension)
+        if start >= valued_on or (item.paid_in_full_on is not None and item.paid_in_full_on <= start):
+            continue
+        spans.setdefault(policy.ref, []).append((start, item.paid_in_full_on, item.ref))
+    out: list[StopPeriod] = []
+    for ref, items in sorted(spans.items()):
+        items.sort(key=lambda s: (s[0], s[1] is None, s[1] or s[0], s[2]))
+        start, end, refs = items[0][0], items[0][1], [items[0][2]]
+        for s, e, r in items[1:]:
+            if end is None or s < end:  # overlaps the current period: extend it
+                end = None if end is None or e is None else max(end, e)
+                refs.append(r)
+            else:
+                out.append(StopPeriod(ref, start, end, tuple(sorted(refs))))
+                start, end, refs = s, e, [r]
+        out.append(StopPeriod(ref, start, end, tuple(sorted(refs))))
+    return out
 
 
 # --- the walk -------------------------------------------------------------------------------------
@@ -298,12 +466,21 @@ def _bucket(result: BuyerCover, amount: Decimal, due: date, valued_on: date) -> 
         result.overdue_over_90 += amount
 
 
-def _governing_primary(primaries: Sequence[Policy], country: str, valued_on: date) -> Policy | None:
-    candidates = [p for p in primaries if p.in_territory(country)]
+def _buyer_primary(primaries: Sequence[Policy], country: str, valued_on: date) -> Policy | None:
+    candidates = [p for p in primaries if p.in_territory(country, valued_on)]
     if not candidates:
         return None
     current = [p for p in candidates if p.in_period(valued_on)]
     return max(current or candidates, key=lambda p: (p.starts_on, p.ref))
+
+
+@dataclass
+class _Eligible:
+    item: OpenItem
+    cover: InvoiceCover
+    policy: Policy
+    limit: Decimal = ZERO  # the primary limit in force on the delivery date, in the result currency
+    top_ups: list[tuple[Policy, Decimal]] = field(default_factory=list)  # applying Top Ups and their limits
 
 
 def evaluate(
@@ -315,116 +492,128 @@ def evaluate(
     valued_on: date,
     rates: Rates | None = None,
     default_currency: str = "EUR",
+    stops: Sequence[StopPeriod] = (),
 ) -> BuyerCover:
-    """Cover of one buyer's open invoices on `valued_on` (DOMAIN.md rules 1 to 5)."""
+    """Cover of one buyer's open invoices on `valued_on` (DOMAIN.md rules 1 to 5, 7 to 11).
+
+    `stops` are the buyer's stop-of-cover periods (see `stop_periods`): history, not derived from `items`.
+    """
     rates = rates or Rates()
     primaries = [p for p in policies if p.is_primary]
     top_ups = sorted((p for p in policies if p.kind == "top_up"), key=lambda p: p.ref)
-    governing = _governing_primary(primaries, country, valued_on)
+    governing = _buyer_primary(primaries, country, valued_on)
     currency = governing.currency if governing is not None else default_currency
-    result = BuyerCover(currency=currency, valued_on=valued_on)
+    result = BuyerCover(currency=currency, valued_on=valued_on, stop_periods=list(stops))
+    stops_by_policy: dict[str, list[StopPeriod]] = {}
+    for stop in stops:
+        stops_by_policy.setdefault(stop.policy_ref, []).append(stop)
 
-    # Convert into the result currency; a missing rate is named, never a silent 1:1.
-    converted: list[tuple[OpenItem, InvoiceCover]] = []
+    # 1. Convert and check eligibility, invoice by invoice (rule 1).
+    eligible: list[_Eligible] = []
+    unknown: set[str] = set()  # invoices whose amount cannot be converted: counted nowhere
     for item in sorted((i for i in items if i.open_balance > 0), key=lambda i: (i.issue_date, i.ref)):
-        amount = rates.convert(item.open_balance, item.currency, currency)
+        foreign = item.currency != currency
         cover = InvoiceCover(
-            invoice_ref=item.ref, issue_date=item.issue_date, due_date=item.due_date, open_balance=amount or ZERO,
-            original_currency=item.currency if item.currency != currency else None,
-            original_open_balance=item.open_balance if item.currency != currency else None,
-            claim_filed_on=item.claim_filed_on,
+            invoice_ref=item.ref, issue_date=item.issue_date, due_date=item.due_date, open_balance=ZERO,
+            original_currency=item.currency if foreign else None,
+            original_open_balance=item.open_balance if foreign else None, claim_filed_on=item.claim_filed_on,
         )
+        result.invoices.append(cover)
+        amount = rates.convert(item.open_balance, item.currency, currency)
         if amount is None:
             cover.reason = MISSING_FX_RATE
-            message = f"missing FX rate {item.currency}/{currency} on or before {valued_on.isoformat()}"
-            if message not in result.errors:
-                result.errors.append(message)
-            result.invoices.append(cover)
+            result.missing(item.currency, currency)
+            unknown.add(item.ref)
             continue
-        converted.append((item, cover))
+        cover.open_balance = amount
         result.outstanding += amount
         _bucket(result, amount, item.due_date, valued_on)
-
-    # Stop of cover, per policy: the earliest original due date + M days an open invoice has passed.
-    stop_from: dict[str, date] = {}
-    for p in primaries:
-        if p.max_extension_days is None:
+        policy, reason = governing_primary(primaries, country, item.issue_date)
+        if policy is None:
+            cover.reason = reason
             continue
-        passed = [
-            i.original_due + timedelta(days=p.max_extension_days)
-            for i, _ in converted
-            if valued_on > i.original_due + timedelta(days=p.max_extension_days)
-        ]
-        if passed:
-            stop_from[p.ref] = min(passed)
-    if governing is not None and governing.ref in stop_from:
-        result.stop_of_cover_from = stop_from[governing.ref]
-
-    used_primary: dict[str, Decimal] = {}
-    used_top_up: dict[str, Decimal] = {}
-    indemnifiable = ZERO
-    for item, cover in converted:
-        in_territory = [p for p in primaries if p.in_territory(country)]
-        policy: Policy | None = None
-        if not primaries:
-            cover.reason = NO_LIMIT
-        elif not in_territory:
-            cover.reason = OUTSIDE_TERRITORY
+        terms = policy.terms(item.issue_date)
+        cover.primary_policy_ref = policy.ref
+        cover.claim_deadline = item.original_due + timedelta(days=terms.claim_deadline(country))
+        _, decision = primary_limit(decisions, policy, item.issue_date)
+        max_terms = (
+            decision.max_credit_period_days
+            if decision is not None and decision.max_credit_period_days is not None
+            else terms.max_credit_period(country)
+        )
+        if item.terms_days > max_terms:
+            cover.reason = TERMS_EXCEED
+        elif any(s.covers(item.issue_date) for s in stops_by_policy.get(policy.ref, ())):
+            cover.reason = DURING_STOP_OF_COVER
+        elif valued_on > cover.claim_deadline and not (
+            item.claim_filed_on is not None and item.claim_filed_on <= cover.claim_deadline
+        ):
+            cover.reason = CLAIM_DEADLINE_PASSED
         else:
-            in_period = [p for p in in_territory if p.in_period(item.issue_date)]
-            if not in_period:
-                cover.reason = OUTSIDE_POLICY_PERIOD
-            else:
-                policy = max(in_period, key=lambda p: (p.starts_on, p.ref))
-        if policy is not None:
-            cover.primary_policy_ref = policy.ref
-            cover.claim_deadline = item.original_due + timedelta(days=policy.claim_deadline(country))
-            limit, decision = primary_limit(decisions, policy, item.issue_date)
-            max_terms = (
-                decision.max_credit_period_days
-                if decision is not None and decision.max_credit_period_days is not None
-                else policy.max_credit_period(country)
-            )
-            stop = stop_from.get(policy.ref)
-            if item.terms_days > max_terms:
-                cover.reason = TERMS_EXCEED
-            elif stop is not None and item.issue_date > stop:
-                cover.reason = AFTER_STOP_OF_COVER
-            elif valued_on > cover.claim_deadline and not (
-                item.claim_filed_on is not None and item.claim_filed_on <= cover.claim_deadline
-            ):
-                cover.reason = CLAIM_DEADLINE_PASSED
-            else:
-                limit_in = rates.convert(limit, policy.currency, currency)
-                if limit_in is None:
-                    limit_in = ZERO
-                    message = f"missing FX rate {policy.currency}/{currency} on or before {valued_on.isoformat()}"
-                    if message not in result.errors:
-                        result.errors.append(message)
-                used = used_primary.get(policy.ref, ZERO)
-                cover.covered_primary = min(cover.open_balance, max(ZERO, limit_in - used))
-                used_primary[policy.ref] = used + cover.covered_primary
-                cover.indemnifiable += cover.covered_primary * policy.indemnity_rate
-                any_limit = limit_in > 0
-                left = cover.open_balance - cover.covered_primary
-                for top_up in top_ups:
-                    if top_up.primary_ref != policy.ref:
-                        continue
-                    scope = top_up.countries or None
-                    if scope is not None and country not in scope:
-                        continue
-                    t_limit, _ = top_up_limit(decisions, top_up, policy, item.issue_date, currency, rates)
-                    any_limit = any_limit or t_limit > 0
-                    if left <= 0:
-                        continue
-                    used_t = used_top_up.get(top_up.ref, ZERO)
-                    take = min(left, max(ZERO, t_limit - used_t))
-                    used_top_up[top_up.ref] = used_t + take
-                    cover.covered_top_up += take
-                    cover.indemnifiable += take * top_up.indemnity_rate
-                    left -= take
-                if left > 0:
-                    cover.reason = ABOVE_LIMIT if any_limit else NO_LIMIT
+            eligible.append(_Eligible(item, cover, policy))
+
+    # 2. The limits in force on each delivery date. A layer whose limit cannot be converted covers nothing for
+    #    this buyer (rule 9); a complement Top Up of such a primary neither.
+    knocked: set[str] = set()
+    for e in eligible:
+        amount, _ = primary_limit(decisions, e.policy, e.item.issue_date)
+        converted = rates.convert(amount, e.policy.currency, currency)
+        if converted is None:
+            knocked.add(e.policy.ref)
+            result.missing(e.policy.currency, currency)
+        else:
+            e.limit = converted
+    for e in eligible:
+        day = e.item.issue_date
+        for top_up in top_ups:
+            if top_up.primary_ref != e.policy.ref or not top_up.applies_to_country(country, day):
+                continue
+            if not top_up.in_period(day):
+                continue
+            if e.policy.ref in knocked and top_up.mode != "substitute":
+                knocked.add(top_up.ref)
+                continue
+            try:
+                t_limit, _ = top_up_limit(decisions, top_up, e.policy, day, currency, rates)
+            except MissingRate as missing:
+                knocked.add(top_up.ref)
+                result.missing(missing.source, missing.target)
+                continue
+            e.top_ups.append((top_up, t_limit))
+
+    # 3. The walk by delivery date: each layer covers min(left, max(0, limit - already covered)) (rules 3, 4).
+    used: dict[str, Decimal] = {}
+    indemnifiable = ZERO
+    for e in eligible:
+        cover, day = e.cover, e.item.issue_date
+        left = cover.open_balance
+        knocked_here = e.policy.ref in knocked
+        if not knocked_here:
+            done = used.get(e.policy.ref, ZERO)
+            cover.covered_primary = min(left, max(ZERO, e.limit - done))
+            used[e.policy.ref] = done + cover.covered_primary
+            cover.indemnifiable += cover.covered_primary * e.policy.terms(day).indemnity_rate
+            left -= cover.covered_primary
+        any_limit = e.limit > 0 and not knocked_here
+        for top_up, t_limit in e.top_ups:
+            if top_up.ref in knocked:
+                knocked_here = True
+                continue
+            any_limit = any_limit or t_limit > 0
+            done = used.get(top_up.ref, ZERO)
+            take = min(left, max(ZERO, t_limit - done))
+            used[top_up.ref] = done + take
+            cover.covered_top_up += take
+            cover.indemnifiable += take * top_up.terms(day).indemnity_rate
+            left -= take
+        knocked_here = knocked_here or any(
+            t.ref in knocked for t in top_ups
+            if t.primary_ref == e.policy.ref and t.applies_to_country(country, day) and t.in_period(day))
+        if left > 0:
+            cover.reason = MISSING_FX_RATE if knocked_here else ABOVE_LIMIT if any_limit else NO_LIMIT
+    for cover in result.invoices:
+        if cover.invoice_ref in unknown:
+            continue
         cover.uncovered = cover.open_balance - cover.covered_primary - cover.covered_top_up
         if cover.uncovered == 0:
             cover.reason = None
@@ -433,36 +622,40 @@ def evaluate(
         result.covered_primary += cover.covered_primary
         result.covered_top_up += cover.covered_top_up
         result.uncovered += cover.uncovered
-        result.invoices.append(cover)
-
-    result.invoices.sort(key=lambda c: (c.issue_date, c.invoice_ref))
-    result.covered_by_policy = {**used_primary, **used_top_up}
+    result.covered_by_policy = {ref: amount for ref, amount in used.items() if ref not in knocked}
     result.indemnifiable = quantize(indemnifiable, currency)
 
-    # Limits in force on the valuation date, for utilisation and for the dashboard.
+    # 4. Limits in force today, for utilisation and the dashboard.
+    limits_known = True
     if governing is not None:
         amount, decision = primary_limit(decisions, governing, valued_on)
-        amount_in = rates.convert(amount, governing.currency, currency) or ZERO
-        result.primary_limit = amount_in
-        result.limits.append(LimitInForce(governing.ref, "primary", amount_in,
+        result.primary_limit = amount  # the governing policy's currency is the result currency
+        result.limits.append(LimitInForce(governing.ref, "primary", amount,
                                           decision.source if decision is not None else "none",
                                           decision.expires_on if decision is not None else None))
         for top_up in top_ups:
-            if top_up.primary_ref != governing.ref or (top_up.countries and country not in top_up.countries):
+            if top_up.primary_ref != governing.ref or not top_up.applies_to_country(country, valued_on):
                 continue
-            t_amount, source = top_up_limit(decisions, top_up, governing, valued_on, currency, rates)
+            try:
+                t_amount, source = top_up_limit(decisions, top_up, governing, valued_on, currency, rates)
+            except MissingRate as missing:
+                result.missing(missing.source, missing.target)
+                limits_known = False
+                continue
             explicit = decision_in_force(decisions, top_up.ref, valued_on) if source != "complement" else None
             result.top_up_limit += t_amount
             result.limits.append(LimitInForce(top_up.ref, "top_up", t_amount, source,
                                               explicit.expires_on if explicit is not None else None))
     total_limit = result.primary_limit + result.top_up_limit
-    if total_limit > 0:
+    if total_limit > 0 and limits_known:
         result.utilisation = (result.outstanding / total_limit).quantize(UTILISATION_QUANTUM, ROUND_HALF_UP)
     result.status = _status(result)
     return result
 
 
 def _status(r: BuyerCover) -> str:
+    if r.errors:
+        return "above_cover" if r.uncovered > 0 else "incomplete"
     if r.outstanding == 0:
         return "ok"
     if r.primary_limit == 0 and r.top_up_limit == 0 and r.covered_primary == 0 and r.covered_top_up == 0:

@@ -6,7 +6,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, Date, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, Boolean, Date, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.clock import utcnow
@@ -15,6 +15,8 @@ from app.core.types import Money, Rate, Ratio, UtcDateTime
 
 
 class Policy(TenantScoped, Base):
+    """A policy's identity, and its terms as last written (their history, by effective date, is PolicyTerms)."""
+
     __tablename__ = "policies"
     __table_args__ = (UniqueConstraint("tenant_id", "ref"),)
 
@@ -26,8 +28,8 @@ class Policy(TenantScoped, Base):
     starts_on: Mapped[date] = mapped_column(Date)
     ends_on: Mapped[date] = mapped_column(Date)
     indemnity_rate: Mapped[Decimal] = mapped_column(Ratio)
-    max_credit_period_days: Mapped[int] = mapped_column(Integer)
-    claim_deadline_days: Mapped[int] = mapped_column(Integer)
+    max_credit_period_days: Mapped[int | None] = mapped_column(Integer)
+    claim_deadline_days: Mapped[int | None] = mapped_column(Integer)
     max_extension_days: Mapped[int | None] = mapped_column(Integer)
     covered_countries: Mapped[list[str]] = mapped_column(JSON, default=list)
     excluded_countries: Mapped[list[str]] = mapped_column(JSON, default=list)
@@ -39,8 +41,60 @@ class Policy(TenantScoped, Base):
     ratio: Mapped[Decimal | None] = mapped_column(Ratio)
     per_buyer_cap: Mapped[Decimal | None] = mapped_column(Money)
     top_up_countries: Mapped[list[str]] = mapped_column(JSON, default=list)
+    follows_discretionary: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow, onupdate=utcnow)
+
+
+# The terms an endorsement can change (DOMAIN.md rule 8): versioned in PolicyTerms.
+TERM_FIELDS = (
+    "ends_on", "indemnity_rate", "max_credit_period_days", "claim_deadline_days", "max_extension_days",
+    "covered_countries", "excluded_countries", "country_overrides", "aggregate_first_loss", "discretionary_limit_max",
+    "ratio", "per_buyer_cap", "top_up_countries", "follows_discretionary",
+)
+
+
+class PolicyTerms(TenantScoped, Base):
+    """One version of a policy's terms, in force from `effective_from` until the next version. History: an
+    endorsement adds a version; a correction of the original terms replaces the first one."""
+
+    __tablename__ = "policy_terms"
+    __table_args__ = (UniqueConstraint("policy_id", "effective_from"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    policy_id: Mapped[int] = mapped_column(ForeignKey("policies.id", ondelete="CASCADE"))
+    effective_from: Mapped[date] = mapped_column(Date)
+    ends_on: Mapped[date] = mapped_column(Date)
+    indemnity_rate: Mapped[Decimal] = mapped_column(Ratio)
+    max_credit_period_days: Mapped[int | None] = mapped_column(Integer)
+    claim_deadline_days: Mapped[int | None] = mapped_column(Integer)
+    max_extension_days: Mapped[int | None] = mapped_column(Integer)
+    covered_countries: Mapped[list[str]] = mapped_column(JSON, default=list)
+    excluded_countries: Mapped[list[str]] = mapped_column(JSON, default=list)
+    country_overrides: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    aggregate_first_loss: Mapped[Decimal | None] = mapped_column(Money)
+    discretionary_limit_max: Mapped[Decimal | None] = mapped_column(Money)
+    ratio: Mapped[Decimal | None] = mapped_column(Ratio)
+    per_buyer_cap: Mapped[Decimal | None] = mapped_column(Money)
+    top_up_countries: Mapped[list[str]] = mapped_column(JSON, default=list)
+    follows_discretionary: Mapped[bool] = mapped_column(Boolean, default=False)
+    recorded_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
+class StopOfCover(TenantScoped, Base):
+    """A stop-of-cover period of one buyer under one primary policy (DOMAIN.md rule 7): deliveries strictly after
+    `starts_on` and before `ends_on` (open-ended while the invoices that caused it are unpaid) stay uncovered."""
+
+    __tablename__ = "stops_of_cover"
+    __table_args__ = (UniqueConstraint("buyer_id", "policy_id", "starts_on"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    buyer_id: Mapped[int] = mapped_column(ForeignKey("buyers.id", ondelete="CASCADE"), index=True)
+    policy_id: Mapped[int] = mapped_column(ForeignKey("policies.id", ondelete="CASCADE"))
+    starts_on: Mapped[date] = mapped_column(Date)
+    ends_on: Mapped[date | None] = mapped_column(Date)
+    invoice_refs: Mapped[list[str]] = mapped_column(JSON, default=list)
+    recorded_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
 class LimitDecision(TenantScoped, Base):

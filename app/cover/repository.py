@@ -9,7 +9,7 @@ from decimal import Decimal
 from sqlalchemy import func, select, tuple_
 from sqlalchemy.orm import Session
 
-from app.cover.models import CountryLimit, FxRate, LimitDecision, Policy
+from app.cover.models import CountryLimit, FxRate, LimitDecision, Policy, PolicyTerms, StopOfCover
 
 
 def policy_by_ref(session: Session, ref: str) -> Policy | None:
@@ -18,6 +18,36 @@ def policy_by_ref(session: Session, ref: str) -> Policy | None:
 
 def policies(session: Session) -> list[Policy]:
     return list(session.scalars(select(Policy).order_by(Policy.ref)))
+
+
+def terms_of(session: Session, policy_ids: Iterable[int] | None = None) -> list[PolicyTerms]:
+    """Versions of policies' terms, by policy then effective date (all policies when `policy_ids` is None)."""
+    stmt = select(PolicyTerms).order_by(PolicyTerms.policy_id, PolicyTerms.effective_from)
+    if policy_ids is not None:
+        stmt = stmt.where(PolicyTerms.policy_id.in_(list(policy_ids)))
+    return list(session.scalars(stmt))
+
+
+def stops_of_buyers(session: Session, buyer_ids: Iterable[int]) -> list[StopOfCover]:
+    ids = list(buyer_ids)
+    if not ids:
+        return []
+    stmt = select(StopOfCover).where(StopOfCover.buyer_id.in_(ids)).order_by(
+        StopOfCover.buyer_id, StopOfCover.policy_id, StopOfCover.starts_on)
+    return list(session.scalars(stmt))
+
+
+def has_decisions(session: Session, policy_id: int) -> bool:
+    return session.scalars(select(LimitDecision.id).where(LimitDecision.policy_id == policy_id).limit(1)).first() \
+        is not None
+
+
+def insurer_decision(session: Session, policy_id: int, buyer_id: int) -> LimitDecision | None:
+    """The first insurer decision on a buyer under a policy: it cancels discretionary limits (rule 10)."""
+    stmt = select(LimitDecision).where(
+        LimitDecision.policy_id == policy_id, LimitDecision.buyer_id == buyer_id, LimitDecision.source == "insurer",
+    ).order_by(LimitDecision.effective_from, LimitDecision.id).limit(1)
+    return session.scalars(stmt).first()
 
 
 def decisions_of_buyers(session: Session, buyer_ids: Iterable[int]) -> list[LimitDecision]:

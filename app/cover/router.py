@@ -37,20 +37,23 @@ def _refs(ctx: ContextDep) -> dict[int, str]:
 
 @router.put("/policies/{policy_ref}", response_model=PolicyOut, responses={201: {"model": PolicyOut}})
 def put_policy(policy_ref: RefPath, body: PolicyIn, ctx: ContextDep, _: AdminAccess, response: Response) -> PolicyOut:
+    """Create a policy or change it. Changed terms of an existing policy are an endorsement effective from
+    `effective_from` (default today): deliveries made before it keep the terms they were made under, and
+    `versions` keeps every version. A policy's currency cannot change once it has cover decisions."""
     policy, created = service.put_policy(ctx, policy_ref, body)
     response.status_code = 201 if created else 200
-    return service.policy_out(policy, _refs(ctx))
+    return service.policy_out(ctx, policy)
 
 
 @router.get("/policies", response_model=list[PolicyOut])
 def list_policies(ctx: ContextDep, _: ReadAccess) -> list[PolicyOut]:
-    refs = _refs(ctx)
-    return [service.policy_out(p, refs) for p in repo.policies(ctx.session)]
+    return service.list_policies(ctx)
 
 
 @router.get("/policies/{policy_ref}", response_model=PolicyOut)
 def get_policy(policy_ref: RefPath, ctx: ContextDep, _: ReadAccess) -> PolicyOut:
-    return service.policy_out(service.get_policy(ctx, policy_ref), _refs(ctx))
+    """The policy with the terms in force today, and their history (`versions`)."""
+    return service.policy_out(ctx, service.get_policy(ctx, policy_ref))
 
 
 @router.post("/policies/{policy_ref}/limits", response_model=LimitOut, status_code=201)

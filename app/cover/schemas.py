@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from datetime import date
 from decimal import Decimal
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel, Field, ValidationInfo, field_validator
 
-from app.core.fields import Country, Currency, DecimalStr, IsoDate, Ref, StrictModel, check_amount
+from app.core.fields import Country, Currency, DecimalStr, IsoDate, MoneyModel, Ref, StrictModel, rate_problem
 
 PolicyKind = Literal["whole_turnover", "excess_of_loss", "top_up"]
 DecisionStatus = Literal["granted", "partly_granted", "reduced", "refused", "withdrawn"]
@@ -19,26 +19,42 @@ class CountryOverride(StrictModel):
     claim_deadline_days: int | None = Field(default=None, ge=0, le=3650)
 
 
-class PolicyIn(StrictModel):
+class PolicyIn(MoneyModel):
+    """A policy. Writing an existing one with other terms is an endorsement from `effective_from` (default: today):
+    deliveries made before it keep the terms they were made under (DOMAIN.md rule 8)."""
+
+    money_fields: ClassVar[dict[str, bool]] = {
+        "aggregate_first_loss": False, "discretionary_limit_max": False, "per_buyer_cap": False}
+
     insurer: str = Field(min_length=1, max_length=200)
     kind: PolicyKind
     currency: Currency
     starts_on: IsoDate
     ends_on: IsoDate
     indemnity_rate: DecimalStr = Field(description="Share of a covered loss the insurer pays, 0 < r <= 1")
-    max_credit_period_days: int = Field(ge=0, le=3650)
-    claim_deadline_days: int = Field(ge=0, le=3650, description="Days after the original due date")
-    max_extension_days: int | None = Field(default=None, ge=0, le=3650, description="Stop of cover")
-    covered_countries: list[Country] = Field(default_factory=list, description="Empty: worldwide")
-    excluded_countries: list[Country] = Field(default_factory=list)
-    country_overrides: dict[str, CountryOverride] = Field(default_factory=dict)
-    aggregate_first_loss: DecimalStr | None = Field(default=None, description="Excess of loss only")
-    discretionary_limit_max: DecimalStr | None = Field(default=None, description="Excess of loss only")
+    max_credit_period_days: int | None = Field(default=None, ge=0, le=3650,
+                                               description="Primary only (required): longest payment terms covered")
+    claim_deadline_days: int | None = Field(default=None, ge=0, le=3650,
+                                            description="Primary only (required): days after the original due date")
+    max_extension_days: int | None = Field(default=None, ge=0, le=3650, description="Primary only: stop of cover")
+    covered_countries: list[Country] = Field(default_factory=list, description="Primary only; empty: worldwide")
+    excluded_countries: list[Country] = Field(default_factory=list, description="Primary only")
+    country_overrides: dict[str, CountryOverride] = Field(default_factory=dict, description="Primary only")
+    aggregate_first_loss: DecimalStr | None = Field(default=None, description="Excess of loss only (required)")
+    discretionary_limit_max: DecimalStr | None = Field(
+        default=None, description="Primary only: ceiling of the discretionary limits the insured may set (none: "
+                                  "no discretionary limits); required for excess of loss")
     primary_policy_ref: Ref | None = Field(default=None, description="Top Up only")
     mode: Literal["complement", "substitute"] | None = Field(default=None, description="Top Up only")
     ratio: DecimalStr | None = Field(default=None, description="Top Up complement: x primary limit (default 1.0)")
     per_buyer_cap: DecimalStr | None = Field(default=None, description="Top Up only")
     countries: list[Country] = Field(default_factory=list, description="Top Up scope; empty: the primary's")
+    follows_discretionary: bool | None = Field(
+        default=None, description="Top Up complement only: also follow the primary's discretionary limits "
+                                  "(default: the insurer's limits only)")
+    effective_from: IsoDate | None = Field(
+        default=None, description="When changed terms take effect (an endorsement); default today. Ignored when "
+                                  "the policy is created: its terms apply from starts_on")
 
     @field_validator("ends_on")
     @classmethod
@@ -62,11 +78,6 @@ class PolicyIn(StrictModel):
             raise ValueError("must be greater than 0 and at most 10")
         return v
 
-    @field_validator("aggregate_first_loss", "discretionary_limit_max", "per_buyer_cap")
-    @classmethod
-    def _amounts(cls, v: Decimal | None, info: ValidationInfo) -> Decimal | None:
-        return None if v is None else check_amount(v, info.data.get("currency"), positive=False)
-
     @field_validator("country_overrides")
     @classmethod
     def _override_keys(cls, v: dict[str, CountryOverride]) -> dict[str, CountryOverride]:
@@ -78,30 +89,42 @@ class PolicyIn(StrictModel):
         return v
 
 
-class PolicyOut(BaseModel):
-    policy_ref: str
-    insurer: str
-    kind: PolicyKind
-    currency: str
-    starts_on: date
+class TermsOut(BaseModel):
+    effective_from: date
     ends_on: date
     indemnity_rate: Decimal
-    max_credit_period_days: int
-    claim_deadline_days: int
+    max_credit_period_days: int | None
+    claim_deadline_days: int | None
     max_extension_days: int | None
     covered_countries: list[str]
     excluded_countries: list[str]
     country_overrides: dict[str, CountryOverride]
     aggregate_first_loss: Decimal | None
     discretionary_limit_max: Decimal | None
-    primary_policy_ref: str | None
-    mode: str | None
     ratio: Decimal | None
     per_buyer_cap: Decimal | None
     countries: list[str]
+    follows_discretionary: bool
 
 
-class LimitIn(StrictModel):
+class PolicyOut(TermsOut):
+    """A policy with the terms in force on `as_of` (today) at the top level, and every version in `versions`."""
+
+    policy_ref: str
+    insurer: str
+    kind: PolicyKind
+    currency: str
+    starts_on: date
+    primary_policy_ref: str | None
+    mode: str | None
+    as_of: date
+    versions: list[TermsOut] = Field(description="The terms' history: the original terms, then each endorsement")
+
+
+class LimitIn(MoneyModel):
+    money_fields: ClassVar[dict[str, bool]] = {"amount": False, "requested_amount": False}
+    money_currency: ClassVar[str | None] = None  # the policy's: checked by the service
+
     buyer_ref: Ref
     amount: DecimalStr | None = Field(default=None, description="Policy currency; 0 or omitted when refused/withdrawn")
     status: DecisionStatus
@@ -111,11 +134,6 @@ class LimitIn(StrictModel):
     decision_ref: str | None = Field(default=None, max_length=100)
     requested_amount: DecimalStr | None = None
     max_credit_period_days: int | None = Field(default=None, ge=0, le=3650)
-
-    @field_validator("amount", "requested_amount")
-    @classmethod
-    def _amount(cls, v: Decimal | None) -> Decimal | None:
-        return None if v is None else check_amount(v, None, positive=False)
 
     @field_validator("expires_on")
     @classmethod
@@ -157,15 +175,12 @@ class BuyerLimitsOut(BaseModel):
     decisions: list[LimitOut]
 
 
-class CountryLimitIn(StrictModel):
+class CountryLimitIn(MoneyModel):
+    money_fields: ClassVar[dict[str, bool]] = {"amount": False}
+
     amount: DecimalStr
     currency: Currency
     policy_ref: Ref | None = None
-
-    @field_validator("amount")
-    @classmethod
-    def _amount(cls, v: Decimal, info: ValidationInfo) -> Decimal:
-        return check_amount(v, info.data.get("currency"), positive=False)
 
 
 class CountryLimitOut(BaseModel):
@@ -184,10 +199,9 @@ class FxRateIn(StrictModel):
     @field_validator("rate")
     @classmethod
     def _rate(cls, v: Decimal) -> Decimal:
-        if v <= 0:
-            raise ValueError("must be greater than 0")
-        if v.as_tuple().exponent < -10 or v >= Decimal("1e17"):  # type: ignore[operator]
-            raise ValueError("must have at most 10 decimals and be below 1e17")
+        problem = rate_problem(v)
+        if problem is not None:
+            raise ValueError(problem)
         return v
 
 

@@ -10,15 +10,18 @@ import io
 from collections.abc import Sequence
 from datetime import date
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
 from app.alerts import service as alerts
+from app.core.clock import utcnow
 from app.core.context import Context
-from app.core.errors import Conflict, Invalid, NotFound
+from app.core.errors import Conflict, FxRateMissing, Invalid, NotFound
+from app.core.fields import rate_problem
 from app.core.money import fits_currency, is_known_currency, quantize
 from app.cover import engine
 from app.cover import repository as repo
 from app.cover.inputs import engine_decisions, engine_policies
-from app.cover.models import CountryLimit, FxRate, LimitDecision, Policy
+from app.cover.models import CountryLimit, FxRate, LimitDecision, Policy, PolicyTerms
 from app.cover.schemas import (
     BuyerLimitsOut,
     CountryLimitIn,
@@ -31,66 +34,129 @@ from app.cover.schemas import (
     LimitOut,
     PolicyIn,
     PolicyOut,
+    TermsOut,
 )
 from app.exposure import service as exposure
 from app.ledger import repository as ledger_repo
 from app.ledger.models import Buyer
 
-_TOP_UP_ONLY = ("primary_policy_ref", "mode", "ratio", "per_buyer_cap", "countries")
-_EXCESS_ONLY = ("aggregate_first_loss", "discretionary_limit_max")
+_TOP_UP_ONLY = ("primary_policy_ref", "mode", "ratio", "per_buyer_cap", "countries", "follows_discretionary")
+# A Top Up follows its primary's eligibility terms: these are the primary's, and refused on a Top Up rather than
+# stored and ignored.
+_PRIMARY_ONLY = ("max_credit_period_days", "claim_deadline_days", "max_extension_days", "covered_countries",
+                 "excluded_countries", "country_overrides", "aggregate_first_loss", "discretionary_limit_max")
+_IDENTITY = ("insurer", "kind", "currency", "starts_on", "mode")
 
 
-# --- policies -------------------------------------------------------------------------------------
-
-
-def put_policy(ctx: Context, ref: str, body: PolicyIn) -> tuple[Policy, bool]:
-    session = ctx.session
-    primary: Policy | None = None
+def _check_kind(ctx: Context, ref: str, body: PolicyIn) -> Policy | None:
+    """The fields each kind takes; returns the primary policy of a Top Up."""
     given = body.model_fields_set
     if body.kind == "top_up":
         for f in ("primary_policy_ref", "mode"):
             if getattr(body, f) is None:
                 raise Invalid(f"{f}: required for a top_up policy.", field=f"/{f}")
-        primary = repo.policy_by_ref(session, body.primary_policy_ref or "")
+        primary = repo.policy_by_ref(ctx.session, body.primary_policy_ref or "")
         if primary is None or primary.kind == "top_up" or primary.ref == ref:
             raise Invalid(f"primary_policy_ref: no primary policy '{body.primary_policy_ref}'.",
                           field="/primary_policy_ref")
-        for f in _EXCESS_ONLY:
-            if getattr(body, f) is not None:
-                raise Invalid(f"{f}: only for an excess_of_loss policy.", field=f"/{f}")
-    else:
-        for f in _TOP_UP_ONLY:
-            if f in given and getattr(body, f) not in (None, []):
-                raise Invalid(f"{f}: only for a top_up policy.", field=f"/{f}")
-        if body.kind == "excess_of_loss":
-            for f in _EXCESS_ONLY:
-                if getattr(body, f) is None:
-                    raise Invalid(f"{f}: required for an excess_of_loss policy.", field=f"/{f}")
-        elif any(getattr(body, f) is not None for f in _EXCESS_ONLY):
-            f = next(f for f in _EXCESS_ONLY if getattr(body, f) is not None)
-            raise Invalid(f"{f}: only for an excess_of_loss policy.", field=f"/{f}")
+        for f in _PRIMARY_ONLY:
+            if f in given and getattr(body, f) not in (None, [], {}):
+                raise Invalid(f"{f}: a Top Up follows its primary policy's terms; set it on '{primary.ref}'.",
+                              field=f"/{f}")
+        if body.follows_discretionary and body.mode != "complement":
+            raise Invalid("follows_discretionary: only for a complement Top Up.", field="/follows_discretionary")
+        return primary
+    for f in _TOP_UP_ONLY:
+        if f in given and getattr(body, f) not in (None, [], False):
+            raise Invalid(f"{f}: only for a top_up policy.", field=f"/{f}")
+    for f in ("max_credit_period_days", "claim_deadline_days"):
+        if getattr(body, f) is None:
+            raise Invalid(f"{f}: required for a {body.kind} policy.", field=f"/{f}")
+    if body.kind == "excess_of_loss":
+        for f in ("aggregate_first_loss", "discretionary_limit_max"):
+            if getattr(body, f) is None:
+                raise Invalid(f"{f}: required for an excess_of_loss policy.", field=f"/{f}")
+    elif body.aggregate_first_loss is not None:
+        raise Invalid("aggregate_first_loss: only for an excess_of_loss policy.", field="/aggregate_first_loss")
+    return None
 
+
+def _term_values(body: PolicyIn) -> dict[str, Any]:
+    top_up = body.kind == "top_up"
+    return {
+        "ends_on": body.ends_on, "indemnity_rate": body.indemnity_rate,
+        "max_credit_period_days": body.max_credit_period_days, "claim_deadline_days": body.claim_deadline_days,
+        "max_extension_days": body.max_extension_days,
+        "covered_countries": sorted(set(body.covered_countries)),
+        "excluded_countries": sorted(set(body.excluded_countries)),
+        "country_overrides": {k: v.model_dump(exclude_none=True) for k, v in sorted(body.country_overrides.items())},
+        "aggregate_first_loss": body.aggregate_first_loss, "discretionary_limit_max": body.discretionary_limit_max,
+        "ratio": (body.ratio if body.ratio is not None else Decimal(1)) if top_up else None,
+        "per_buyer_cap": body.per_buyer_cap, "top_up_countries": sorted(set(body.countries)),
+        "follows_discretionary": bool(body.follows_discretionary),
+    }
+
+
+def put_policy(ctx: Context, ref: str, body: PolicyIn) -> tuple[Policy, bool]:
+    """Create a policy, correct its identity, or endorse its terms from `effective_from` (rule 8).
+
+    The terms of an existing policy are versions: writing other terms adds the version effective from
+    `effective_from` (default today), or replaces the version of that same day; on or before `starts_on`, it
+    corrects the original terms. Deliveries are judged by the version in force on their date, so nothing made
+    before an endorsement changes. An unchanged body changes nothing and revalues nobody.
+    """
+    session = ctx.session
+    primary = _check_kind(ctx, ref, body)
+    values = _term_values(body)
     policy = repo.policy_by_ref(session, ref)
     created = policy is None
     if policy is None:
         policy = Policy(ref=ref)
         session.add(policy)
-    elif body.kind == "top_up" and policy.kind != "top_up":
-        dependants = [p.ref for p in repo.policies(session) if p.primary_policy_id == policy.id]
-        if dependants:
-            raise Invalid(f"kind: Top Up policies {dependants} stand on this primary policy.", field="/kind")
-    data = body.model_dump(exclude={"primary_policy_ref", "countries", "country_overrides"})
-    for f, v in data.items():
-        setattr(policy, f, v)
-    policy.covered_countries = sorted(set(body.covered_countries))
-    policy.excluded_countries = sorted(set(body.excluded_countries))
-    policy.country_overrides = {k: v.model_dump(exclude_none=True) for k, v in sorted(body.country_overrides.items())}
+    else:
+        if body.kind == "top_up" and policy.kind != "top_up":
+            dependants = [p.ref for p in repo.policies(session) if p.primary_policy_id == policy.id]
+            if dependants:
+                raise Invalid(f"kind: Top Up policies {dependants} stand on this primary policy.", field="/kind")
+        if body.currency != policy.currency and repo.has_decisions(session, policy.id):
+            raise Invalid(f"currency: policy '{ref}' has cover decisions in {policy.currency}; its currency cannot "
+                          "change (write a new policy).", field="/currency")
+    identity_changed = created or any(getattr(policy, f) != getattr(body, f) for f in _IDENTITY) or (
+        policy.primary_policy_id != (primary.id if primary is not None else None))
+    for f in _IDENTITY:
+        setattr(policy, f, getattr(body, f))
     policy.primary_policy_id = primary.id if primary is not None else None
-    policy.top_up_countries = sorted(set(body.countries))
-    if body.kind == "top_up" and policy.ratio is None:
-        policy.ratio = Decimal(1)
+    for f, v in values.items():  # the policy row shows the terms as last written
+        setattr(policy, f, v)
     session.flush()
-    exposure.refresh_all(ctx)
+
+    versions = repo.terms_of(session, [policy.id])
+    effective = policy.starts_on if created else (body.effective_from or ctx.today)
+    if effective <= policy.starts_on or not versions:
+        effective = policy.starts_on
+        # A correction of the original terms: it replaces the first version (and any dated on or before the start).
+        target = next((v for v in versions if v.effective_from <= policy.starts_on), None)
+        for v in versions:
+            if v.effective_from <= policy.starts_on and v is not target:
+                session.delete(v)
+    else:
+        target = next((v for v in versions if v.effective_from == effective), None)
+    in_force = max((v for v in versions if v.effective_from <= effective), key=lambda v: v.effective_from,
+                   default=None)
+    terms_changed = in_force is None or any(getattr(in_force, f) != v for f, v in values.items()) or (
+        target is not None and target.effective_from != effective)
+    if terms_changed:
+        if target is None:
+            target = PolicyTerms(policy_id=policy.id, effective_from=effective, **values)
+            session.add(target)
+        else:
+            target.effective_from = effective
+            for f, v in values.items():
+                setattr(target, f, v)
+            target.recorded_at = utcnow()
+        session.flush()
+    if identity_changed or terms_changed:
+        exposure.refresh_all(ctx)
     return policy, created
 
 
@@ -101,20 +167,47 @@ def get_policy(ctx: Context, ref: str) -> Policy:
     return policy
 
 
-def policy_out(policy: Policy, refs_by_id: dict[int, str]) -> PolicyOut:
+def _terms_out(t: PolicyTerms | Policy, currency: str, effective_from: date) -> dict[str, Any]:
+    return {
+        "effective_from": effective_from, "ends_on": t.ends_on, "indemnity_rate": t.indemnity_rate.normalize(),
+        "max_credit_period_days": t.max_credit_period_days, "claim_deadline_days": t.claim_deadline_days,
+        "max_extension_days": t.max_extension_days, "covered_countries": t.covered_countries,
+        "excluded_countries": t.excluded_countries,
+        "country_overrides": {k: CountryOverride(**v) for k, v in t.country_overrides.items()},
+        "aggregate_first_loss": _money(t.aggregate_first_loss, currency),
+        "discretionary_limit_max": _money(t.discretionary_limit_max, currency),
+        "ratio": t.ratio.normalize() if t.ratio is not None else None,
+        "per_buyer_cap": _money(t.per_buyer_cap, currency), "countries": t.top_up_countries,
+        "follows_discretionary": bool(t.follows_discretionary),
+    }
+
+
+def policy_out(ctx: Context, policy: Policy, refs_by_id: dict[int, str] | None = None,
+               versions: list[PolicyTerms] | None = None) -> PolicyOut:
+    if refs_by_id is None:
+        refs_by_id = {p.id: p.ref for p in repo.policies(ctx.session)}
+    if versions is None:
+        versions = repo.terms_of(ctx.session, [policy.id])
+    history = [TermsOut(**_terms_out(v, policy.currency, v.effective_from)) for v in versions] or [
+        TermsOut(**_terms_out(policy, policy.currency, policy.starts_on))]
+    current = max((v for v in history if v.effective_from <= ctx.today), key=lambda v: v.effective_from,
+                   default=history[0])
     return PolicyOut(
-        policy_ref=policy.ref, insurer=policy.insurer, kind=policy.kind,  # type: ignore[arg-type]
-        currency=policy.currency, starts_on=policy.starts_on, ends_on=policy.ends_on,
-        indemnity_rate=policy.indemnity_rate.normalize(), max_credit_period_days=policy.max_credit_period_days,
-        claim_deadline_days=policy.claim_deadline_days, max_extension_days=policy.max_extension_days,
-        covered_countries=policy.covered_countries, excluded_countries=policy.excluded_countries,
-        country_overrides={k: CountryOverride(**v) for k, v in policy.country_overrides.items()},
-        aggregate_first_loss=_money(policy.aggregate_first_loss, policy.currency),
-        discretionary_limit_max=_money(policy.discretionary_limit_max, policy.currency),
+        **current.model_dump(), policy_ref=policy.ref, insurer=policy.insurer,
+        kind=policy.kind,  # type: ignore[arg-type]
+        currency=policy.currency, starts_on=policy.starts_on,
         primary_policy_ref=refs_by_id.get(policy.primary_policy_id) if policy.primary_policy_id else None,
-        mode=policy.mode, ratio=policy.ratio.normalize() if policy.ratio is not None else None,
-        per_buyer_cap=_money(policy.per_buyer_cap, policy.currency), countries=policy.top_up_countries,
+        mode=policy.mode, as_of=ctx.today, versions=history,
     )
+
+
+def list_policies(ctx: Context) -> list[PolicyOut]:
+    policies = repo.policies(ctx.session)
+    refs = {p.id: p.ref for p in policies}
+    versions: dict[int, list[PolicyTerms]] = {}
+    for t in repo.terms_of(ctx.session):
+        versions.setdefault(t.policy_id, []).append(t)
+    return [policy_out(ctx, p, refs, versions.get(p.id, [])) for p in policies]
 
 
 def _money(amount: Decimal | None, currency: str) -> Decimal | None:
@@ -142,15 +235,7 @@ def add_limit(ctx: Context, policy_ref: str, body: LimitIn) -> LimitDecision:
     if not fits_currency(amount, policy.currency):
         raise Invalid(f"amount: has more decimals than {policy.currency} allows.", field="/amount")
     if body.source == "discretionary":
-        if policy.kind == "top_up":
-            raise Invalid("source: a Top Up has no discretionary limits.", field="/source")
-        ceiling = policy.discretionary_limit_max
-        if ceiling is not None and amount > ceiling:
-            raise Invalid(
-                f"amount: above the policy's discretionary ceiling of {quantize(ceiling, policy.currency)} "
-                f"{policy.currency}.",
-                field="/amount",
-            )
+        _check_discretionary(ctx, policy, buyer, body, amount)
     if body.decision_ref and repo.decision_by_ref(session, policy.id, body.decision_ref) is not None:
         raise Conflict(f"decision_ref '{body.decision_ref}' is already recorded for policy '{policy.ref}'.")
     decision = LimitDecision(
@@ -166,6 +251,33 @@ def add_limit(ctx: Context, policy_ref: str, body: LimitIn) -> LimitDecision:
     result = exposure.refresh_buyers(ctx, [buyer.id])[buyer.id]
     alerts.after_decision(ctx, buyer, result, body.status, previous_limit)
     return decision
+
+
+def _check_discretionary(ctx: Context, policy: Policy, buyer: Buyer, body: LimitIn, amount: Decimal) -> None:
+    """Rule 10: up to the policy's ceiling, and never once the insurer has decided on the buyer."""
+    if policy.kind == "top_up":
+        raise Invalid("source: a Top Up has no discretionary limits.", field="/source")
+    terms = _terms_on(ctx, policy, body.effective_from)
+    ceiling = terms.discretionary_limit_max if terms is not None else policy.discretionary_limit_max
+    if ceiling is None:
+        raise Invalid(f"source: policy '{policy.ref}' sets no discretionary ceiling (discretionary_limit_max): "
+                      "limits on it are the insurer's.", field="/source")
+    if amount > ceiling:
+        raise Invalid(f"amount: above the policy's discretionary ceiling of {quantize(ceiling, policy.currency)} "
+                      f"{policy.currency}: ask the insurer for this limit.", field="/amount")
+    decided = repo.insurer_decision(ctx.session, policy.id, buyer.id)
+    if decided is not None:
+        name = f"'{decided.decision_ref}'" if decided.decision_ref else f"{decided.id}"
+        raise Invalid(
+            f"source: the insurer decided on buyer '{buyer.ref}' (decision {name}, {decided.status}, effective "
+            f"{decided.effective_from.isoformat()}): discretionary limits are cancelled from then on.",
+            field="/source")
+
+
+def _terms_on(ctx: Context, policy: Policy, day: date) -> PolicyTerms | None:
+    versions = repo.terms_of(ctx.session, [policy.id])
+    return max((v for v in versions if v.effective_from <= day), key=lambda v: v.effective_from,
+               default=versions[0] if versions else None)
 
 
 def limit_out(d: LimitDecision, policies_by_id: dict[int, Policy], buyer_ref: str) -> LimitOut:
@@ -185,22 +297,25 @@ def buyer_limits(ctx: Context, buyer: Buyer, at: date) -> BuyerLimitsOut:
     refs = {p.id: p.ref for p in policies}
     rows = repo.decisions_of_buyers(session, [buyer.id])
     decisions = engine_decisions(rows, refs)
-    eps = {p.ref: p for p in engine_policies(policies)}
+    eps = {p.ref: p for p in engine_policies(policies, repo.terms_of(session))}
     in_force: list[LimitInForceOut] = []
     rates = engine.Rates(repo.rates_on(session, at))
     for p in policies:
         ep = eps[p.ref]
         if ep.is_primary:
-            if not ep.in_territory(buyer.country):
+            if not ep.in_territory(buyer.country, at):
                 continue
             amount, d = engine.primary_limit(decisions, ep, at)
             in_force.append(LimitInForceOut(
                 policy_ref=p.ref, layer="primary", currency=p.currency, amount=quantize(amount, p.currency),
                 source=d.source if d else "none", decision_id=d.seq if d else None))
         elif ep.primary_ref in eps:
-            if ep.countries and buyer.country not in ep.countries:
+            if not ep.applies_to_country(buyer.country, at):
                 continue
-            amount, source = engine.top_up_limit(decisions, ep, eps[ep.primary_ref], at, p.currency, rates)
+            try:
+                amount, source = engine.top_up_limit(decisions, ep, eps[ep.primary_ref], at, p.currency, rates)
+            except engine.MissingRate as missing:
+                raise FxRateMissing([(missing.source, missing.target)], at) from None
             explicit = engine.decision_in_force(decisions, p.ref, at)
             in_force.append(LimitInForceOut(
                 policy_ref=p.ref, layer="top_up", currency=p.currency, amount=amount, source=source,
@@ -290,13 +405,15 @@ def import_ecb_csv(ctx: Context, text: str) -> FxImportOut:
             cell = cell.strip()
             if i >= len(currencies) or not currencies[i] or cell in ("", "N/A"):
                 continue
+            where = f"/csv/{line}/{i + 1}"
             try:
                 value = Decimal(cell)
             except InvalidOperation as exc:
-                raise Invalid(f"line {line}, {currencies[i]}: '{cell}' is not a rate.",
-                              field=f"/csv/{line}/{i + 1}") from exc
-            if value <= 0:
-                raise Invalid(f"line {line}, {currencies[i]}: the rate must be above 0.", field=f"/csv/{line}/{i + 1}")
+                raise Invalid(f"line {line}, column {i + 2} ({currencies[i]}): '{cell}' is not a rate.",
+                              field=where) from exc
+            problem = rate_problem(value)
+            if problem is not None:
+                raise Invalid(f"line {line}, column {i + 2} ({currencies[i]}): '{cell}' {problem}.", field=where)
             rates.append(FxRateIn.model_construct(date=day, base="EUR", quote=currencies[i], rate=value))
     if not rates:
         raise Invalid("The CSV holds no rate.", field="/csv")

@@ -19,6 +19,7 @@ from app.exposure.schemas import (
     InvoiceCoverOut,
     LimitInForceOut,
     PortfolioOut,
+    StopPeriodOut,
 )
 
 ZERO = Decimal(0)
@@ -31,6 +32,7 @@ def buyer_out(row: BuyerExposure) -> BuyerExposureOut:
         buyer_ref=row.buyer_ref, name=row.buyer_name, country=row.country, currency=c, valued_on=row.valued_on,
         utilisation=row.utilisation.normalize() if row.utilisation is not None else None,
         status=row.status,  # type: ignore[arg-type]
+        errors=list(row.errors),
         **amounts,
     )
 
@@ -43,8 +45,9 @@ def buyer_detail(ctx: Context, buyer_ref: str) -> BuyerExposureDetail | None:
     return BuyerExposureDetail(
         **buyer_out(row).model_dump(),
         stop_of_cover_from=d.get("stop_of_cover_from"),
+        stop_periods=[StopPeriodOut(**x) for x in d.get("stop_periods", [])],
+        missing_rates=d.get("missing_rates", []),
         limits=[LimitInForceOut(**x) for x in d.get("limits", [])],
-        errors=list(row.errors),
         invoices=[InvoiceCoverOut(**i) for i in d.get("invoices", [])],
     )
 
@@ -79,7 +82,7 @@ def portfolio(ctx: Context) -> PortfolioOut:
     session = ctx.session
     rates = engine.Rates(cover_repo.rates_on(session, ctx.today))
     totals = dict.fromkeys(repo.SUMMED, ZERO)
-    by_status: Counter[str] = Counter({s: 0 for s in ("ok", "above_primary", "above_cover", "no_cover")})
+    by_status: Counter[str] = Counter({s: 0 for s in ("ok", "above_primary", "above_cover", "no_cover", "incomplete")})
     errors: list[str] = []
     buyers = 0
     for currency, status, count, sums in repo.totals_by_currency_and_status(session):
@@ -107,24 +110,29 @@ def countries(ctx: Context, only: set[str] | None = None) -> list[CountryExposur
     c = ctx.tenant.currency
     fields = ("outstanding", "covered_primary", "covered_top_up", "uncovered", "indemnifiable")
     acc: dict[str, dict[str, Any]] = {}
-    errors: list[str] = []
+    errors: dict[str, list[str]] = {}
+    for country, row_errors in repo.errors_by_country(session, only):
+        for e in row_errors:
+            if e not in errors.setdefault(country, []):
+                errors[country].append(e)
     for country, currency, count, sums in repo.totals_by_country(session, only):
         slot = acc.setdefault(country, {"buyers": 0, **dict.fromkeys(fields, ZERO)})
         slot["buyers"] += count
         for f in fields:
-            converted = _to_base(ctx, rates, sums[f], currency, errors) if sums[f] else ZERO
+            converted = _to_base(ctx, rates, sums[f], currency, errors.setdefault(country, [])) if sums[f] else ZERO
             slot[f] += converted or ZERO
     limits = {row.country: row for row in cover_repo.country_limits(session) if only is None or row.country in only}
     out = []
     for country in sorted(set(acc) | set(limits)):
         slot = acc.get(country, {"buyers": 0, **dict.fromkeys(fields, ZERO)})
         limit_row = limits.get(country)
-        limit = _to_base(ctx, rates, limit_row.amount, limit_row.currency, errors) if limit_row else None
+        mine = errors.setdefault(country, [])
+        limit = _to_base(ctx, rates, limit_row.amount, limit_row.currency, mine) if limit_row else None
         outstanding = slot["outstanding"]
         out.append(CountryExposureOut(
             country=country, currency=c, buyers=slot["buyers"], **{f: quantize(slot[f], c) for f in fields},
             country_limit=quantize(limit, c) if limit is not None else None,
             headroom=quantize(limit - outstanding, c) if limit is not None else None,
-            above_limit=limit is not None and outstanding > limit,
+            above_limit=limit is not None and outstanding > limit, errors=mine,
         ))
     return out

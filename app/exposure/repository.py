@@ -104,6 +104,22 @@ def last_valued_on(session: Session) -> Any:
     return session.scalar(select(func.max(BuyerExposure.valued_on)))
 
 
+def missing_rates(session: Session) -> dict[str, int]:
+    """Missing FX rate pairs ("USD/EUR") the stored rows need, with how many buyers each one leaves unknown."""
+    counts: dict[str, int] = {}
+    for detail in session.scalars(select(BuyerExposure.detail).where(BuyerExposure.error_count > 0)):
+        for pair in detail.get("missing_rates", []):
+            counts[pair] = counts.get(pair, 0) + 1
+    return counts
+
+
+def errors_by_country(session: Session, only: set[str] | None) -> list[tuple[str, list[str]]]:
+    stmt = select(BuyerExposure.country, BuyerExposure.errors).where(BuyerExposure.error_count > 0)
+    if only is not None:
+        stmt = stmt.where(BuyerExposure.country.in_(sorted(only)))
+    return [(c, e) for c, e in session.execute(stmt)]
+
+
 def errors_present(session: Session) -> list[list[str]]:
     """The error lists of the rows that have any (a missing FX rate, say)."""
     return list(session.scalars(select(BuyerExposure.errors).where(BuyerExposure.error_count > 0)))

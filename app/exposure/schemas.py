@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from datetime import date
 from decimal import Decimal
-from typing import Literal
+from typing import ClassVar, Literal
 
-from pydantic import BaseModel, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, Field
 
-from app.core.fields import Currency, DecimalStr, IsoDate, Ref, StrictModel, check_amount
+from app.core.fields import Currency, DecimalStr, IsoDate, MoneyModel, Ref
 
-BuyerStatus = Literal["ok", "above_primary", "above_cover", "no_cover"]
+BuyerStatus = Literal["ok", "above_primary", "above_cover", "no_cover", "incomplete"]
 Reason = Literal[
     "outside_territory", "outside_policy_period", "terms_exceed_max_credit_period",
-    "delivered_after_stop_of_cover", "claim_deadline_passed", "no_limit", "above_limit", "missing_fx_rate",
+    "delivered_during_stop_of_cover", "claim_deadline_passed", "no_limit", "above_limit", "missing_fx_rate",
 ]
 
 
@@ -39,7 +39,10 @@ class BuyerExposureOut(Amounts):
     primary_limit: Decimal
     top_up_limit: Decimal
     utilisation: Decimal | None = Field(description="outstanding / (primary + Top Up limit in force); null: no limit")
-    status: BuyerStatus
+    status: BuyerStatus = Field(description=(
+        "ok; above_primary: covered only thanks to the Top Up; above_cover: something is uncovered; no_cover: "
+        "exposure and no limit at all; incomplete: a figure needs a missing FX rate (see errors)"))
+    errors: list[str] = Field(default_factory=list, description="Why some figures are unknown (a missing FX rate)")
 
 
 class InvoiceCoverOut(BaseModel):
@@ -67,10 +70,18 @@ class LimitInForceOut(BaseModel):
     expires_on: date | None = None
 
 
+class StopPeriodOut(BaseModel):
+    policy_ref: str
+    starts_on: date = Field(description="Deliveries after this day are uncovered")
+    ends_on: date | None = Field(description="The day the invoices that caused it were paid; null: still running")
+    invoice_refs: list[str]
+
+
 class BuyerExposureDetail(BuyerExposureOut):
-    stop_of_cover_from: date | None
+    stop_of_cover_from: date | None = Field(description="Start of the stop of cover running now, if any")
+    stop_periods: list[StopPeriodOut] = Field(description="Every stop of cover, past and running (rule 7)")
+    missing_rates: list[str] = Field(default_factory=list, description="FX pairs the figures need and lack")
     limits: list[LimitInForceOut]
-    errors: list[str]
     invoices: list[InvoiceCoverOut]
 
 
@@ -94,19 +105,17 @@ class CountryExposureOut(BaseModel):
     country_limit: Decimal | None
     headroom: Decimal | None
     above_limit: bool
+    errors: list[str] = Field(default_factory=list, description="Why some figures are unknown (a missing FX rate)")
 
 
-class CreditCheckIn(StrictModel):
+class CreditCheckIn(MoneyModel):
+    money_fields: ClassVar[dict[str, bool]] = {"amount": True}
+
     buyer_ref: Ref
     currency: Currency
     amount: DecimalStr
     delivery_date: IsoDate | None = Field(default=None, description="Default: today")
     payment_terms_days: int | None = Field(default=None, ge=0, le=3650, description="Default: 0 (due on delivery)")
-
-    @field_validator("amount")
-    @classmethod
-    def _amount(cls, v: Decimal, info: ValidationInfo) -> Decimal:
-        return check_amount(v, info.data.get("currency"))
 
 
 class CreditCheckOut(BaseModel):

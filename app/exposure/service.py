@@ -16,11 +16,12 @@ from typing import Any
 from sqlalchemy import select, update
 
 from app.core.context import Context
-from app.core.errors import Invalid
+from app.core.errors import FxRateMissing, Invalid
 from app.core.money import quantize
 from app.cover import engine
 from app.cover import repository as cover_repo
 from app.cover.inputs import CoverInputs, engine_decisions
+from app.cover.models import StopOfCover
 from app.exposure import repository as repo
 from app.exposure.models import BuyerExposure
 from app.exposure.schemas import CreditCheckIn, CreditCheckOut
@@ -29,6 +30,8 @@ from app.ledger.models import Buyer, Invoice
 from app.tenants.models import Tenant
 
 CHUNK = 500
+# The utilisation column holds up to 999,999.9999 (exposure a million times the limits): above, it is stored capped.
+UTILISATION_MAX = Decimal("999999.9999")
 
 
 def bump_version(ctx: Context) -> None:
@@ -53,22 +56,55 @@ def evaluate_buyers(
     ctx: Context, buyers: list[Buyer], inputs: CoverInputs,
     extra: dict[int, list[engine.OpenItem]] | None = None,
 ) -> list[tuple[Buyer, engine.BuyerCover]]:
-    """The engine's result for each buyer, from its open invoices (plus `extra` hypothetical ones)."""
+    """The engine's result for each buyer, from its open invoices (plus `extra` hypothetical ones) and the
+    stop-of-cover periods its invoice history gives."""
     session = ctx.session
     ids = [b.id for b in buyers]
     invoices = ledger_repo.open_invoices(session, ids)
     items = _items(invoices, repo.claimed_invoice_ids(session, [i.id for i in invoices]))
+    history: dict[int, list[engine.HistoryItem]] = defaultdict(list)
+    for i in ledger_repo.stop_history(session, ids):
+        history[i.buyer_id].append(engine.HistoryItem(i.ref, i.issue_date, i.original_due_date, i.settled_on))
     decisions: dict[int, list[engine.Decision]] = defaultdict(list)
     for row in cover_repo.decisions_of_buyers(session, ids):
         decisions[row.buyer_id].extend(engine_decisions([row], inputs.refs_by_id))
-    return [
-        (b, engine.evaluate(
+    out = []
+    for b in buyers:
+        stops = engine.stop_periods(country=b.country, history=history.get(b.id, []), policies=inputs.policies,
+                                    valued_on=inputs.valued_on)
+        out.append((b, engine.evaluate(
             country=b.country, items=[*items.get(b.id, []), *(extra or {}).get(b.id, [])], policies=inputs.policies,
             decisions=decisions.get(b.id, []), valued_on=inputs.valued_on, rates=inputs.rates,
-            default_currency=ctx.tenant.currency,
-        ))
-        for b in buyers
-    ]
+            default_currency=ctx.tenant.currency, stops=stops,
+        )))
+    return out
+
+
+def _stop_key(stop: engine.StopPeriod) -> tuple[str, str, str | None, tuple[str, ...]]:
+    return (stop.policy_ref, stop.starts_on.isoformat(), stop.ends_on.isoformat() if stop.ends_on else None,
+            tuple(stop.invoice_refs))
+
+
+def store_stops(ctx: Context, results: list[tuple[Buyer, engine.BuyerCover]], inputs: CoverInputs) -> None:
+    """Keep each buyer's stop-of-cover periods as rows (what the buyer's exposure and the console show)."""
+    session = ctx.session
+    stored: dict[int, list[StopOfCover]] = defaultdict(list)
+    for row in cover_repo.stops_of_buyers(session, [b.id for b, _ in results]):
+        stored[row.buyer_id].append(row)
+    ids = inputs.ids_by_ref
+    for buyer, result in results:
+        wanted = {_stop_key(s): s for s in result.stop_periods}
+        have = {(inputs.refs_by_id.get(r.policy_id, ""), r.starts_on.isoformat(),
+                 r.ends_on.isoformat() if r.ends_on else None, tuple(r.invoice_refs)): r for r in stored[buyer.id]}
+        for key, row in have.items():
+            if key not in wanted:
+                session.delete(row)
+        if any(key not in have for key in wanted):
+            session.flush()  # a period that changed is deleted before its new version is added
+        for key, stop in wanted.items():
+            if key not in have:
+                session.add(StopOfCover(buyer_id=buyer.id, policy_id=ids[stop.policy_ref], starts_on=stop.starts_on,
+                                        ends_on=stop.ends_on, invoice_refs=list(stop.invoice_refs)))
 
 
 def row_values(buyer: Buyer, r: engine.BuyerCover) -> dict[str, Any]:
@@ -78,11 +114,16 @@ def row_values(buyer: Buyer, r: engine.BuyerCover) -> dict[str, Any]:
         return str(quantize(amount, c))
 
     values: dict[str, Any] = {f: quantize(getattr(r, f), c) for f in engine.AMOUNT_FIELDS}
+    utilisation = None if r.utilisation is None else min(r.utilisation, UTILISATION_MAX)
     values.update(
         buyer_ref=buyer.ref, buyer_name=buyer.name, country=buyer.country, currency=c, valued_on=r.valued_on,
-        utilisation=r.utilisation, status=r.status, errors=list(r.errors), error_count=len(r.errors),
+        utilisation=utilisation, status=r.status, errors=list(r.errors), error_count=len(r.errors),
         detail={
             "stop_of_cover_from": r.stop_of_cover_from.isoformat() if r.stop_of_cover_from else None,
+            "stop_periods": [{"policy_ref": p.policy_ref, "starts_on": p.starts_on.isoformat(),
+                              "ends_on": p.ends_on.isoformat() if p.ends_on else None,
+                              "invoice_refs": list(p.invoice_refs)} for p in r.stop_periods],
+            "missing_rates": sorted(f"{a}/{b}" for a, b in r.missing_rates),
             "limits": [{"policy_ref": x.policy_ref, "layer": x.layer, "amount": s(x.amount), "source": x.source,
                         "expires_on": x.expires_on.isoformat() if x.expires_on else None} for x in r.limits],
             "invoices": [
@@ -123,6 +164,7 @@ def refresh_buyers(
     for start in range(0, len(ids), CHUNK):
         buyers = ledger_repo.lock_buyers(session, ids[start : start + CHUNK])
         results = evaluate_buyers(ctx, buyers, inputs)
+        store_stops(ctx, results, inputs)
         stored = repo.rows_by_buyer(session, [b.id for b in buyers])
         for buyer, result in results:
             values = row_values(buyer, result)
@@ -138,6 +180,7 @@ def refresh_buyers(
         session.flush()
         alerts.reconcile_buyers(ctx, results)
     alerts.reconcile_countries(ctx, countries)
+    alerts.reconcile_fx(ctx)
     bump_version(ctx)
     return out
 
@@ -162,7 +205,13 @@ def check(ctx: Context) -> list[str]:
         buyers = list(session.scalars(select(Buyer).where(Buyer.id.in_(ids[start : start + CHUNK]))
                                       .order_by(Buyer.id)))
         stored = repo.rows_by_buyer(session, [b.id for b in buyers])
+        stops: dict[int, set[tuple[str, str, str | None, tuple[str, ...]]]] = defaultdict(set)
+        for s in cover_repo.stops_of_buyers(session, [b.id for b in buyers]):
+            stops[s.buyer_id].add((inputs.refs_by_id.get(s.policy_id, ""), s.starts_on.isoformat(),
+                                   s.ends_on.isoformat() if s.ends_on else None, tuple(s.invoice_refs)))
         for buyer, result in evaluate_buyers(ctx, buyers, inputs):
+            if stops[buyer.id] != {_stop_key(p) for p in result.stop_periods}:
+                problems.append(f"{buyer.ref}: stored stop-of-cover periods differ from the recomputed ones")
             row = stored.get(buyer.id)
             if row is None:
                 problems.append(f"{buyer.ref}: no stored exposure")
@@ -190,15 +239,14 @@ def credit_check(ctx: Context, body: CreditCheckIn) -> CreditCheckOut:
                             due_date=delivery + timedelta(days=body.payment_terms_days or 0))
     inputs = CoverInputs.load(session, ctx.today)
     [(_, result)] = evaluate_buyers(ctx, [buyer], inputs, extra={buyer.id: [probe]})
+    if result.missing_rates:
+        # Unknown, never zero (rule 9): an answer computed without a rate it needs would be a guess.
+        raise FxRateMissing(sorted(result.missing_rates), ctx.today)
     cover = next(i for i in result.invoices if i.invoice_ref == PROBE_REF)
     c = result.currency
     reasons = [cover.reason] if cover.reason else []
-    if cover.reason == engine.MISSING_FX_RATE:
-        reasons += result.errors
     covered = cover.covered_primary + cover.covered_top_up
-    if cover.reason == engine.MISSING_FX_RATE:
-        decision = "not_covered"
-    elif cover.uncovered == 0:
+    if cover.uncovered == 0:
         decision = "covered"
     elif covered > 0:
         decision = "partially_covered"
@@ -215,7 +263,9 @@ def credit_check(ctx: Context, body: CreditCheckIn) -> CreditCheckOut:
         limit_in = inputs.rates.convert(limit, policy.currency, c) or Decimal(0)
         head_p = max(Decimal(0), limit_in - result.covered_by_policy.get(policy.ref, Decimal(0)))
         for top in inputs.policies:
-            if top.primary_ref != policy.ref or (top.countries and buyer.country not in top.countries):
+            if top.primary_ref != policy.ref:
+                continue
+            if not top.in_period(delivery) or not top.applies_to_country(buyer.country, delivery):
                 continue
             t_limit, _ = engine.top_up_limit(decisions, top, policy, delivery, c, inputs.rates)
             head_t += max(Decimal(0), t_limit - result.covered_by_policy.get(top.ref, Decimal(0)))

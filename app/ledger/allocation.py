@@ -17,6 +17,28 @@ from sqlalchemy.orm import Session
 from app.ledger import repository as repo
 from app.ledger.models import Allocation, Invoice, Payment
 
+_TOUCHED = "settlement_touched"
+
+
+def touch(session: Session, invoice: Invoice) -> None:
+    """Note that this invoice's balance moved: `stamp` dates its settlement before the transaction ends."""
+    session.info.setdefault(_TOUCHED, set()).add(invoice)
+
+
+def stamp(session: Session) -> None:
+    """Date the settlement of every invoice whose balance moved: the latest date among the payments and credit
+    notes applied to it once nothing is left open, None while something is (a reversal reopens it)."""
+    touched: set[Invoice] = session.info.pop(_TOUCHED, set())
+    invoices = [i for i in touched if i.kind == "invoice"]
+    if not invoices:
+        return
+    session.flush()
+    settled = [i for i in invoices if i.open_balance <= 0]
+    dates = repo.settlement_dates(session, [i.id for i in settled])
+    for invoice in invoices:
+        invoice.settled_on = dates.get(invoice.id) if invoice.open_balance <= 0 else None
+    session.flush()
+
 
 def _apply(
     session: Session,
@@ -35,6 +57,7 @@ def _apply(
             continue
         take = min(amount, invoice.open_balance)
         invoice.open_balance -= take
+        touch(session, invoice)
         amount -= take
         session.add(
             Allocation(
@@ -53,11 +76,13 @@ def settle(session: Session, buyer_ids: Iterable[int]) -> None:
     """Apply every unapplied credit note and payment of these buyers to their open invoices."""
     ids = sorted(set(buyer_ids))
     if not ids:
+        stamp(session)
         return
     session.flush()
     credit_notes = repo.unapplied_credit_notes(session, ids)
     payments = repo.unapplied_payments(session, ids)
     if not credit_notes and not payments:
+        stamp(session)
         return
     queues: dict[tuple[int, str], list[Invoice]] = defaultdict(list)
     by_ref: dict[str, Invoice] = {}
@@ -74,6 +99,7 @@ def settle(session: Session, buyer_ids: Iterable[int]) -> None:
         queue = queues.get((payment.buyer_id, payment.currency), [])
         payment.unapplied = _apply(session, queue, payment.unapplied, buyer_id=payment.buyer_id, payment=payment)
     session.flush()
+    stamp(session)
 
 
 def release(session: Session, allocations: Iterable[Allocation], *, skip: object = None) -> None:
@@ -85,6 +111,7 @@ def release(session: Session, allocations: Iterable[Allocation], *, skip: object
         invoice = session.get(Invoice, a.invoice_id)
         if invoice is not None and invoice is not skip:
             invoice.open_balance += a.amount
+            touch(session, invoice)
         if a.payment_id is not None:
             payment = session.get(Payment, a.payment_id)
             if payment is not None and payment is not skip:

@@ -51,6 +51,9 @@ class Invoice(TenantScoped, Base):
     original_due_date: Mapped[date] = mapped_column(Date)
     applies_to: Mapped[str | None] = mapped_column(String(100))
     open_balance: Mapped[Decimal] = mapped_column(Money)
+    # The day an invoice was paid or credited in full (the latest date among what settled it), None while open:
+    # the history stop-of-cover periods are derived from (DOMAIN.md rule 7).
+    settled_on: Mapped[date | None] = mapped_column(Date)
     revision: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow, onupdate=utcnow)

@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Select, and_, exists, func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from app.ledger.models import Allocation, Buyer, Invoice, InvoiceRevision, Payment
 
@@ -143,6 +143,33 @@ def open_invoices(session: Session, buyer_ids: Iterable[int]) -> list[Invoice]:
         select(Invoice)
         .where(Invoice.buyer_id.in_(list(buyer_ids)), Invoice.kind == "invoice", Invoice.open_balance > 0)
         .order_by(Invoice.due_date, Invoice.issue_date, Invoice.ref)
+    )
+    return list(session.scalars(stmt))
+
+
+def settlement_dates(session: Session, invoice_ids: list[int]) -> dict[int, date]:
+    """The latest date among the payments (received on) and credit notes (issued on) applied to each invoice."""
+    note = aliased(Invoice)
+    found: dict[int, date] = {}
+    for start in range(0, len(invoice_ids), 1000):
+        chunk = invoice_ids[start : start + 1000]
+        stmt = (
+            select(Allocation.invoice_id, func.max(func.coalesce(Payment.received_on, note.issue_date)))
+            .outerjoin(Payment, Payment.id == Allocation.payment_id)
+            .outerjoin(note, note.id == Allocation.credit_note_id)
+            .where(Allocation.invoice_id.in_(chunk))
+            .group_by(Allocation.invoice_id)
+        )
+        found.update({i: d for i, d in session.execute(stmt) if d is not None})
+    return found
+
+
+def stop_history(session: Session, buyer_ids: Iterable[int]) -> list[Invoice]:
+    """The invoices that can have stopped cover (DOMAIN.md rule 7): the open ones, and the ones settled after
+    their original due date. Settled on time, an invoice never passed its maximum extension unpaid."""
+    stmt = select(Invoice).where(
+        Invoice.buyer_id.in_(list(buyer_ids)), Invoice.kind == "invoice",
+        or_(Invoice.settled_on.is_(None), Invoice.settled_on > Invoice.original_due_date),
     )
     return list(session.scalars(stmt))
 

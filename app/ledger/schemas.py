@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, Field, ValidationInfo, field_validator
+from pydantic_core import InitErrorDetails
 
-from app.core.fields import Country, Currency, DecimalStr, IsoDate, Ref, StrictModel, check_amount
+from app.core.fields import Country, Currency, DecimalStr, IsoDate, MoneyModel, Ref, StrictModel
 
 InvoiceKind = Literal["invoice", "credit_note"]
 InvoiceStatus = Literal["open", "partially_paid", "paid", "credited"]
@@ -40,7 +41,9 @@ class BuyerOut(BaseModel):
     balances: list[BuyerBalance] | None = None
 
 
-class InvoiceIn(StrictModel):
+class InvoiceIn(MoneyModel):
+    money_fields: ClassVar[dict[str, bool]] = {"amount": True}
+
     buyer_ref: Ref
     kind: InvoiceKind = "invoice"
     currency: Currency
@@ -48,11 +51,6 @@ class InvoiceIn(StrictModel):
     issue_date: IsoDate = Field(description="The delivery date")
     due_date: IsoDate
     applies_to: Ref | None = Field(default=None, description="For a credit note: the invoice it credits")
-
-    @field_validator("amount")
-    @classmethod
-    def _amount(cls, v: Decimal, info: ValidationInfo) -> Decimal:
-        return check_amount(v, info.data.get("currency"))
 
     @field_validator("due_date")
     @classmethod
@@ -126,36 +124,27 @@ class BatchOut(BaseModel):
     items: list[ItemResult]
 
 
-class AllocationIn(StrictModel):
+class AllocationIn(MoneyModel):
+    """Part of a payment the ERP applied to one invoice, in the payment's currency."""
+
+    money_fields: ClassVar[dict[str, bool]] = {"amount": True}
+    money_currency: ClassVar[str | None] = None  # the payment's: checked by PaymentIn
+
     invoice_ref: Ref
     amount: DecimalStr
 
-    @field_validator("amount")
-    @classmethod
-    def _amount(cls, v: Decimal) -> Decimal:
-        return check_amount(v, None)
 
+class PaymentIn(MoneyModel):
+    money_fields: ClassVar[dict[str, bool]] = {"amount": True}
 
-class PaymentIn(StrictModel):
     buyer_ref: Ref
     amount: DecimalStr
     currency: Currency
     received_on: IsoDate
     allocations: list[AllocationIn] = Field(default_factory=list)
 
-    @field_validator("amount")
-    @classmethod
-    def _amount(cls, v: Decimal, info: ValidationInfo) -> Decimal:
-        return check_amount(v, info.data.get("currency"))
-
-    @field_validator("allocations")
-    @classmethod
-    def _allocation_decimals(cls, v: list[AllocationIn], info: ValidationInfo) -> list[AllocationIn]:
-        currency = info.data.get("currency")
-        if currency is not None:
-            for a in v:
-                check_amount(a.amount, currency)
-        return v
+    def nested_money_errors(self, currency: str | None) -> list[InitErrorDetails]:
+        return [e for i, a in enumerate(self.allocations) for e in a.money_errors(currency, ("allocations", i))]
 
 
 class PaymentBatchItem(PaymentIn):

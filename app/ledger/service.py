@@ -189,6 +189,7 @@ class _InvoiceIngest:
                 **body.model_dump(include=set(_INVOICE_FIELDS)),
             )
             session.add(invoice)
+            allocation.touch(session, invoice)
             self.invoices[ref] = invoice
             self.touched.add(buyer.id)
             return "created"
@@ -232,6 +233,7 @@ class _InvoiceIngest:
         invoice.original_due_date = min(invoice.original_due_date, body.due_date)
         invoice.open_balance = body.amount - explicit
         invoice.revision += 1
+        allocation.touch(session, invoice)
         return "updated"
 
 
@@ -405,6 +407,7 @@ def _post_payment(ctx: Context, ref: str, body: PaymentIn) -> tuple[Payment, str
     explicit = Decimal(0)
     for invoice, amount in targets:
         invoice.open_balance -= amount
+        allocation.touch(session, invoice)
         explicit += amount
         session.add(
             Allocation(buyer_id=buyer.id, invoice_id=invoice.id, payment_id=payment.id, amount=amount, explicit=True)

@@ -3,7 +3,7 @@
 from datetime import date, timedelta
 from decimal import Decimal as D
 
-from app.cover.engine import Decision, OpenItem, Policy, Rates, evaluate
+from app.cover.engine import Decision, HistoryItem, OpenItem, Policy, Rates, StopPeriod, evaluate, stop_periods
 
 VALUED = date(2026, 3, 20)
 PRIMARY = Policy(ref="P", kind="whole_turnover", currency="EUR", starts_on=date(2026, 1, 1),
@@ -127,11 +127,23 @@ def test_stop_of_cover():
     old = OpenItem("OLD", "EUR", D(1000), date(2026, 1, 5), date(2026, 2, 4))  # + 30 days = 6 March
     before = OpenItem("BEFORE", "EUR", D(1000), date(2026, 3, 5), date(2026, 4, 4))
     after = OpenItem("AFTER", "EUR", D(1000), date(2026, 3, 10), date(2026, 4, 9))
-    r = run([old, before, after], policies=[p])
+
+    def history(paid_on=None):
+        return [HistoryItem(i.ref, i.issue_date, i.due_date, paid_on if i is old else None)
+                for i in (old, before, after)]
+
+    stops = stop_periods(country="FR", history=history(), policies=[p], valued_on=VALUED)
+    assert stops == [StopPeriod("P", date(2026, 3, 6), None, ("OLD",))]
+    r = evaluate(country="FR", items=[old, before, after], policies=[p], decisions=[GRANTED], valued_on=VALUED,
+                 stops=stops)
     assert r.stop_of_cover_from == date(2026, 3, 6)
-    assert [c.reason for c in r.invoices] == [None, None, "delivered_after_stop_of_cover"]
-    # Paid: cover is back for later deliveries.
-    assert run([before, after], policies=[p]).uncovered == 0
+    assert [c.reason for c in r.invoices] == [None, None, "delivered_during_stop_of_cover"]
+    # Paid on 15 March: the stop ends that day, and the delivery made during it stays uncovered (rule 7).
+    stops = stop_periods(country="FR", history=history(date(2026, 3, 15)), policies=[p], valued_on=VALUED)
+    assert stops == [StopPeriod("P", date(2026, 3, 6), date(2026, 3, 15), ("OLD",))]
+    r = evaluate(country="FR", items=[before, after], policies=[p], decisions=[GRANTED], valued_on=VALUED, stops=stops)
+    assert r.stop_of_cover_from is None
+    assert [c.reason for c in r.invoices] == [None, "delivered_during_stop_of_cover"]
 
 
 def test_discretionary_limit_is_cancelled_by_any_insurer_decision():

@@ -23,7 +23,7 @@ def test_portfolio_totals_and_status_counts(api):
     assert p["outstanding"] == "540000.00"
     # FR1 150k: 100k + 50k; FR2 30k primary; DE1 350k: 100k + 100k, 150k uncovered; ES1 no limit: 10k uncovered.
     assert (p["covered_primary"], p["covered_top_up"], p["uncovered"]) == ("230000.00", "150000.00", "160000.00")
-    assert p["buyers_by_status"] == {"ok": 1, "above_primary": 1, "above_cover": 1, "no_cover": 1}
+    assert p["buyers_by_status"] == {"ok": 1, "above_primary": 1, "above_cover": 1, "no_cover": 1, "incomplete": 0}
     assert p["indemnifiable"] == "342000.00"
 
 
@@ -98,7 +98,11 @@ def test_exposure_is_isolated_and_readable_with_a_read_key(make_tenant, anon):
 
 def test_policy_change_revalues_every_buyer(api):
     _portfolio(api)
+    # An endorsement from today leaves earlier deliveries as they were (rule 8)...
     ok(api.put("/v1/policies/P", json=PRIMARY | {"excluded_countries": ["DE"]}))
+    assert exposure(api, "DE1")["covered_primary"] == "100000.00"
+    # ...a correction of the original terms (effective from the policy's start) revalues every buyer.
+    ok(api.put("/v1/policies/P", json=PRIMARY | {"excluded_countries": ["DE"], "effective_from": "2026-01-01"}))
     de = exposure(api, "DE1")
     assert (de["covered_primary"], de["uncovered"]) == ("0.00", "350000.00")
     assert {i["reason"] for i in de["invoices"]} == {"outside_territory"}
