@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import date, timedelta
 from decimal import Decimal
+from functools import cache
 
 from hypothesis import strategies as st
 
@@ -29,54 +30,75 @@ RATE_RANGES = {"USD": (9_000, 13_000), "GBP": (7_500, 9_500), "JPY": (1_400_000,
 ROUND_AMOUNTS = (1_000, 5_000, 10_000, 20_000, 25_000, 50_000, 100_000, 150_000, 200_000, 500_000)
 
 
+# Strategies built once per distinct argument: building one per draw costs more than the draw itself.
+@cache
+def ints(low: int, high: int) -> st.SearchStrategy[int]:
+    return st.integers(low, high)
+
+
+def pick(options) -> st.SearchStrategy:
+    return _pick(tuple(options))
+
+
+@cache
+def _pick(options: tuple) -> st.SearchStrategy:
+    return st.sampled_from(options)
+
+
+@cache
+def maybe(options: tuple) -> st.SearchStrategy:
+    return st.none() | st.sampled_from(options)
+
+
+@cache
 def days_between(lo: date, hi: date) -> st.SearchStrategy[date]:
-    return st.integers(lo.toordinal(), max(lo, hi).toordinal()).map(date.fromordinal)
+    return ints(lo.toordinal(), max(lo, hi).toordinal()).map(date.fromordinal)
 
 
 def chance(draw, percent: int) -> bool:
     """True about `percent`% of the time; False for hypothesis's simplest draw (0), so shrinking goes to False."""
-    return draw(st.integers(0, 99)) >= 100 - percent
+    return draw(ints(0, 99)) >= 100 - percent
 
 
 def money(draw, currency: str, low: int = 1, high: int = 500_000) -> Decimal:
     """A positive amount with at most 2 decimals (none for JPY), up to 500,000: often round, sometimes not."""
     if chance(draw, 40):
-        units = draw(st.sampled_from([a for a in ROUND_AMOUNTS if low <= a <= high] or [low]))
+        units = draw(pick([a for a in ROUND_AMOUNTS if low <= a <= high] or [low]))
     else:
-        units = draw(st.integers(low, high))
+        units = draw(ints(low, high))
     if currency in ZERO_DECIMALS or chance(draw, 30):
         return Decimal(units)
-    return Decimal(f"{units}.{draw(st.integers(0, 99)):02d}")
+    return Decimal(f"{units}.{draw(ints(0, 99)):02d}")
 
 
 def split(draw, amount: Decimal, currency: str) -> Decimal:
     """A part of `amount` strictly between 0 and it, in the currency's minor units (amount must allow one)."""
     step = Decimal(1) if currency in ZERO_DECIMALS else Decimal("0.01")
     steps = int(amount / step)
-    return draw(st.integers(1, steps - 1)) * step
+    return draw(ints(1, steps - 1)) * step
 
 
 def country_set(draw, countries: tuple[str, ...], most: int) -> frozenset[str]:
-    return frozenset(draw(st.lists(st.sampled_from(countries), min_size=1, max_size=most, unique=True)))
+    return frozenset(draw(st.lists(pick(countries), min_size=1, max_size=most, unique=True)))
 
 
 def primary_terms(draw, effective_from: date, ends_on: date, countries: tuple[str, ...], simple: bool) -> Terms:
     if simple:
-        return Terms(effective_from, YEAR_END, Decimal(draw(st.sampled_from(["0.80", "0.90", "0.95"]))), 180, 180,
+        return Terms(effective_from, YEAR_END, Decimal(draw(pick(("0.80", "0.90", "0.95")))), 180, 180,
                      None, frozenset(), frozenset(), {})
     covered = country_set(draw, countries, 3) if chance(draw, 20) else frozenset()
     excluded = country_set(draw, countries, 1) if chance(draw, 15) else frozenset()
     overrides = {}
     if chance(draw, 20):
-        overrides[draw(st.sampled_from(countries))] = (
-            draw(st.none() | st.sampled_from([45, 60, 90, 120])), draw(st.none() | st.sampled_from([30, 45, 90])))
+        overrides[draw(pick(countries))] = (
+            draw(maybe((45, 60, 90, 120))), draw(maybe((30, 45, 90))))
     return Terms(
         effective_from=effective_from,
         ends_on=ends_on,
-        indemnity_rate=Decimal(draw(st.sampled_from(["0.70", "0.80", "0.85", "0.90", "0.95"]))),
-        max_credit_period_days=draw(st.sampled_from([60, 90, 120, 150, 180])),
-        claim_deadline_days=draw(st.sampled_from([30, 60, 90, 120])),
-        max_extension_days=draw(st.none() | st.sampled_from([15, 30, 60, 90])),
+        indemnity_rate=Decimal(draw(pick(("0.70", "0.80", "0.85", "0.90", "0.95")))),
+        max_credit_period_days=draw(pick((60, 90, 120, 150, 180))),
+        claim_deadline_days=draw(pick((30, 60, 90, 120))),
+        max_extension_days=draw(maybe((15, 30, 60, 90))),
         covered_countries=covered,
         excluded_countries=excluded,
         country_overrides=overrides,
@@ -87,14 +109,14 @@ def top_up_terms(draw, effective_from: date, ends_on: date, currency: str, count
     return Terms(
         effective_from=effective_from,
         ends_on=ends_on,
-        indemnity_rate=Decimal(draw(st.sampled_from(["0.70", "0.80", "0.90", "0.95"]))),
+        indemnity_rate=Decimal(draw(pick(("0.70", "0.80", "0.90", "0.95")))),
         max_credit_period_days=180,
         claim_deadline_days=60,
         max_extension_days=None,
         covered_countries=frozenset(),
         excluded_countries=frozenset(),
         country_overrides={},
-        ratio=Decimal(draw(st.sampled_from(["0.5", "1", "1", "1", "1.5", "2"]))),
+        ratio=Decimal(draw(pick(("0.5", "1", "1", "1", "1.5", "2")))),
         per_buyer_cap=money(draw, currency, 1_000) if chance(draw, 35) else None,
         scope=country_set(draw, countries, 3) if chance(draw, 30) else frozenset(),
         follows_discretionary=draw(st.booleans()),
@@ -106,7 +128,7 @@ def endorse(draw, previous: Terms, effective_from: date, fresh: Terms, top_up: b
     names = (["ratio", "per_buyer_cap", "scope", "follows_discretionary", "indemnity_rate", "ends_on"] if top_up else
              ["covered_countries", "excluded_countries", "max_credit_period_days", "claim_deadline_days",
               "max_extension_days", "indemnity_rate", "country_overrides", "ends_on"])
-    changed = draw(st.lists(st.sampled_from(names), min_size=1, max_size=3, unique=True))
+    changed = draw(st.lists(pick(names), min_size=1, max_size=3, unique=True))
     return replace(previous, effective_from=effective_from, **{name: getattr(fresh, name) for name in changed})
 
 
@@ -128,13 +150,13 @@ def policy_versions(draw, starts_on: date, top_up: bool, currency: str, countrie
 
 def policy_decisions(draw, policy: PolicySpec, valued_on: date, max_decisions: int, primary: bool,
                      next_seq: int) -> list[DecisionSpec]:
-    count = draw(st.integers(0, max_decisions)) if not primary or chance(draw, 10) else draw(
-        st.integers(min(1, max_decisions), max_decisions))
+    count = draw(ints(0, max_decisions)) if not primary or chance(draw, 10) else draw(
+        ints(min(1, max_decisions), max_decisions))
     dates = sorted(draw(st.lists(days_between(YEAR_START - timedelta(days=30), valued_on + timedelta(days=30)),
                                  min_size=count, max_size=count)))
     if dates and chance(draw, 60):
         dates[0] = min(dates[0], policy.starts_on)  # most limits are in force from the policy's start
-    discretionary = draw(st.integers(0, min(2, count))) if primary and chance(draw, 35) else 0
+    discretionary = draw(ints(0, min(2, count))) if primary and chance(draw, 35) else 0
     insurer_dates = dates[discretionary:]
     first_insurer = insurer_dates[0] if insurer_dates else None
     out = []
@@ -143,21 +165,21 @@ def policy_decisions(draw, policy: PolicySpec, valued_on: date, max_decisions: i
             continue
         out.append(DecisionSpec(
             policy.ref, "granted", money(draw, policy.currency, 1_000, 100_000), effective_from, next_seq + len(out),
-            expires_on=effective_from + timedelta(days=draw(st.integers(30, 300))) if chance(draw, 15) else None,
+            expires_on=effective_from + timedelta(days=draw(ints(30, 300))) if chance(draw, 15) else None,
             source="discretionary"))
     # Insurer decisions are recorded after the discretionary ones, in any order among themselves.
     seqs = draw(st.permutations(range(len(insurer_dates))))
     base = next_seq + len(out)
     for effective_from, seq in zip(insurer_dates, seqs, strict=True):
-        status = draw(st.sampled_from(["granted", "granted", "partly_granted", "reduced", "refused", "withdrawn"]))
+        status = draw(pick(("granted", "granted", "granted", "partly_granted", "reduced", "refused", "withdrawn")))
         if status in ("refused", "withdrawn") or (status == "reduced" and chance(draw, 15)):
             amount = Decimal(0)
         else:
             amount = money(draw, policy.currency, 1_000)
         out.append(DecisionSpec(
             policy.ref, status, amount, effective_from, base + seq,
-            expires_on=effective_from + timedelta(days=draw(st.integers(0, 200))) if chance(draw, 20) else None,
-            max_credit_period_days=draw(st.sampled_from([30, 45, 60, 90, 120])) if primary and chance(draw, 15)
+            expires_on=effective_from + timedelta(days=draw(ints(0, 200))) if chance(draw, 20) else None,
+            max_credit_period_days=draw(pick((30, 45, 60, 90, 120))) if primary and chance(draw, 15)
             else None))
     return out
 
@@ -166,17 +188,17 @@ def invoice(draw, ref: str, currency: str, valued_on: date, simple: bool) -> Inv
     recent = simple or chance(draw, 75)
     window = 60 if simple else 120
     issue = draw(days_between(max(YEAR_START, valued_on - timedelta(days=window)) if recent else YEAR_START, valued_on))
-    usual_terms = st.sampled_from([30, 45, 60, 60, 90, 120])
-    original_due = issue + timedelta(days=draw(usual_terms if chance(draw, 70) else st.integers(10, 180)))
-    due = original_due + timedelta(days=draw(st.integers(1, 60))) if chance(draw, 20) else original_due
-    amount = money(draw, currency, 1, 200_000) if chance(draw, 80) else money(draw, currency)
+    usual_terms = pick((30, 45, 60, 60, 90, 120))
+    original_due = issue + timedelta(days=draw(usual_terms if chance(draw, 70) else ints(10, 180)))
+    due = original_due + timedelta(days=draw(ints(1, 60))) if chance(draw, 20) else original_due
+    amount = money(draw, currency, 1, 60_000) if chance(draw, 80) else money(draw, currency)
 
     def settlement_day() -> date:
-        day = original_due + timedelta(days=draw(st.integers(-30, 60)))
+        day = original_due + timedelta(days=draw(ints(-30, 60)))
         return min(max(day, issue), valued_on)
 
     settlements: tuple[tuple[date, Decimal], ...] = ()
-    kind = draw(st.sampled_from(["none", "none", "partial", "full", "full"]))
+    kind = draw(pick(("none", "none", "partial", "full", "full")))
     smallest = Decimal(1) if currency in ZERO_DECIMALS else Decimal("0.01")
     if kind == "partial" and amount > smallest:
         settlements = ((settlement_day(), split(draw, amount, currency)),)
@@ -201,44 +223,44 @@ def scenarios(draw, *, currencies: tuple[str, ...] = CURRENCIES, countries: tupl
     """A valid scenario. The *_share, *_presence and *_chance parameters are percentages; the max_* bound counts.
 
     A "simple" scenario (simple_share% of them) has one worldwide primary from 1 January with lenient terms and no
-    endorsement, and invoices in its currency delivered in the last 60 days: without one, almost every scenario
-    has some ineligible invoice, and the ok and above_primary statuses would be rare.
+    endorsement, a complement Top Up, and invoices in the primary's currency delivered in the last 60 days:
+    without them almost every scenario has some ineligible invoice, and ok and above_primary would be rare.
     """
     simple = chance(draw, simple_share)
     valued_on = draw(days_between(earliest_valuation, YEAR_END))
-    country = draw(st.sampled_from(countries))
-    default_currency = draw(st.sampled_from(currencies))
+    country = draw(pick(countries))
+    default_currency = draw(pick(currencies))
 
     rates: dict[tuple[str, str], Decimal] = {}
     others = [c for c in currencies if c != "EUR"]
     for c in others:
         if chance(draw, rate_presence):
             low, high = RATE_RANGES.get(c, (5_000, 20_000))
-            rates[("EUR", c)] = Decimal(draw(st.integers(low, high))) / 10_000
+            rates[("EUR", c)] = Decimal(draw(ints(low, high))) / 10_000
     if len(others) >= 2 and chance(draw, direct_rate_chance):
-        a, b = draw(st.lists(st.sampled_from(others), min_size=2, max_size=2, unique=True))
-        rates[(a, b)] = Decimal(draw(st.integers(1_000, 2_000_000))) / 10_000
+        a, b = draw(st.lists(pick(others), min_size=2, max_size=2, unique=True))
+        rates[(a, b)] = Decimal(draw(ints(1_000, 2_000_000))) / 10_000
 
     def policy_currency() -> str:
-        return "EUR" if "EUR" in currencies and chance(draw, 50) else draw(st.sampled_from(currencies))
+        return "EUR" if "EUR" in currencies and chance(draw, 50) else draw(pick(currencies))
 
     policies: list[PolicySpec] = []
-    for n in range(1 if simple else draw(st.integers(1, max_primaries))):
+    for n in range(1 if simple else draw(ints(1, max_primaries))):
         mid_year = not simple and ((n > 0 and chance(draw, 60)) or chance(draw, 10))
         starts_on = draw(days_between(date(2026, 2, 1), date(2026, 10, 1))) if mid_year else YEAR_START
         currency = policy_currency()
         policies.append(PolicySpec(
-            f"P{n + 1}", draw(st.sampled_from(["whole_turnover", "excess_of_loss"])), currency, starts_on,
+            f"P{n + 1}", draw(pick(("whole_turnover", "excess_of_loss"))), currency, starts_on,
             policy_versions(draw, starts_on, False, currency, countries, 0 if simple else max_endorsements, simple)))
     primary_refs = [p.ref for p in policies]
-    for n in range(draw(st.integers(0, max_top_ups))):
+    for n in range(draw(ints(min(1, max_top_ups) if simple else 0, max_top_ups))):
         starts_on = YEAR_START if chance(draw, 70) else draw(days_between(YEAR_START, date(2026, 10, 1)))
         currency = policy_currency()
         policies.append(PolicySpec(
             f"U{n + 1}", "top_up", currency, starts_on,
             policy_versions(draw, starts_on, True, currency, countries, max_endorsements),
-            primary_ref=draw(st.sampled_from(primary_refs)),
-            mode=draw(st.sampled_from(["complement", "complement", "substitute"]))))
+            primary_ref=draw(pick(primary_refs)),
+            mode="complement" if simple and n == 0 else draw(pick(("complement", "complement", "substitute")))))
 
     decisions: list[DecisionSpec] = []
     for policy in policies:
@@ -247,13 +269,13 @@ def scenarios(draw, *, currencies: tuple[str, ...] = CURRENCIES, countries: tupl
 
     invoice_currencies = [policies[0].currency, default_currency]
     invoices = []
-    for n in range(draw(st.integers(1, max_invoices))):
+    for n in range(draw(ints(1, max_invoices))):
         if simple:
             currency = policies[0].currency
         elif chance(draw, 70):
-            currency = draw(st.sampled_from(invoice_currencies))
+            currency = draw(pick(invoice_currencies))
         else:
-            currency = draw(st.sampled_from(currencies))
+            currency = draw(pick(currencies))
         invoices.append(invoice(draw, f"I{n + 1:02d}", currency, valued_on, simple))
 
     return Scenario(valued_on, country, default_currency, tuple(policies), tuple(decisions), tuple(invoices), rates)
