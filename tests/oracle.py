@@ -33,7 +33,15 @@ Where the brief leaves room, the oracle does this:
 - A claim deadline is given for every invoice with a governing primary (open or not); None otherwise.
 - Stop periods: only the primaries that have one appear in `stop_periods`; periods are merged when the next
   start is strictly before the current end (open intervals), kept even when they hold no whole day.
-- Paid in full means the settlements sum to at least the amount.
+- Paid in full means the settlements sum to at least the amount; settlement dates are not compared with the
+  valuation date (the scenarios never settle after it).
+
+Where the brief reads DOMAIN.md in a way worth a second look (the oracle follows the brief):
+- Stop of cover is per primary (invoices and deliveries it governs); rule 7 speaks of the buyer's deliveries.
+- Amounts are compared in the buyer's result currency, not in each invoice's governing policy currency.
+- "incomplete" is a fifth status (errors, nothing uncovered) that rule 5 does not list.
+- An expired latest decision leaves no limit at all: an older unexpired decision does not come back.
+- A decision's own maximum credit period wins even when longer than the policy's.
 """
 
 
