@@ -5,8 +5,8 @@ with each EUR-based rate present about 80% of the time; buyers in FR, DE, IT, ES
 to two Top Ups, each with up to two endorsements; decisions with grants, reductions, refusals, withdrawals,
 expiries and discretionary limits (a discretionary one always effective, and recorded, before any insurer one of
 the same policy); 1 to 12 invoices on 10-180-day terms, some postponed, partly or fully settled, some claimed.
-Every date a scenario holds (deliveries, settlements, claims) is on or before its valuation date, except decision
-dates and endorsements, which may lie after it.
+Every date is in 2026 except due dates (and claim deadlines) of late deliveries; deliveries, settlements and claims
+are on or before the valuation date, decisions (up to 30 days after it) and endorsements may lie after it.
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ def money(draw, currency: str, low: int = 1, high: int = 500_000) -> Decimal:
         units = draw(pick([a for a in ROUND_AMOUNTS if low <= a <= high] or [low]))
     else:
         units = draw(ints(low, high))
-    if currency in ZERO_DECIMALS or chance(draw, 30):
+    if currency in ZERO_DECIMALS or units == high or chance(draw, 30):
         return Decimal(units)
     return Decimal(f"{units}.{draw(ints(0, 99)):02d}")
 
@@ -148,11 +148,15 @@ def policy_versions(draw, starts_on: date, top_up: bool, currency: str, countrie
     return tuple(versions)
 
 
+def expiry(draw, effective_from: date, shortest: int, longest: int) -> date:
+    return min(YEAR_END, effective_from + timedelta(days=draw(ints(shortest, longest))))
+
+
 def policy_decisions(draw, policy: PolicySpec, valued_on: date, max_decisions: int, primary: bool,
                      next_seq: int) -> list[DecisionSpec]:
     count = draw(ints(0, max_decisions)) if not primary or chance(draw, 10) else draw(
         ints(min(1, max_decisions), max_decisions))
-    dates = sorted(draw(st.lists(days_between(YEAR_START - timedelta(days=30), valued_on + timedelta(days=30)),
+    dates = sorted(draw(st.lists(days_between(YEAR_START, min(YEAR_END, valued_on + timedelta(days=30))),
                                  min_size=count, max_size=count)))
     if dates and chance(draw, 60):
         dates[0] = min(dates[0], policy.starts_on)  # most limits are in force from the policy's start
@@ -165,7 +169,7 @@ def policy_decisions(draw, policy: PolicySpec, valued_on: date, max_decisions: i
             continue
         out.append(DecisionSpec(
             policy.ref, "granted", money(draw, policy.currency, 1_000, 100_000), effective_from, next_seq + len(out),
-            expires_on=effective_from + timedelta(days=draw(ints(30, 300))) if chance(draw, 15) else None,
+            expires_on=expiry(draw, effective_from, 30, 300) if chance(draw, 15) else None,
             source="discretionary"))
     # Insurer decisions are recorded after the discretionary ones, in any order among themselves.
     seqs = draw(st.permutations(range(len(insurer_dates))))
@@ -178,7 +182,7 @@ def policy_decisions(draw, policy: PolicySpec, valued_on: date, max_decisions: i
             amount = money(draw, policy.currency, 1_000)
         out.append(DecisionSpec(
             policy.ref, status, amount, effective_from, base + seq,
-            expires_on=effective_from + timedelta(days=draw(ints(0, 200))) if chance(draw, 20) else None,
+            expires_on=expiry(draw, effective_from, 0, 200) if chance(draw, 20) else None,
             max_credit_period_days=draw(pick((30, 45, 60, 90, 120))) if primary and chance(draw, 15)
             else None))
     return out

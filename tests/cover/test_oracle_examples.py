@@ -469,3 +469,35 @@ def test_a_payment_never_increases_the_uncovered_amount(s: Scenario) -> None:
         after = evaluate(replace(s, invoices=tuple(paid if i is target else i for i in s.invoices)))
         if not before.has_errors and not after.has_errors:
             assert after.uncovered <= before.uncovered
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(scenarios())
+def test_the_scenarios_are_valid(s: Scenario) -> None:
+    year = (date(2026, 1, 1), date(2026, 12, 31))
+    assert year[0] <= s.valued_on <= year[1]
+    refs = {p.ref: p for p in s.policies}
+    assert any(p.kind != "top_up" for p in s.policies)
+    for p in s.policies:
+        assert p.versions[0].effective_from == p.starts_on
+        dates = [v.effective_from for v in p.versions]
+        assert dates == sorted(set(dates)) and dates[-1] <= year[1]
+        if p.kind == "top_up":
+            assert refs[p.primary_ref].kind != "top_up" and p.mode in ("complement", "substitute")
+    seqs = [d.seq for d in s.decisions]
+    assert len(seqs) == len(set(seqs))
+    for d in s.decisions:
+        assert year[0] <= d.effective_from <= year[1] and (d.expires_on is None or d.expires_on <= year[1])
+        assert (d.amount == 0) >= (d.status in ("refused", "withdrawn")) and d.amount >= 0
+        insurer = [o for o in s.decisions if o.policy_ref == d.policy_ref and o.source == "insurer"]
+        if d.source == "discretionary":
+            assert refs[d.policy_ref].kind != "top_up"
+            assert all(d.effective_from < o.effective_from and d.seq < o.seq for o in insurer)
+    for i in s.invoices:
+        places = 0 if i.currency == "JPY" else 2
+        assert 0 < i.amount <= 500_000 and -i.amount.as_tuple().exponent <= places
+        assert year[0] <= i.issue_date <= s.valued_on
+        assert 10 <= (i.original_due_date - i.issue_date).days <= 180 and i.due_date >= i.original_due_date
+        assert sum((a for _d, a in i.settlements), D(0)) <= i.amount
+        assert all(i.issue_date <= day <= s.valued_on and a > 0 for day, a in i.settlements)
+        assert i.claim_filed_on is None or i.original_due_date <= i.claim_filed_on <= s.valued_on
