@@ -381,9 +381,12 @@ def top_up_limit(
     primary_amount, primary_decision = primary_limit(decisions, primary, day)
     explicit = decision_in_force(decisions, top_up.ref, day)
     if top_up.mode == "substitute":
-        if primary_decision is None or not primary_decision.is_refusal or explicit is None:
+        if primary_decision is None or not primary_decision.is_refusal:
             return ZERO, "none"
-        amount, source = _convert(rates, explicit.limit, top_up.currency, currency), explicit.source
+        if explicit is None:
+            amount, source = ZERO, "none"
+        else:
+            amount, source = _convert(rates, explicit.limit, top_up.currency, currency), explicit.source
     elif explicit is not None:
         amount, source = _convert(rates, explicit.limit, top_up.currency, currency), explicit.source
     else:
