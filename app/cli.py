@@ -55,8 +55,14 @@ def serve(
 
     from app.main import create_app
     from app.migrate import upgrade
+    from app.webhooks.crypto import SecretKeyMissing, check_configuration
 
     settings = get_settings()
+    try:
+        check_configuration(settings)
+    except SecretKeyMissing as exc:
+        typer.echo(f"coverwatch: {exc}", err=True)
+        raise typer.Exit(2) from exc
     if migrate_first:
         upgrade(settings.database_url)
     if demo:

@@ -28,6 +28,7 @@ from app.tenants.service import create_tenant
 
 PG_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 VALUATION_DATE = date(2026, 3, 20)
+TEST_SECRET_KEY = "test-secret-key-for-webhook-secrets-0123456789"
 
 
 def _worker() -> str:
@@ -65,8 +66,9 @@ def database(database_url: str) -> Iterator[Database]:
 
 @pytest.fixture(scope="session")
 def app(database: Database) -> FastAPI:
+    # Webhook receivers in the tests listen on 127.0.0.1 only: the allow-list opens loopback, nothing else.
     settings = Settings(database_url=database.url, today=VALUATION_DATE, scheduler_enabled=False,
-                        webhook_allow_private=True)
+                        webhook_allowed_networks="127.0.0.0/8", secret_key=TEST_SECRET_KEY)
     return create_app(settings, database)
 
 

@@ -35,6 +35,15 @@ class EndpointOut(BaseModel):
     disabled_reason: str | None
     failing_since: datetime | None
     created_at: datetime
+    previous_secret_signs_until: datetime | None = Field(
+        default=None, description="After a rotation: deliveries carry a second signature, with the previous "
+        "secret, until then")
+
+
+class RotateIn(StrictModel):
+    grace_hours: float | None = Field(
+        default=None, ge=0, le=720, description="How long the previous secret keeps signing too (default: "
+        "COVERWATCH_WEBHOOK_SECRET_GRACE_HOURS, 24 h); 0 drops it at once (after a leak)")
 
 
 class EndpointWithSecret(EndpointOut):

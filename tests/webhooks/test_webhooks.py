@@ -55,7 +55,7 @@ def test_event_filter(api, receiver, dispatch):
 
 
 def test_private_and_metadata_urls_are_refused(api, settings_override):
-    settings_override(webhook_allow_private=False)
+    settings_override(webhook_allowed_networks=())
     for url in ("http://127.0.0.1:9/x", "http://10.1.2.3/x", "http://169.254.169.254/latest/meta-data",
                 "http://[::1]/x", "http://localhost/x", "ftp://example.com/x", "http://user:pw@127.0.0.1/x",
                 "not a url"):
