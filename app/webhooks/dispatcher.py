@@ -23,6 +23,7 @@ import logging
 import random
 import threading
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -77,7 +78,9 @@ def _secrets(settings: Settings, endpoint: WebhookEndpoint, now: datetime) -> li
     return out
 
 
-def claim(db: Database, settings: Settings, limit: int = 20) -> list[Claimed]:
+def claim(db: Database, settings: Settings, limit: int = 20, tenant_ids: Sequence[str] | None = None
+          ) -> list[Claimed]:
+    """Lease up to `limit` due deliveries (of `tenant_ids` only, when given)."""
     now = utcnow()
     with db.session() as session, session.begin():
         stmt = (
@@ -90,6 +93,8 @@ def claim(db: Database, settings: Settings, limit: int = 20) -> list[Claimed]:
             .limit(limit)
             .with_for_update(of=WebhookDelivery, skip_locked=True)
         )
+        if tenant_ids is not None:
+            stmt = stmt.where(WebhookDelivery.tenant_id.in_(tenant_ids))
         claimed = []
         for delivery, body, endpoint in session.execute(stmt):
             delivery.attempts += 1
@@ -127,7 +132,8 @@ def send(item: Claimed, settings: Settings, resolver: Resolver = system_resolver
 
 def backoff(attempt: int, settings: Settings) -> timedelta:
     """Exponential, capped, with jitter (a random half to all of the step)."""
-    step = min(settings.webhook_retry_max_seconds, settings.webhook_retry_base_seconds * 2 ** (attempt - 1))
+    step = min(settings.webhook_retry_max_seconds,
+               settings.webhook_retry_base_seconds * 2.0 ** min(max(attempt - 1, 0), 40))
     return timedelta(seconds=step * random.uniform(0.5, 1.0))
 
 
@@ -184,11 +190,12 @@ SENDERS = 8
 
 
 def dispatch_pending(db: Database, settings: Settings, resolver: Resolver = system_resolver,
-                     max_attempts: int = 1000) -> int:
+                     max_attempts: int = 1000, tenant_ids: Sequence[str] | None = None) -> int:
     """Send what is due now with SENDERS workers, each claiming one delivery at a time and sending it at
     once (so every send starts right after its claim and ends well inside its lease, and one slow
     receiver holds up only its own worker); returns how many attempts were made. `resolver` turns a
-    host into addresses (the system's DNS; a test passes its own)."""
+    host into addresses (the system's DNS; a test passes its own); `tenant_ids` limits the run to those
+    tenants' deliveries."""
     budget = threading.Semaphore(max_attempts)
     sent = 0
     lock = threading.Lock()
@@ -196,7 +203,7 @@ def dispatch_pending(db: Database, settings: Settings, resolver: Resolver = syst
     def work() -> None:
         nonlocal sent
         while budget.acquire(blocking=False):
-            batch = claim(db, settings, limit=1)
+            batch = claim(db, settings, limit=1, tenant_ids=tenant_ids)
             if not batch:
                 return
             for item in batch:

@@ -55,6 +55,11 @@ class AttemptOut(BaseModel):
     status_code: int | None
     latency_ms: int
     error: str | None
+    attempt: int | None = Field(default=None, description="The attempt's number (1 for the first send)")
+    address: str | None = Field(default=None, description="The IP address the request was sent to (the URL's "
+                                "host, resolved once and checked)")
+    late: bool = Field(default=False, description="The result came after a newer attempt had begun (its lease "
+                       "had expired): logged, but it did not change the delivery")
 
 
 class DeliveryOut(BaseModel):

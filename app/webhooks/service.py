@@ -176,7 +176,8 @@ def list_deliveries(ctx: Context, *, endpoint_id: str | None, status: str | None
                                      .order_by(WebhookAttempt.id)):
             attempts.setdefault(a.delivery_id, []).append(
                 AttemptOut(attempted_at=a.attempted_at, status_code=a.status_code, latency_ms=a.latency_ms,
-                           error=a.error))
+                           error=a.error, attempt=(a.details or {}).get("attempt"),
+                           address=(a.details or {}).get("connected_to"), late=bool((a.details or {}).get("late"))))
     return [delivery_out(d, t, attempts.get(d.id, [])) for d, t in rows]
 
 
