@@ -78,16 +78,16 @@ def _secrets(settings: Settings, endpoint: WebhookEndpoint, now: datetime) -> li
     return out
 
 
-def claim(db: Database, settings: Settings, limit: int = 20, tenant_ids: Sequence[str] | None = None
-          ) -> list[Claimed]:
-    """Lease up to `limit` due deliveries (of `tenant_ids` only, when given)."""
+def claim(db: Database, settings: Settings, limit: int = 20, tenant_ids: Sequence[str] | None = None,
+          due_by: datetime | None = None) -> list[Claimed]:
+    """Lease up to `limit` deliveries due by `due_by` (now by default), of `tenant_ids` only when given."""
     now = utcnow()
     with db.session() as session, session.begin():
         stmt = (
             select(WebhookDelivery, WebhookEvent.body, WebhookEndpoint)
             .join(WebhookEvent, WebhookEvent.id == WebhookDelivery.event_id)
             .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
-            .where(WebhookDelivery.status == "pending", WebhookDelivery.next_attempt_at <= now,
+            .where(WebhookDelivery.status == "pending", WebhookDelivery.next_attempt_at <= (due_by or now),
                    WebhookEndpoint.enabled.is_(True))
             .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id)
             .limit(limit)
@@ -191,19 +191,20 @@ SENDERS = 8
 
 def dispatch_pending(db: Database, settings: Settings, resolver: Resolver = system_resolver,
                      max_attempts: int = 1000, tenant_ids: Sequence[str] | None = None) -> int:
-    """Send what is due now with SENDERS workers, each claiming one delivery at a time and sending it at
-    once (so every send starts right after its claim and ends well inside its lease, and one slow
-    receiver holds up only its own worker); returns how many attempts were made. `resolver` turns a
-    host into addresses (the system's DNS; a test passes its own); `tenant_ids` limits the run to those
-    tenants' deliveries."""
+    """Send what was due when the run started (each delivery at most once per run), with SENDERS workers
+    each claiming one delivery at a time and sending it at once: every send starts right after its claim
+    and ends inside its lease, and a slow receiver holds up only its own worker. Returns how many attempts
+    were made. `resolver` turns a host into addresses (the system's DNS; a test passes its own);
+    `tenant_ids` limits the run to those tenants' deliveries."""
     budget = threading.Semaphore(max_attempts)
+    started = utcnow()
     sent = 0
     lock = threading.Lock()
 
     def work() -> None:
         nonlocal sent
         while budget.acquire(blocking=False):
-            batch = claim(db, settings, limit=1, tenant_ids=tenant_ids)
+            batch = claim(db, settings, limit=1, tenant_ids=tenant_ids, due_by=started)
             if not batch:
                 return
             for item in batch:
