@@ -25,6 +25,7 @@ import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -39,7 +40,7 @@ from app.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from app.webhooks.service import emit, endpoints_changed
 from app.webhooks.signing import signed_headers
 from app.webhooks.transport import pinned_client
-from app.webhooks.urls import Resolver, UnsafeUrl, check_url, system_resolver
+from app.webhooks.urls import IPAddress, Resolver, UnsafeUrl, check_url, system_resolver
 
 log = logging.getLogger("coverwatch.webhooks")
 
@@ -72,10 +73,37 @@ class Outcome:
 
 
 def _secrets(settings: Settings, endpoint: WebhookEndpoint, now: datetime) -> list[str]:
-    out = [crypto.decrypt(settings, endpoint.secret_encrypted)]
-    if endpoint.previous_secret_encrypted and endpoint.previous_secret_until and now < endpoint.previous_secret_until:
-        out.append(crypto.decrypt(settings, endpoint.previous_secret_encrypted))
+    """The secrets that sign this attempt; none when they cannot be decrypted (the attempt then fails on its
+    own, instead of one endpoint's unreadable secret stopping every delivery)."""
+    try:
+        out = [crypto.decrypt(settings, endpoint.secret_encrypted)]
+        if (endpoint.previous_secret_encrypted and endpoint.previous_secret_until
+                and now < endpoint.previous_secret_until):
+            out.append(crypto.decrypt(settings, endpoint.previous_secret_encrypted))
+    except crypto.SecretKeyMissing as exc:
+        log.error("webhook endpoint %s: %s", endpoint.id, exc)
+        return []
     return out
+
+
+_DNS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="webhook-dns")
+
+
+class ResolveTimeout(Exception):
+    pass
+
+
+def _within(resolver: Resolver, deadline: float) -> Resolver:
+    """`resolver`, given no more than the time left until `deadline` (getaddrinfo itself has no timeout)."""
+
+    def resolve(host: str, port: int) -> Sequence[IPAddress]:
+        future = _DNS.submit(resolver, host, port)
+        try:
+            return future.result(timeout=max(deadline - time.monotonic(), 0.0))
+        except FutureTimeout as exc:
+            raise ResolveTimeout(f"resolving {host} did not finish before the deadline") from exc
+
+    return resolve
 
 
 def claim(db: Database, settings: Settings, limit: int = 20, tenant_ids: Sequence[str] | None = None,
@@ -113,8 +141,10 @@ def send(item: Claimed, settings: Settings, resolver: Resolver = system_resolver
     def elapsed() -> int:
         return int((time.monotonic() - started) * 1000)
 
+    if not item.secrets:
+        return Outcome(None, 0, "not sent: the endpoint's secret cannot be decrypted with COVERWATCH_SECRET_KEY")
     try:
-        target, address = check_url(item.url, settings.webhook_allowed_networks, resolver)
+        target, address = check_url(item.url, settings.webhook_allowed_networks, _within(resolver, deadline))
         with pinned_client(target.host, target.port, address, deadline) as client, client.stream(
             "POST", target.url, content=item.body.encode(),
             headers=signed_headers(item.secrets, item.event_id, item.body, utcnow()),
@@ -123,7 +153,7 @@ def send(item: Claimed, settings: Settings, resolver: Resolver = system_resolver
             return Outcome(response.status_code, elapsed(), error, str(address))
     except UnsafeUrl as exc:
         return Outcome(None, elapsed(), f"refused: {exc}")
-    except httpx.HTTPError as exc:
+    except (httpx.HTTPError, ResolveTimeout) as exc:
         return Outcome(None, elapsed(), f"{type(exc).__name__}: {exc}"[:500])
     except Exception as exc:  # never leave a claimed delivery unrecorded (its lease would just loop)
         log.warning("webhook delivery %s: unexpected %s", item.delivery_id, type(exc).__name__)

@@ -3,6 +3,7 @@ de-duplicating receiver, late results fenced off, and a total deadline on every 
 
 from __future__ import annotations
 
+import ipaddress
 import time
 
 import pytest
@@ -133,3 +134,23 @@ def test_the_deadline_must_be_below_the_lease():
     with pytest.raises(ValidationError, match="below webhook_lease_seconds"):
         Settings(webhook_timeout_seconds=120, webhook_lease_seconds=120)
     assert Settings().webhook_timeout_seconds < Settings().webhook_lease_seconds
+
+
+def test_the_deadline_covers_dns_resolution(api, receiver, database, dispatch, settings_override):
+    from sqlalchemy import text
+
+    settings_override(webhook_timeout_seconds=1.0, webhook_lease_seconds=3.0)
+    endpoint = _ping(api, receiver)
+    with database.engine.begin() as conn:
+        conn.execute(text("UPDATE webhook_endpoints SET url = :url WHERE id = :id"),
+                     {"url": f"http://slow-dns.invalid:{receiver.port}/hooks", "id": endpoint})
+
+    def hanging_dns(host: str, port: int) -> list:
+        time.sleep(3)
+        return [ipaddress.ip_address("127.0.0.1")]
+
+    started = time.monotonic()
+    dispatch(resolver=hanging_dns)
+    assert time.monotonic() - started < 2.0
+    [delivery] = ok(api.get("/v1/webhook-deliveries"))["items"]
+    assert delivery["last_error"].startswith("ResolveTimeout") and receiver.hits == 0

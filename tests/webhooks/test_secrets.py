@@ -235,3 +235,22 @@ def test_no_api_key_or_webhook_secret_in_logs_error_bodies_or_lists(app, api, te
     for secret in secrets:
         for needle in {secret, secret.split("_", 1)[1]}:
             assert needle not in haystack, f"a secret leaked: {secret[:8]}..."
+
+
+def test_an_unreadable_secret_fails_its_own_deliveries_only(api, receiver, database, dispatch):
+    """A secret encrypted with a key no longer configured: its endpoint's deliveries fail with a clear error,
+    the others go on."""
+    broken = _endpoint(api, receiver)
+    working = _endpoint(api, receiver)
+    foreign = crypto.encrypt_with(("a-key-that-is-not-configured-0123456789",), "whsec_x")
+    with database.engine.begin() as conn:
+        conn.execute(text("UPDATE webhook_endpoints SET secret_encrypted = :s WHERE id = :id"),
+                     {"s": foreign, "id": broken["id"]})
+    for endpoint in (broken, working):
+        ok(api.post(f"/v1/webhook-endpoints/{endpoint['id']}/test"), 202)
+    assert dispatch() == 2
+    by_endpoint = {d["endpoint_id"]: d for d in ok(api.get("/v1/webhook-deliveries"))["items"]}
+    assert by_endpoint[working["id"]]["status"] == "delivered"
+    assert by_endpoint[broken["id"]]["status"] == "pending"
+    assert "cannot be decrypted" in by_endpoint[broken["id"]]["last_error"]
+    assert len(receiver.received) == 1 and _verifies(working["secret"], receiver.received[0])
