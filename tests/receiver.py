@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 from standardwebhooks import Webhook
@@ -52,6 +55,8 @@ class Receiver:
     gate: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
     port: int = 0
+    tls: ssl.SSLContext | None = None  # serve https with this context; `sni` records the names clients asked
+    sni: list[str | None] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.gate.set()
@@ -94,6 +99,9 @@ class Receiver:
     def start(self) -> None:
         self.server = ThreadingHTTPServer(("127.0.0.1", self.port), self._handler())
         self.port = self.server.server_address[1]
+        if self.tls is not None:
+            self.tls.sni_callback = lambda sock, name, ctx: self.sni.append(name)  # type: ignore[assignment]
+            self.server.socket = self.tls.wrap_socket(self.server.socket, server_side=True)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
@@ -103,7 +111,7 @@ class Receiver:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/hooks"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}/hooks"
 
     def verified(self, secret: str) -> list[dict[str, Any]]:
         """Every received body, each verified with the standardwebhooks package (raises if one is not)."""
@@ -170,3 +178,42 @@ class DripServer:
     def close(self) -> None:
         self.closed.set()
         self.sock.close()
+
+
+def tls_material(tmp_path: Path, name: str) -> tuple[ssl.SSLContext, Path]:
+    """A private CA and a server certificate for `name` signed by it: the server's SSL context, and the CA's
+    PEM file (for COVERWATCH_WEBHOOK_CA_FILE)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.now(UTC)
+
+    def cert(subject: str, key, issuer: str, issuer_key, ca: bool) -> x509.Certificate:  # type: ignore[no-untyped-def]
+        builder = (x509.CertificateBuilder()
+                   .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+                   .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
+                   .public_key(key.public_key()).serial_number(x509.random_serial_number())
+                   .not_valid_before(now - timedelta(hours=1)).not_valid_after(now + timedelta(days=1))
+                   .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+        if ca:
+            builder = builder.add_extension(x509.KeyUsage(
+                digital_signature=True, key_cert_sign=True, crl_sign=True, content_commitment=False,
+                key_encipherment=False, data_encipherment=False, key_agreement=False, encipher_only=False,
+                decipher_only=False), critical=True)
+        else:
+            builder = builder.add_extension(x509.SubjectAlternativeName([x509.DNSName(subject)]), critical=False)
+        return builder.sign(issuer_key, hashes.SHA256())
+
+    ca_key, leaf_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_cert = cert("Coverwatch test CA", ca_key, "Coverwatch test CA", ca_key, ca=True)
+    leaf = cert(name, leaf_key, "Coverwatch test CA", ca_key, ca=False)
+    ca_file, chain, key_file = tmp_path / "ca.pem", tmp_path / f"{name}.pem", tmp_path / f"{name}.key"
+    ca_file.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
+    chain.write_bytes(leaf.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(leaf_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                serialization.NoEncryption()))
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(chain, key_file)
+    return context, ca_file

@@ -38,6 +38,10 @@ class Settings(BaseSettings):
         description="Comma-separated networks (e.g. 127.0.0.0/8,10.1.0.0/16) webhooks may target although not "
         "public. Metadata and link-local addresses stay refused even when listed.",
     )
+    webhook_ca_file: str | None = Field(
+        default=None, description="A PEM file of certificate authorities trusted for https webhook receivers, in "
+        "addition to the public ones (a private CA for receivers in an allowed network)."
+    )
     webhook_timeout_seconds: float = Field(
         default=10.0, gt=0, description="Total deadline of one delivery attempt (connect, send, answer)."
     )

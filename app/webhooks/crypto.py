@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import os
 from functools import lru_cache
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
@@ -65,10 +66,14 @@ def settings_keys(settings: Settings) -> tuple[str, ...]:
 
 
 def check_configuration(settings: Settings) -> None:
-    """Fail fast at start-up (coverwatch serve): raises SecretKeyMissing; warns when the dev key is in use."""
+    """Fail fast at start-up (coverwatch serve): raises SecretKeyMissing; warns when the dev key is in use,
+    and when the setting the allow-list replaced is still set (it is ignored: private targets stay refused)."""
     if settings_keys(settings) == (DEV_KEY,):
         log.warning("COVERWATCH_SECRET_KEY is not set: webhook secrets are encrypted with the public development "
                     "key (acceptable for a local SQLite demo only)")
+    if os.environ.get("COVERWATCH_WEBHOOK_ALLOW_PRIVATE"):
+        log.warning("COVERWATCH_WEBHOOK_ALLOW_PRIVATE is no longer read: list the networks webhooks may reach in "
+                    "COVERWATCH_WEBHOOK_ALLOWED_NETWORKS (e.g. 10.1.0.0/16); metadata addresses stay refused")
 
 
 def encrypt_with(keys: tuple[str, ...], plaintext: str) -> str:

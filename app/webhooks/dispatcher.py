@@ -145,10 +145,9 @@ def send(item: Claimed, settings: Settings, resolver: Resolver = system_resolver
         return Outcome(None, 0, "not sent: the endpoint's secret cannot be decrypted with COVERWATCH_SECRET_KEY")
     try:
         target, address = check_url(item.url, settings.webhook_allowed_networks, _within(resolver, deadline))
-        with pinned_client(target.host, target.port, address, deadline) as client, client.stream(
-            "POST", target.url, content=item.body.encode(),
-            headers=signed_headers(item.secrets, item.event_id, item.body, utcnow()),
-        ) as response:
+        headers = signed_headers(item.secrets, item.event_id, item.body, utcnow())
+        client = pinned_client(target.host, target.port, address, deadline, settings.webhook_ca_file)
+        with client, client.stream("POST", target.url, content=item.body.encode(), headers=headers) as response:
             error = "redirect not followed" if response.is_redirect else None
             return Outcome(response.status_code, elapsed(), error, str(address))
     except UnsafeUrl as exc:

@@ -85,21 +85,26 @@ class PinnedBackend(httpcore.NetworkBackend):
         time.sleep(seconds)
 
 
-@lru_cache(maxsize=1)
-def _ssl_context() -> ssl.SSLContext:
-    return httpx.create_ssl_context()
+@lru_cache(maxsize=4)
+def ssl_context(ca_file: str | None = None) -> ssl.SSLContext:
+    """The public CAs (certifi), plus `ca_file`'s when given (COVERWATCH_WEBHOOK_CA_FILE)."""
+    context = httpx.create_ssl_context(trust_env=False)
+    if ca_file:
+        context.load_verify_locations(cafile=ca_file)
+    return context
 
 
 class PinnedTransport(httpx.HTTPTransport):
-    def __init__(self, backend: PinnedBackend) -> None:
-        super().__init__(verify=_ssl_context(), retries=0)
+    def __init__(self, backend: PinnedBackend, context: ssl.SSLContext) -> None:
+        super().__init__(verify=context, retries=0)
         self.backend = backend
-        self._pool = httpcore.ConnectionPool(ssl_context=_ssl_context(), max_connections=1, retries=0,
+        self._pool = httpcore.ConnectionPool(ssl_context=context, max_connections=1, retries=0,
                                              network_backend=backend)
 
 
-def pinned_client(host: str, port: int, address: IPAddress, deadline: float) -> httpx.Client:
+def pinned_client(host: str, port: int, address: IPAddress, deadline: float, ca_file: str | None = None
+                  ) -> httpx.Client:
     """A one-exchange client: to `address` for `host:port`, over by `deadline` (a `time.monotonic()` value)."""
     backend = PinnedBackend(host, port, address, deadline)
-    return httpx.Client(transport=PinnedTransport(backend), timeout=max(deadline - time.monotonic(), 0.001),
-                        follow_redirects=False, trust_env=False)
+    return httpx.Client(transport=PinnedTransport(backend, ssl_context(ca_file)),
+                        timeout=max(deadline - time.monotonic(), 0.001), follow_redirects=False, trust_env=False)

@@ -15,7 +15,7 @@ from sqlalchemy import text
 
 from app.core.config import Settings
 from tests.helpers import ok
-from tests.receiver import Receiver
+from tests.receiver import Receiver, tls_material
 
 TRICKS = {
     # whitespace and control characters: a CR/LF would split the request line and inject headers
@@ -199,3 +199,30 @@ def test_a_stored_url_with_a_crlf_fails_its_deliveries_instead_of_leaving_them_p
     assert delivery["status"] == "failed" and delivery["attempts"] == 1
     assert "control characters" in delivery["last_error"]
     assert receiver.hits == 0
+
+
+def test_a_pinned_https_connection_keeps_the_urls_name_for_sni_and_certificate_checks(api, database, dispatch,
+                                                                                      settings_override, tmp_path):
+    """Pinned to 127.0.0.1, the TLS handshake still asks for, and verifies the certificate of, the URL's host."""
+    context, ca_file = tls_material(tmp_path, "hooks.invalid")
+    settings_override(webhook_ca_file=str(ca_file))
+    receiver = Receiver(tls=context)
+    try:
+        created = ok(api.post("/v1/webhook-endpoints", json={"url": receiver.url}), 201)
+        _set_url(database, created["id"], f"https://hooks.invalid:{receiver.port}/hooks")
+        ok(api.post(f"/v1/webhook-endpoints/{created['id']}/test"), 202)
+        dispatch(resolver=lambda host, port: [ipaddress.ip_address("127.0.0.1")])
+        assert receiver.sni == ["hooks.invalid"]
+        [got] = receiver.received
+        assert got.headers["host"] == f"hooks.invalid:{receiver.port}"
+        assert receiver.verified(created["secret"])[0]["type"] == "ping"
+
+        # A certificate for another name is refused: verification is against the URL's name, not the address.
+        _set_url(database, created["id"], f"https://other.invalid:{receiver.port}/hooks")
+        ok(api.post(f"/v1/webhook-endpoints/{created['id']}/test"), 202)
+        dispatch(resolver=lambda host, port: [ipaddress.ip_address("127.0.0.1")])
+        latest = _deliveries(api)[0]
+        assert latest["status"] == "pending" and "CERTIFICATE_VERIFY_FAILED" in latest["last_error"]
+        assert len(receiver.received) == 1
+    finally:
+        receiver.close()
