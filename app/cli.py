@@ -111,6 +111,20 @@ def scan(force: Annotated[bool, typer.Option(help="Scan even if today's scan ran
     typer.echo(f"scanned {len(scanned)} tenant(s)")
 
 
+@cli.command("reencrypt-secrets")
+def reencrypt_secrets() -> None:
+    """Encrypt every webhook secret with the first key of COVERWATCH_SECRET_KEY (after setting it to
+    `new,old`); then the old key can be removed."""
+    from app.webhooks.crypto import reencrypt_all
+
+    settings = get_settings()
+    db = Database(settings.database_url)
+    with db.session() as session, session.begin():
+        count = reencrypt_all(session, settings)
+    db.dispose()
+    typer.echo(f"{count} webhook endpoint(s) re-encrypted with the first key")
+
+
 @cli.command()
 def openapi(
     output: Annotated[Path, typer.Option(help="Where to write the spec")] = Path("openapi/openapi.json"),

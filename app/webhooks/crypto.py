@@ -4,6 +4,8 @@ The key comes from `COVERWATCH_SECRET_KEY`: any string of at least 32 characters
 `python -c "import secrets; print(secrets.token_urlsafe(32))"`), from which the Fernet key is derived
 with HKDF-SHA256. Several keys, comma-separated, rotate the key: the first encrypts, every one decrypts.
 
+`coverwatch reencrypt-secrets` then rewrites every secret with the first key, after which the old one can go.
+
 Unset, a fixed development key (public: it is in this file) is used when the database is SQLite, so
 `make run` and the demo work with nothing configured; with any other database (production) using a
 secret is a `SecretKeyMissing` error that says what to set, and `coverwatch serve` refuses to start.
@@ -19,6 +21,8 @@ from functools import lru_cache
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from app.core.config import Settings
 
@@ -96,3 +100,19 @@ def encrypt(settings: Settings, plaintext: str) -> str:
 
 def decrypt(settings: Settings, token: str) -> str:
     return decrypt_with(settings_keys(settings), token)
+
+
+def reencrypt_all(session: Session, settings: Settings) -> int:
+    """Encrypt every stored webhook secret with the first configured key (after `COVERWATCH_SECRET_KEY=new,old`);
+    once done, the old key can be dropped. Returns how many endpoints were rewritten."""
+    from app.webhooks.models import WebhookEndpoint
+
+    box = _box(settings_keys(settings))
+    count = 0
+    for endpoint in session.scalars(select(WebhookEndpoint).order_by(WebhookEndpoint.id).with_for_update()):
+        endpoint.secret_encrypted = box.rotate(endpoint.secret_encrypted.encode()).decode()
+        if endpoint.previous_secret_encrypted:
+            endpoint.previous_secret_encrypted = box.rotate(endpoint.previous_secret_encrypted.encode()).decode()
+        count += 1
+    session.flush()
+    return count

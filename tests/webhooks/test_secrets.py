@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from standardwebhooks import Webhook
@@ -254,3 +255,16 @@ def test_an_unreadable_secret_fails_its_own_deliveries_only(api, receiver, datab
     assert by_endpoint[broken["id"]]["status"] == "pending"
     assert "cannot be decrypted" in by_endpoint[broken["id"]]["last_error"]
     assert len(receiver.received) == 1 and _verifies(working["secret"], receiver.received[0])
+
+
+def test_changing_the_secret_key_new_then_old_reencrypt_then_drop_the_old(app, api, tenant, receiver, database,
+                                                                          dispatch, settings_override):
+    created = _endpoint(api, receiver)
+    rotated = ok(api.post(f"/v1/webhook-endpoints/{created['id']}/rotate-secret"))  # two secrets stored
+    new_key = "the-new-key-0123456789-0123456789-0123456789"
+    settings_override(secret_key=SecretStr(f"{new_key},{TEST_SECRET_KEY}"))
+    with database.session(tenant.id) as session, session.begin():  # this test's tenant only (a shared database)
+        assert crypto.reencrypt_all(session, app.state.settings) == 1
+    settings_override(secret_key=SecretStr(new_key))  # the old key is gone: the secrets are still readable
+    got = _ping_and_receive(api, receiver, dispatch, created["id"])
+    assert _verifies(rotated["secret"], got) and _verifies(created["secret"], got)
