@@ -107,6 +107,8 @@ def parse(url: str) -> Target:
     else:
         if not host.isascii():
             raise UnsafeUrl("host must be ASCII: write an internationalised domain in its xn-- form")
+        if "%" in host:
+            raise UnsafeUrl("host must not be percent-encoded")
         if host.endswith("."):
             raise UnsafeUrl("host must not end with a dot")
         labels = host.split(".")

@@ -44,6 +44,8 @@ TRICKS = {
     "trailing-dot-name": ("http://localhost./", "dot"),
     "trailing-dot-ip": ("http://127.0.0.1./", "dot"),
     "ipv6-zone-id": ("http://[fe80::1%25eth0]/", "zone"),
+    "percent-encoded-host": ("http://%31%32%37.0.0.1/", "percent-encoded"),
+    "uppercase-hex": ("http://0X7F.0.0.1/", "hex"),
     # "this host"
     "0.0.0.0": ("http://0.0.0.0:9/", "unspecified"),
     "0.0.0.0-other": ("http://0.1.2.3/", "unspecified"),
