@@ -193,7 +193,7 @@ def record(db: Database, item: Claimed, outcome: Outcome, settings: Settings) ->
         else:
             values |= {"next_attempt_at": now + backoff(item.attempt, settings)}
         # The fence: this attempt's result lands only while the delivery is still at this attempt.
-        applied = session.execute(
+        applied = session.execute(  # type: ignore[attr-defined]  # a CursorResult for an UPDATE
             update(WebhookDelivery)
             .where(WebhookDelivery.id == delivery.id, WebhookDelivery.attempts == item.attempt,
                    WebhookDelivery.status == "pending")
