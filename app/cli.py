@@ -55,8 +55,14 @@ def serve(
 
     from app.main import create_app
     from app.migrate import upgrade
+    from app.webhooks.crypto import SecretKeyMissing, check_configuration
 
     settings = get_settings()
+    try:
+        check_configuration(settings)
+    except SecretKeyMissing as exc:
+        typer.echo(f"coverwatch: {exc}", err=True)
+        raise typer.Exit(2) from exc
     if migrate_first:
         upgrade(settings.database_url)
     if demo:
@@ -103,6 +109,20 @@ def scan(force: Annotated[bool, typer.Option(help="Scan even if today's scan ran
     settings = get_settings()
     scanned = daily_scan(Database(settings.database_url), settings, force=force)
     typer.echo(f"scanned {len(scanned)} tenant(s)")
+
+
+@cli.command("reencrypt-secrets")
+def reencrypt_secrets() -> None:
+    """Encrypt every webhook secret with the first key of COVERWATCH_SECRET_KEY (after setting it to
+    `new,old`); then the old key can be removed."""
+    from app.webhooks.crypto import reencrypt_all
+
+    settings = get_settings()
+    db = Database(settings.database_url)
+    with db.session() as session, session.begin():
+        count = reencrypt_all(session, settings)
+    db.dispose()
+    typer.echo(f"{count} webhook endpoint(s) re-encrypted with the first key")
 
 
 @cli.command()

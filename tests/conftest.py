@@ -25,6 +25,7 @@ from app.core.db import Database
 from app.main import create_app
 from app.migrate import upgrade
 from app.tenants.service import create_tenant
+from tests.helpers import TEST_SECRET_KEY
 
 PG_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 VALUATION_DATE = date(2026, 3, 20)
@@ -65,8 +66,9 @@ def database(database_url: str) -> Iterator[Database]:
 
 @pytest.fixture(scope="session")
 def app(database: Database) -> FastAPI:
+    # Webhook receivers in the tests listen on 127.0.0.1 only: the allow-list opens loopback, nothing else.
     settings = Settings(database_url=database.url, today=VALUATION_DATE, scheduler_enabled=False,
-                        webhook_allow_private=True)
+                        webhook_allowed_networks="127.0.0.0/8", secret_key=TEST_SECRET_KEY)
     return create_app(settings, database)
 
 
@@ -100,10 +102,12 @@ def make_tenant(app: FastAPI, database: Database) -> Iterator:  # type: ignore[t
     def make(name: str = "Acme SAS", currency: str = "EUR") -> Tenant:
         with database.session() as session, session.begin():
             tenant, key = create_tenant(session, name, currency)
+        make.created.append(tenant.id)  # type: ignore[attr-defined]
         client = TestClient(app, headers={"Authorization": f"Bearer {key}"}, raise_server_exceptions=False)
         clients.append(client)
         return Tenant(tenant.id, key, client)
 
+    make.created = []  # type: ignore[attr-defined]  # this test's tenants (the dispatch fixture sends theirs only)
     yield make
     for c in clients:
         c.close()
@@ -136,11 +140,12 @@ def receiver() -> Iterator:  # type: ignore[type-arg]
 
 
 @pytest.fixture
-def dispatch(app: FastAPI, database: Database):  # type: ignore[no-untyped-def]
-    """Run the webhook dispatcher once, as the scheduler would."""
+def dispatch(app: FastAPI, database: Database, make_tenant):  # type: ignore[no-untyped-def]
+    """Run the webhook dispatcher once, as the scheduler would, for this test's tenants only (a delivery
+    left pending by an earlier test never reaches a receiver of this one that got its old port)."""
     from app.webhooks.dispatcher import dispatch_pending
 
-    return lambda: dispatch_pending(database, app.state.settings)
+    return lambda **kw: dispatch_pending(database, app.state.settings, tenant_ids=make_tenant.created, **kw)
 
 
 @pytest.fixture

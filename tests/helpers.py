@@ -7,6 +7,9 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
+# COVERWATCH_SECRET_KEY of the test apps (webhook secrets are encrypted with it).
+TEST_SECRET_KEY = "test-secret-key-for-webhook-secrets-0123456789"
+
 
 def ok(response: Any, *codes: int) -> Any:
     expected = codes or (200, 201)

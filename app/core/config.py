@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import ipaddress
 from datetime import date
 from functools import lru_cache
+from typing import Annotated, Any, Self
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class Settings(BaseSettings):
@@ -24,10 +28,31 @@ class Settings(BaseSettings):
     max_batch_items: int = Field(default=5000, description="Items per batch request; more get a 413.")
     idempotency_ttl_hours: int = Field(default=48, description="How long Idempotency-Key replays are kept.")
     scheduler_enabled: bool = Field(default=True, description="Run the periodic jobs in this process.")
-    webhook_allow_private: bool = Field(
-        default=False, description="Allow webhook URLs on loopback/private addresses (tests, demos)."
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description="Encrypts webhook secrets at rest (comma-separated: the first encrypts, all decrypt). Required "
+        "unless the database is SQLite (a fixed, public development key is used there).",
     )
-    webhook_timeout_seconds: float = Field(default=10.0, description="Per delivery attempt.")
+    webhook_allowed_networks: Annotated[tuple[IPNetwork, ...], NoDecode] = Field(
+        default=(),
+        description="Comma-separated networks (e.g. 127.0.0.0/8,10.1.0.0/16) webhooks may target although not "
+        "public. Metadata and link-local addresses stay refused even when listed.",
+    )
+    webhook_ca_file: str | None = Field(
+        default=None, description="A PEM file of certificate authorities trusted for https webhook receivers, in "
+        "addition to the public ones (a private CA for receivers in an allowed network)."
+    )
+    webhook_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="Total deadline of one delivery attempt (connect, send, answer)."
+    )
+    webhook_lease_seconds: float = Field(
+        default=120.0, gt=0, description="A claimed delivery is another replica's to retry after this; above the "
+        "timeout."
+    )
+    webhook_secret_grace_hours: float = Field(
+        default=24.0, ge=0, description="After a rotation, deliveries are signed with the previous secret too for "
+        "this long."
+    )
     webhook_retry_base_seconds: float = Field(default=30.0, description="First retry delay; doubles each attempt.")
     webhook_retry_max_seconds: float = Field(default=6 * 3600.0, description="Longest delay between two attempts.")
     webhook_retry_window_hours: float = Field(default=24.0, description="Retry for this long, then mark failed.")
@@ -35,6 +60,19 @@ class Settings(BaseSettings):
     dispatch_interval_seconds: float = Field(default=1.0, description="How often the dispatcher looks for work.")
     revalue_interval_seconds: float = Field(default=300.0, description="How often date-driven changes are applied.")
     log_level: str = Field(default="INFO")
+
+    @field_validator("webhook_allowed_networks", mode="before")
+    @classmethod
+    def _split_networks(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(ipaddress.ip_network(part.strip()) for part in value.split(",") if part.strip())
+        return value
+
+    @model_validator(mode="after")
+    def _deadline_below_lease(self) -> Self:
+        if self.webhook_timeout_seconds >= self.webhook_lease_seconds:
+            raise ValueError("webhook_timeout_seconds must be below webhook_lease_seconds (a send outlives its lease)")
+        return self
 
 
 @lru_cache

@@ -1,40 +1,48 @@
-"""Sending the outbox: shared by every replica, nothing sent twice.
+"""Sending the outbox: shared by every replica, nothing lost, each result recorded on its own attempt.
 
-1. Claim: in a short transaction, `SELECT ... FOR UPDATE SKIP LOCKED` picks due
-   deliveries no other replica is claiming, and leases them (next_attempt_at moves
-   past the lease): another replica will not see them until the lease runs out.
-2. Send: outside any transaction, with httpx and a timeout, signed for this attempt.
-3. Record: 2xx is delivered; anything else is retried with exponential backoff and
-   jitter, with the same webhook-id, for the retry window, then marked failed. An
-   endpoint failing for longer than `webhook_disable_after_hours` is disabled, and
-   an `endpoint.disabled` event says so.
+1. Claim: in a short transaction, `SELECT ... FOR UPDATE SKIP LOCKED` picks due deliveries no other
+   replica is claiming, bumps their attempt number (the fencing token of this attempt) and leases them
+   (next_attempt_at moves `webhook_lease_seconds` ahead): no replica sees them again before the lease runs out.
+2. Send: outside any transaction. The URL is checked again, its host resolved once, every address
+   checked, and the connection pinned to the checked address (`transport.py`); signed for this attempt
+   with the current secret (and the previous one during a rotation's grace period); a total deadline
+   (`webhook_timeout_seconds`, below the lease) for the whole exchange; redirects are not followed.
+3. Record: the attempt is logged; the delivery is updated only if its attempt number is still this
+   attempt's (compared in the UPDATE): a late result, after the lease expired and another attempt began,
+   never overwrites the newer one. 2xx is delivered; anything else is retried with exponential backoff and
+   jitter, with the same webhook-id, for the retry window, then marked failed. An endpoint failing for
+   longer than `webhook_disable_after_hours` is disabled, and an `endpoint.disabled` event says so.
 
-A replica that dies between claim and record leaves a lease that expires: the
-delivery is then retried (at least once delivery; receivers dedupe on webhook-id).
+A replica that dies between claim and record leaves a lease that expires: the delivery is then retried
+(at least once delivery; receivers dedupe on webhook-id).
 """
 
 from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import httpx
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from app.core.clock import utcnow
 from app.core.config import Settings
 from app.core.db import Database
+from app.webhooks import crypto
 from app.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
 from app.webhooks.service import emit, endpoints_changed
 from app.webhooks.signing import signed_headers
-from app.webhooks.urls import UnsafeUrl, check_url
+from app.webhooks.transport import pinned_client
+from app.webhooks.urls import IPAddress, Resolver, UnsafeUrl, check_url, system_resolver
 
 log = logging.getLogger("coverwatch.webhooks")
-LEASE = timedelta(minutes=2)
 
 
 @dataclass
@@ -44,8 +52,12 @@ class Claimed:
     event_id: str
     body: str
     url: str
-    secret: str
+    secrets: list[str]  # decrypted for this attempt only: never logged, never stored in clear
     attempt: int
+    lease_ends: float  # time.monotonic() value: the send must be over before another replica may retry
+
+    def __repr__(self) -> str:  # keep the secrets out of any traceback or debug output
+        return f"Claimed(delivery_id={self.delivery_id}, event_id={self.event_id}, attempt={self.attempt})"
 
 
 @dataclass
@@ -53,75 +65,145 @@ class Outcome:
     status_code: int | None
     latency_ms: int
     error: str | None
+    connected_to: str | None = None
 
     @property
     def ok(self) -> bool:
         return self.status_code is not None and 200 <= self.status_code < 300
 
 
-def claim(db: Database, limit: int = 20) -> list[Claimed]:
+def _secrets(settings: Settings, endpoint: WebhookEndpoint, now: datetime) -> list[str]:
+    """The secrets that sign this attempt; none when they cannot be decrypted (the attempt then fails on its
+    own, instead of one endpoint's unreadable secret stopping every delivery)."""
+    try:
+        out = [crypto.decrypt(settings, endpoint.secret_encrypted)]
+        if (endpoint.previous_secret_encrypted and endpoint.previous_secret_until
+                and now < endpoint.previous_secret_until):
+            out.append(crypto.decrypt(settings, endpoint.previous_secret_encrypted))
+    except crypto.SecretKeyMissing as exc:
+        log.error("webhook endpoint %s: %s", endpoint.id, exc)
+        return []
+    return out
+
+
+_DNS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="webhook-dns")
+
+
+class ResolveTimeout(Exception):
+    pass
+
+
+def _within(resolver: Resolver, deadline: float) -> Resolver:
+    """`resolver`, given no more than the time left until `deadline` (getaddrinfo itself has no timeout)."""
+
+    def resolve(host: str, port: int) -> Sequence[IPAddress]:
+        future = _DNS.submit(resolver, host, port)
+        try:
+            return future.result(timeout=max(deadline - time.monotonic(), 0.0))
+        except FutureTimeout as exc:
+            raise ResolveTimeout(f"resolving {host} did not finish before the deadline") from exc
+
+    return resolve
+
+
+def claim(db: Database, settings: Settings, limit: int = 20, tenant_ids: Sequence[str] | None = None,
+          due_by: datetime | None = None) -> list[Claimed]:
+    """Lease up to `limit` deliveries due by `due_by` (now by default), of `tenant_ids` only when given."""
     now = utcnow()
     with db.session() as session, session.begin():
         stmt = (
-            select(WebhookDelivery, WebhookEvent.body, WebhookEndpoint.url, WebhookEndpoint.secret)
+            select(WebhookDelivery, WebhookEvent.body, WebhookEndpoint)
             .join(WebhookEvent, WebhookEvent.id == WebhookDelivery.event_id)
             .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
-            .where(WebhookDelivery.status == "pending", WebhookDelivery.next_attempt_at <= now,
+            .where(WebhookDelivery.status == "pending", WebhookDelivery.next_attempt_at <= (due_by or now),
                    WebhookEndpoint.enabled.is_(True))
             .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id)
             .limit(limit)
             .with_for_update(of=WebhookDelivery, skip_locked=True)
         )
+        if tenant_ids is not None:
+            stmt = stmt.where(WebhookDelivery.tenant_id.in_(tenant_ids))
         claimed = []
-        for delivery, body, url, secret in session.execute(stmt):
+        for delivery, body, endpoint in session.execute(stmt):
             delivery.attempts += 1
-            delivery.next_attempt_at = now + LEASE
-            claimed.append(Claimed(delivery.id, delivery.tenant_id, delivery.event_id, body, url, secret,
-                                   delivery.attempts))
+            delivery.next_attempt_at = now + timedelta(seconds=settings.webhook_lease_seconds)
+            claimed.append(Claimed(delivery.id, delivery.tenant_id, delivery.event_id, body, endpoint.url,
+                                   _secrets(settings, endpoint, now), delivery.attempts,
+                                   time.monotonic() + settings.webhook_lease_seconds))
         return claimed
 
 
-def send(client: httpx.Client, item: Claimed, settings: Settings) -> Outcome:
+def send(item: Claimed, settings: Settings, resolver: Resolver = system_resolver) -> Outcome:
+    """One attempt, over within `webhook_timeout_seconds` from its start, DNS resolution included."""
     started = time.monotonic()
+    deadline = min(started + settings.webhook_timeout_seconds, item.lease_ends)
+
+    def elapsed() -> int:
+        return int((time.monotonic() - started) * 1000)
+
+    if not item.secrets:
+        return Outcome(None, 0, "not sent: the endpoint's secret cannot be decrypted with COVERWATCH_SECRET_KEY")
     try:
-        check_url(item.url, allow_private=settings.webhook_allow_private)  # again: DNS may have changed
-        response = client.post(item.url, content=item.body.encode(),
-                               headers=signed_headers(item.secret, item.event_id, item.body, utcnow()))
-        return Outcome(response.status_code, int((time.monotonic() - started) * 1000), None)
+        target, address = check_url(item.url, settings.webhook_allowed_networks, _within(resolver, deadline))
+        headers = signed_headers(item.secrets, item.event_id, item.body, utcnow())
+        client = pinned_client(target.host, target.port, address, deadline, settings.webhook_ca_file)
+        with client, client.stream("POST", target.url, content=item.body.encode(), headers=headers) as response:
+            error = "redirect not followed" if response.is_redirect else None
+            return Outcome(response.status_code, elapsed(), error, str(address))
     except UnsafeUrl as exc:
-        return Outcome(None, 0, f"refused: {exc}")
-    except httpx.HTTPError as exc:
-        return Outcome(None, int((time.monotonic() - started) * 1000), f"{type(exc).__name__}: {exc}"[:500])
+        return Outcome(None, elapsed(), f"refused: {exc}")
+    except (httpx.HTTPError, ResolveTimeout) as exc:
+        return Outcome(None, elapsed(), f"{type(exc).__name__}: {exc}"[:500])
+    except Exception as exc:  # never leave a claimed delivery unrecorded (its lease would just loop)
+        log.warning("webhook delivery %s: unexpected %s", item.delivery_id, type(exc).__name__)
+        return Outcome(None, elapsed(), f"{type(exc).__name__}: {exc}"[:500])
 
 
 def backoff(attempt: int, settings: Settings) -> timedelta:
     """Exponential, capped, with jitter (a random half to all of the step)."""
-    step = min(settings.webhook_retry_max_seconds, settings.webhook_retry_base_seconds * 2 ** (attempt - 1))
+    step = min(settings.webhook_retry_max_seconds,
+               settings.webhook_retry_base_seconds * 2.0 ** min(max(attempt - 1, 0), 40))
     return timedelta(seconds=step * random.uniform(0.5, 1.0))
 
 
-def record(db: Database, item: Claimed, outcome: Outcome, settings: Settings) -> None:
+def record(db: Database, item: Claimed, outcome: Outcome, settings: Settings) -> bool:
+    """Log the attempt and, unless a newer attempt has begun since, apply its result. Returns whether it did."""
     now = utcnow()
-    with db.session() as session, session.begin():
+    with db.session(item.tenant_id) as session, session.begin():
         delivery = session.get(WebhookDelivery, item.delivery_id, with_for_update=True)
         endpoint = session.get(WebhookEndpoint, delivery.endpoint_id) if delivery else None
         if delivery is None or endpoint is None:
-            return
+            return False
+        current = delivery.attempts == item.attempt and delivery.status == "pending"
         session.add(WebhookAttempt(tenant_id=item.tenant_id, delivery_id=delivery.id, attempted_at=now,
                                    status_code=outcome.status_code, latency_ms=outcome.latency_ms,
-                                   error=outcome.error))
-        delivery.last_status_code = outcome.status_code
-        delivery.last_latency_ms = outcome.latency_ms
-        delivery.last_error = outcome.error
+                                   error=outcome.error,
+                                   details={"attempt": item.attempt, "connected_to": outcome.connected_to,
+                                            **({} if current else {"late": True})}))
+        if not current:
+            log.info("webhook delivery %s: late result of attempt %s ignored (now at attempt %s, %s)",
+                     delivery.id, item.attempt, delivery.attempts, delivery.status)
+            return False
+        values: dict[str, object] = {"last_status_code": outcome.status_code, "last_latency_ms": outcome.latency_ms,
+                                     "last_error": outcome.error}
         if outcome.ok:
-            delivery.status = "delivered"
-            delivery.delivered_at = now
-            endpoint.failing_since = None
-            return
-        if now - delivery.window_start >= timedelta(hours=settings.webhook_retry_window_hours):
-            delivery.status = "failed"
+            values |= {"status": "delivered", "delivered_at": now}
+        elif now - delivery.window_start >= timedelta(hours=settings.webhook_retry_window_hours):
+            values |= {"status": "failed"}
         else:
-            delivery.next_attempt_at = now + backoff(delivery.attempts, settings)
+            values |= {"next_attempt_at": now + backoff(item.attempt, settings)}
+        # The fence: this attempt's result lands only while the delivery is still at this attempt.
+        applied = session.execute(  # type: ignore[attr-defined]  # a CursorResult for an UPDATE
+            update(WebhookDelivery)
+            .where(WebhookDelivery.id == delivery.id, WebhookDelivery.attempts == item.attempt,
+                   WebhookDelivery.status == "pending")
+            .values(**values).execution_options(synchronize_session=False)
+        ).rowcount
+        if not applied:
+            return False
+        if outcome.ok:
+            endpoint.failing_since = None
+            return True
         endpoint.failing_since = endpoint.failing_since or now
         if endpoint.enabled and now - endpoint.failing_since >= timedelta(hours=settings.webhook_disable_after_hours):
             endpoint.enabled = False
@@ -130,31 +212,36 @@ def record(db: Database, item: Claimed, outcome: Outcome, settings: Settings) ->
             log.warning("webhook endpoint %s disabled: %s", endpoint.id, endpoint.disabled_reason)
             emit(session, item.tenant_id, "endpoint.disabled",
                  {"endpoint_id": endpoint.id, "url": endpoint.url, "reason": endpoint.disabled_reason})
+        return True
 
 
 SENDERS = 8
 
 
-def dispatch_pending(db: Database, settings: Settings, client: httpx.Client | None = None,
-                     max_batches: int = 50) -> int:
-    """Send what is due now, a claimed batch at a time, several deliveries at once (one slow receiver
-    does not hold up the others); returns how many attempts were made."""
-    own = client is None
-    http = client or httpx.Client(timeout=settings.webhook_timeout_seconds, follow_redirects=False)
-
-    def attempt(item: Claimed) -> None:
-        record(db, item, send(http, item, settings), settings)
-
+def dispatch_pending(db: Database, settings: Settings, resolver: Resolver = system_resolver,
+                     max_attempts: int = 1000, tenant_ids: Sequence[str] | None = None) -> int:
+    """Send what was due when the run started (each delivery at most once per run), with SENDERS workers
+    each claiming one delivery at a time and sending it at once: every send starts right after its claim
+    and ends inside its lease, and a slow receiver holds up only its own worker. Returns how many attempts
+    were made. `resolver` turns a host into addresses (the system's DNS; a test passes its own);
+    `tenant_ids` limits the run to those tenants' deliveries."""
+    budget = threading.Semaphore(max_attempts)
+    started = utcnow()
     sent = 0
-    try:
-        with ThreadPoolExecutor(max_workers=SENDERS, thread_name_prefix="webhook") as pool:
-            for _ in range(max_batches):
-                batch = claim(db, limit=SENDERS * 4)
-                if not batch:
-                    break
-                list(pool.map(attempt, batch))
-                sent += len(batch)
-    finally:
-        if own:
-            http.close()
+    lock = threading.Lock()
+
+    def work() -> None:
+        nonlocal sent
+        while budget.acquire(blocking=False):
+            batch = claim(db, settings, limit=1, tenant_ids=tenant_ids, due_by=started)
+            if not batch:
+                return
+            for item in batch:
+                record(db, item, send(item, settings, resolver), settings)
+                with lock:
+                    sent += 1
+
+    with ThreadPoolExecutor(max_workers=SENDERS, thread_name_prefix="webhook") as pool:
+        for future in [pool.submit(work) for _ in range(SENDERS)]:
+            future.result()
     return sent

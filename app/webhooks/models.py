@@ -21,7 +21,12 @@ class WebhookEndpoint(TenantScoped, Base):
     description: Mapped[str | None] = mapped_column(String(500))
     event_types: Mapped[list[str]] = mapped_column(JSON, default=list)  # empty: every event
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
-    secret: Mapped[str] = mapped_column(String(100))
+    # Signing secrets, Fernet-encrypted (app/webhooks/crypto.py); never stored or logged in clear.
+    secret_encrypted: Mapped[str] = mapped_column(Text)
+    # After a rotation, the previous secret also signs until `previous_secret_until` (Standard Webhooks allows
+    # several signatures), so a receiver can switch over without losing deliveries.
+    previous_secret_encrypted: Mapped[str | None] = mapped_column(Text)
+    previous_secret_until: Mapped[datetime | None] = mapped_column(UtcDateTime())
     failing_since: Mapped[datetime | None] = mapped_column(UtcDateTime())
     disabled_reason: Mapped[str | None] = mapped_column(String(300))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)

@@ -11,7 +11,15 @@ from app.core.idempotency import IdempotencyDep
 from app.core.pagination import Cursor, IdPath, Limit, Page, decode_id_cursor, encode_cursor
 from app.core.security import AdminAccess
 from app.webhooks import service
-from app.webhooks.schemas import DeliveryOut, EndpointIn, EndpointOut, EndpointPatch, EndpointWithSecret, EventType
+from app.webhooks.schemas import (
+    DeliveryOut,
+    EndpointIn,
+    EndpointOut,
+    EndpointPatch,
+    EndpointWithSecret,
+    EventType,
+    RotateIn,
+)
 
 router = APIRouter(prefix="/v1", tags=["webhooks"])
 
@@ -49,10 +57,14 @@ def delete_endpoint(endpoint_id: str, ctx: ContextDep, _: AdminAccess) -> Respon
 
 
 @router.post("/webhook-endpoints/{endpoint_id}/rotate-secret", response_model=EndpointWithSecret)
-def rotate_secret(endpoint_id: str, ctx: ContextDep, _: AdminAccess, idem: IdempotencyDep) -> Response:
+def rotate_secret(endpoint_id: str, ctx: ContextDep, _: AdminAccess, idem: IdempotencyDep,
+                  body: RotateIn | None = None) -> Response:
+    """A new signing secret, in this response only (a replay omits it). The previous secret keeps signing
+    too, as a second signature in `webhook-signature`, for `grace_hours` (24 h by default), so receivers
+    switch over without rejecting a delivery."""
     if (replayed := idem.replay()) is not None:
         return replayed
-    endpoint, secret = service.rotate_secret(ctx, endpoint_id)
+    endpoint, secret = service.rotate_secret(ctx, endpoint_id, body.grace_hours if body else None)
     out = service.endpoint_out(endpoint)
     return idem.respond(200, EndpointWithSecret(**out.model_dump(), secret=secret), replay_as=out)
 

@@ -35,6 +35,15 @@ class EndpointOut(BaseModel):
     disabled_reason: str | None
     failing_since: datetime | None
     created_at: datetime
+    previous_secret_signs_until: datetime | None = Field(
+        default=None, description="After a rotation: deliveries carry a second signature, with the previous "
+        "secret, until then")
+
+
+class RotateIn(StrictModel):
+    grace_hours: float | None = Field(
+        default=None, ge=0, le=720, description="How long the previous secret keeps signing too (default: "
+        "COVERWATCH_WEBHOOK_SECRET_GRACE_HOURS, 24 h); 0 drops it at once (after a leak)")
 
 
 class EndpointWithSecret(EndpointOut):
@@ -46,6 +55,11 @@ class AttemptOut(BaseModel):
     status_code: int | None
     latency_ms: int
     error: str | None
+    attempt: int | None = Field(default=None, description="The attempt's number (1 for the first send)")
+    address: str | None = Field(default=None, description="The IP address the request was sent to (the URL's "
+                                "host, resolved once and checked)")
+    late: bool = Field(default=False, description="The result came after a newer attempt had begun (its lease "
+                       "had expired): logged, but it did not change the delivery")
 
 
 class DeliveryOut(BaseModel):

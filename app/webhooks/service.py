@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Sequence
-from datetime import UTC
+from datetime import UTC, timedelta
 from typing import Any
 
 from sqlalchemy import event, select
@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from app.core.clock import utcnow
 from app.core.context import Context
 from app.core.errors import Invalid, NotFound
+from app.webhooks import crypto
 from app.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
 from app.webhooks.schemas import AttemptOut, DeliveryOut, EndpointIn, EndpointOut, EndpointPatch
 from app.webhooks.signing import new_secret
@@ -22,7 +23,7 @@ from app.webhooks.urls import UnsafeUrl, check_url
 
 def _check(ctx: Context, url: str) -> None:
     try:
-        check_url(url, allow_private=ctx.settings.webhook_allow_private)
+        check_url(url, ctx.settings.webhook_allowed_networks)
     except UnsafeUrl as exc:
         raise Invalid(f"url: {exc}.", field="/url") from exc
 
@@ -31,7 +32,8 @@ def create_endpoint(ctx: Context, body: EndpointIn) -> tuple[WebhookEndpoint, st
     _check(ctx, body.url)
     secret = new_secret()
     endpoint = WebhookEndpoint(id=f"ep_{uuid.uuid4().hex}", url=body.url, description=body.description,
-                               event_types=sorted(set(body.event_types)), enabled=body.enabled, secret=secret)
+                               event_types=sorted(set(body.event_types)), enabled=body.enabled,
+                               secret_encrypted=crypto.encrypt(ctx.settings, secret))
     ctx.session.add(endpoint)
     ctx.session.flush()
     endpoints_changed(ctx.session)
@@ -74,23 +76,36 @@ def delete_endpoint(ctx: Context, endpoint_id: str) -> None:
     endpoints_changed(ctx.session)
 
 
-def rotate_secret(ctx: Context, endpoint_id: str) -> tuple[WebhookEndpoint, str]:
+def rotate_secret(ctx: Context, endpoint_id: str, grace_hours: float | None = None) -> tuple[WebhookEndpoint, str]:
+    """A new secret; the current one keeps signing too (a second signature) for `grace_hours`
+    (`webhook_secret_grace_hours` by default; 0 drops it at once, e.g. after a leak). Rotating again
+    within the grace period drops the oldest."""
     endpoint = get_endpoint(ctx, endpoint_id)
-    endpoint.secret = new_secret()
+    grace = ctx.settings.webhook_secret_grace_hours if grace_hours is None else grace_hours
+    secret = new_secret()
+    if grace > 0:
+        endpoint.previous_secret_encrypted = endpoint.secret_encrypted
+        endpoint.previous_secret_until = utcnow() + timedelta(hours=grace)
+    else:
+        endpoint.previous_secret_encrypted = endpoint.previous_secret_until = None
+    endpoint.secret_encrypted = crypto.encrypt(ctx.settings, secret)
     ctx.session.flush()
-    return endpoint, endpoint.secret
+    return endpoint, secret
 
 
 def endpoint_out(e: WebhookEndpoint) -> EndpointOut:
+    until = e.previous_secret_until if e.previous_secret_until and e.previous_secret_until > utcnow() else None
     return EndpointOut(id=e.id, url=e.url, event_types=e.event_types, enabled=e.enabled, description=e.description,
-                       disabled_reason=e.disabled_reason, failing_since=e.failing_since, created_at=e.created_at)
+                       disabled_reason=e.disabled_reason, failing_since=e.failing_since, created_at=e.created_at,
+                       previous_secret_signs_until=until)
 
 
-def event_body(type_: str, data: dict[str, Any]) -> str:
-    """The Standard Webhooks body, serialised once: these exact bytes are signed and sent on every attempt."""
+def event_body(tenant_id: str, type_: str, data: dict[str, Any]) -> str:
+    """The Standard Webhooks body, serialised once: these exact bytes are signed and sent on every attempt.
+    `tenant_id` names the insured company, so one receiver shared by several tenants tells them apart."""
     stamp = utcnow().astimezone(UTC).isoformat().replace("+00:00", "Z")
-    return json.dumps({"type": type_, "timestamp": stamp, "data": data}, separators=(",", ":"), sort_keys=True,
-                      default=str)
+    return json.dumps({"type": type_, "timestamp": stamp, "tenant_id": tenant_id, "data": data},
+                      separators=(",", ":"), sort_keys=True, default=str)
 
 
 _ENDPOINTS_KEY = "webhook_endpoints"
@@ -118,7 +133,8 @@ def _forget_endpoints(session: Session) -> None:
 def emit(session: Session, tenant_id: str, type_: str, data: dict[str, Any],
          endpoints: Sequence[WebhookEndpoint] | None = None) -> WebhookEvent:
     """Write an event and one pending delivery per subscribed, enabled endpoint, in the caller's transaction."""
-    event = WebhookEvent(id=f"msg_{uuid.uuid4().hex}", tenant_id=tenant_id, type=type_, body=event_body(type_, data))
+    event = WebhookEvent(id=f"msg_{uuid.uuid4().hex}", tenant_id=tenant_id, type=type_,
+                         body=event_body(tenant_id, type_, data))
     session.add(event)
     session.flush()  # the deliveries reference it
     if endpoints is None:
@@ -160,7 +176,8 @@ def list_deliveries(ctx: Context, *, endpoint_id: str | None, status: str | None
                                      .order_by(WebhookAttempt.id)):
             attempts.setdefault(a.delivery_id, []).append(
                 AttemptOut(attempted_at=a.attempted_at, status_code=a.status_code, latency_ms=a.latency_ms,
-                           error=a.error))
+                           error=a.error, attempt=(a.details or {}).get("attempt"),
+                           address=(a.details or {}).get("connected_to"), late=bool((a.details or {}).get("late"))))
     return [delivery_out(d, t, attempts.get(d.id, [])) for d, t in rows]
 
 

@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 
 from app.tenants.service import create_tenant
 from app.webhooks.models import WebhookDelivery
-from tests.helpers import PRIMARY
+from tests.helpers import PRIMARY, TEST_SECRET_KEY
 
 
 def _free_port() -> int:
@@ -27,7 +27,8 @@ def _free_port() -> int:
 
 def _start(database_url: str, port: int) -> subprocess.Popen:
     env = {**os.environ, "COVERWATCH_DATABASE_URL": database_url, "COVERWATCH_TODAY": "2026-03-20",
-           "COVERWATCH_WEBHOOK_ALLOW_PRIVATE": "true", "COVERWATCH_DISPATCH_INTERVAL_SECONDS": "0.2",
+           "COVERWATCH_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8",
+           "COVERWATCH_SECRET_KEY": TEST_SECRET_KEY, "COVERWATCH_DISPATCH_INTERVAL_SECONDS": "0.2",
            "COVERWATCH_SCHEDULER_ENABLED": "true", "COVERWATCH_LOG_LEVEL": "WARNING"}
     return subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--no-migrate"],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)

@@ -55,7 +55,7 @@ def test_event_filter(api, receiver, dispatch):
 
 
 def test_private_and_metadata_urls_are_refused(api, settings_override):
-    settings_override(webhook_allow_private=False)
+    settings_override(webhook_allowed_networks=())
     for url in ("http://127.0.0.1:9/x", "http://10.1.2.3/x", "http://169.254.169.254/latest/meta-data",
                 "http://[::1]/x", "http://localhost/x", "ftp://example.com/x", "http://user:pw@127.0.0.1/x",
                 "not a url"):
@@ -147,3 +147,19 @@ def test_a_slow_receiver_never_blocks_ingestion(api, receiver, dispatch):
     receiver.gate.set()
     worker.join(timeout=30)
     assert len(receiver.received) == 1
+
+
+def test_a_receiver_shared_by_several_tenants_tells_them_apart(make_tenant, receiver, dispatch):
+    """A broker points every insured's endpoint at one receiver: the envelope names the tenant."""
+    tenants = [make_tenant("Acme SAS"), make_tenant("Globex GmbH")]
+    secrets = {}
+    for t in tenants:
+        secrets[t.id] = ok(t.client.post("/v1/webhook-endpoints", json={"url": receiver.url}), 201)["secret"]
+        buyer(t.client, "B1")
+        invoice(t.client, "I1", "10.00", "2026-02-01", "2026-03-01")
+    dispatch()
+    assert len(receiver.received) == 2
+    for got in receiver.received:
+        tenant_id = got.json["tenant_id"]
+        Webhook(secrets[tenant_id]).verify(got.body, got.headers)  # signed with that tenant's endpoint secret
+    assert sorted(r.json["tenant_id"] for r in receiver.received) == sorted(t.id for t in tenants)
