@@ -10,6 +10,7 @@ from app.core.context import ContextDep
 from app.core.errors import Invalid
 from app.core.fields import REF_PATTERN, Country, Currency, IsoDate
 from app.core.idempotency import IdempotencyDep, RawBody
+from app.core.paths import RefPath
 from app.core.security import AdminAccess, ReadAccess
 from app.cover import repository as repo
 from app.cover import service
@@ -28,7 +29,7 @@ from app.cover.schemas import (
 from app.ledger import service as ledger_service
 
 router = APIRouter(prefix="/v1", tags=["cover"])
-RefPath = Annotated[str, Path(pattern=REF_PATTERN)]
+PolicyPath = Annotated[str, Path(pattern=REF_PATTERN)]
 
 
 def _refs(ctx: ContextDep) -> dict[int, str]:
@@ -36,7 +37,9 @@ def _refs(ctx: ContextDep) -> dict[int, str]:
 
 
 @router.put("/policies/{policy_ref}", response_model=PolicyOut, responses={201: {"model": PolicyOut}})
-def put_policy(policy_ref: RefPath, body: PolicyIn, ctx: ContextDep, _: AdminAccess, response: Response) -> PolicyOut:
+def put_policy(
+    policy_ref: PolicyPath, body: PolicyIn, ctx: ContextDep, _: AdminAccess, response: Response
+) -> PolicyOut:
     policy, created = service.put_policy(ctx, policy_ref, body)
     response.status_code = 201 if created else 200
     return service.policy_out(policy, _refs(ctx))
@@ -49,12 +52,12 @@ def list_policies(ctx: ContextDep, _: ReadAccess) -> list[PolicyOut]:
 
 
 @router.get("/policies/{policy_ref}", response_model=PolicyOut)
-def get_policy(policy_ref: RefPath, ctx: ContextDep, _: ReadAccess) -> PolicyOut:
+def get_policy(policy_ref: PolicyPath, ctx: ContextDep, _: ReadAccess) -> PolicyOut:
     return service.policy_out(service.get_policy(ctx, policy_ref), _refs(ctx))
 
 
 @router.post("/policies/{policy_ref}/limits", response_model=LimitOut, status_code=201)
-def add_limit(policy_ref: RefPath, body: LimitIn, ctx: ContextDep, _: AdminAccess, idem: IdempotencyDep) -> Response:
+def add_limit(policy_ref: PolicyPath, body: LimitIn, ctx: ContextDep, _: AdminAccess, idem: IdempotencyDep) -> Response:
     """Record a cover decision. Decisions are history: a new one never overwrites an old one."""
     if (replayed := idem.replay()) is not None:
         return replayed
@@ -63,7 +66,7 @@ def add_limit(policy_ref: RefPath, body: LimitIn, ctx: ContextDep, _: AdminAcces
     return idem.respond(201, service.limit_out(decision, policies, body.buyer_ref))
 
 
-@router.get("/buyers/{buyer_ref}/limits", response_model=BuyerLimitsOut)
+@router.get("/buyers/{buyer_ref:ref}/limits", response_model=BuyerLimitsOut)
 def buyer_limits(
     buyer_ref: RefPath, ctx: ContextDep, _: ReadAccess,
     at: Annotated[IsoDate | None, Query(description="Limits in force on this date (default today)")] = None,

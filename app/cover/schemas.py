@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, ValidationInfo, field_validator
 
-from app.core.fields import Country, Currency, DecimalStr, IsoDate, Ref, StrictModel, check_amount
+from app.core.fields import Country, Currency, DecimalStr, IsoDate, PolicyRef, Ref, StrictModel, check_amount
 
 PolicyKind = Literal["whole_turnover", "excess_of_loss", "top_up"]
 DecisionStatus = Literal["granted", "partly_granted", "reduced", "refused", "withdrawn"]
@@ -34,7 +34,7 @@ class PolicyIn(StrictModel):
     country_overrides: dict[str, CountryOverride] = Field(default_factory=dict)
     aggregate_first_loss: DecimalStr | None = Field(default=None, description="Excess of loss only")
     discretionary_limit_max: DecimalStr | None = Field(default=None, description="Excess of loss only")
-    primary_policy_ref: Ref | None = Field(default=None, description="Top Up only")
+    primary_policy_ref: PolicyRef | None = Field(default=None, description="Top Up only")
     mode: Literal["complement", "substitute"] | None = Field(default=None, description="Top Up only")
     ratio: DecimalStr | None = Field(default=None, description="Top Up complement: x primary limit (default 1.0)")
     per_buyer_cap: DecimalStr | None = Field(default=None, description="Top Up only")
@@ -160,7 +160,7 @@ class BuyerLimitsOut(BaseModel):
 class CountryLimitIn(StrictModel):
     amount: DecimalStr
     currency: Currency
-    policy_ref: Ref | None = None
+    policy_ref: PolicyRef | None = None
 
     @field_validator("amount")
     @classmethod
