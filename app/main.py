@@ -19,6 +19,7 @@ from app.core.db import Database
 from app.core.middleware import BodySizeLimit, ETagMiddleware
 from app.core.paths import EncodedSlashes
 from app.cover.router import router as cover_router
+from app.einvoices.router import router as einvoices_router
 from app.exposure.router import NotModified, not_modified_response
 from app.exposure.router import router as exposure_router
 from app.ledger.router import router as ledger_router
@@ -65,7 +66,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(EncodedSlashes)
 
-    for router in (keys_router, ledger_router, cover_router, exposure_router, alerts_router, webhooks_router):
+    for router in (keys_router, ledger_router, cover_router, exposure_router, alerts_router, webhooks_router,
+                   einvoices_router):
         app.include_router(router)
 
     @app.get("/healthz", tags=["health"])
