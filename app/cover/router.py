@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
@@ -110,7 +111,11 @@ def import_ecb(ctx: ContextDep, _: AdminAccess, idem: IdempotencyDep, raw: RawBo
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise Invalid("The CSV must be UTF-8 text.", field="/csv") from exc
-    return idem.respond(200, service.import_ecb_csv(ctx, text))
+    try:
+        imported = service.import_ecb_csv(ctx, text)
+    except csv.Error as exc:
+        raise Invalid(f"The CSV cannot be read: {exc}.", field="/csv") from exc
+    return idem.respond(200, imported)
 
 
 @router.get("/fx-rates", response_model=list[FxRateOut])
