@@ -7,7 +7,9 @@ naming the element that is missing or wrong.
 
 from __future__ import annotations
 
+import io
 import re
+import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -426,3 +428,51 @@ def xml_from_pdf(data: bytes) -> bytes:
 
 def read_pdf(data: bytes) -> EInvoice:
     return read_xml(xml_from_pdf(data))
+
+
+# --- ZIP batches --------------------------------------------------------------------------------
+
+
+@dataclass
+class Entry:
+    name: str
+    data: bytes | None
+    error: DocumentError | None = None
+
+
+def zip_entries(data: bytes, *, max_entries: int, max_total_bytes: int) -> list[Entry]:
+    """The files of a ZIP archive, read with limits on what they inflate to (no zip bomb gets through):
+    each at most MAX_XML_BYTES (an XML) or the body limit (a PDF), all together at most `max_total_bytes`."""
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+        infos = [i for i in archive.infolist() if not i.is_dir() and not i.filename.startswith("__MACOSX/")]
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError) as exc:
+        raise DocumentError("/", f"not a readable ZIP archive ({exc})") from exc
+    if len(infos) > max_entries:
+        raise DocumentError("/", f"a batch holds at most {max_entries} documents; this one has {len(infos)}",
+                            status=413)
+    entries: list[Entry] = []
+    total = 0
+    for info in infos:
+        limit = max_total_bytes - total
+        try:
+            with archive.open(info) as handle:
+                content = handle.read(min(limit, max_total_bytes) + 1)
+        except (zipfile.BadZipFile, RuntimeError, NotImplementedError, ValueError, EOFError, OSError) as exc:
+            entries.append(Entry(info.filename, None, DocumentError("/", f"this file cannot be read ({exc})")))
+            continue
+        if len(content) > limit:
+            raise DocumentError(
+                "/", f"the documents inflate to more than {max_total_bytes // (1024 * 1024)} MiB: split the batch",
+                status=413,
+            )
+        total += len(content)
+        entries.append(Entry(info.filename, content))
+    return entries
+
+
+def read_any(data: bytes) -> tuple[EInvoice, str]:
+    """A document of a batch: a PDF by its signature, else XML. Returns it with its container."""
+    if data.startswith(b"%PDF-"):
+        return read_pdf(data), "factur-x-pdf"
+    return read_xml(data), "xml"

@@ -10,12 +10,13 @@ from app.core.idempotency import IdempotencyDep, RawBody
 from app.core.security import IngestAccess
 from app.einvoices import service
 from app.einvoices.parsing import DocumentError, read_pdf, read_xml
-from app.einvoices.schemas import EInvoiceOut
+from app.einvoices.schemas import EInvoiceBatchOut, EInvoiceOut
 
 router = APIRouter(prefix="/v1", tags=["e-invoices"])
 
 XML_TYPES = {"application/xml", "text/xml"}
 PDF_TYPE = "application/pdf"
+ZIP_TYPES = {"application/zip", "application/x-zip-compressed", "application/octet-stream"}
 
 _BODY = {
     "required": True,
@@ -28,6 +29,20 @@ _BODY = {
         "application/pdf": {"schema": {"type": "string", "format": "binary"}},
     },
 }
+
+
+def _media_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+
+
+def _unsupported(content_type: str, wanted: str) -> ProblemError:
+    return ProblemError(
+        f"Content-Type '{content_type or '(none)'}' is not accepted here: send {wanted}.",
+        status=415,
+        type="unsupported-media-type",
+        title="Unsupported media type",
+        errors=[{"pointer": "/headers/Content-Type", "detail": wanted}],
+    )
 
 
 @router.post(
@@ -48,16 +63,9 @@ def post_einvoice(
     """The invoice (or credit note) goes into the ledger under its own number (BT-1), for the buyer matched by
     its identifiers (or created from the document), with the amount due for payment (BT-115). Posting the same
     document twice records it once."""
-    content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    content_type = _media_type(request)
     if content_type not in XML_TYPES and content_type != PDF_TYPE:
-        raise ProblemError(
-            f"Content-Type '{content_type or '(none)'}' is not an e-invoice: send application/xml (UBL or CII) or "
-            "application/pdf (Factur-X).",
-            status=415,
-            type="unsupported-media-type",
-            title="Unsupported media type",
-            errors=[{"pointer": "/headers/Content-Type", "detail": "application/xml or application/pdf"}],
-        )
+        raise _unsupported(content_type, "application/xml (UBL or CII) or application/pdf (Factur-X)")
     if (replayed := idem.replay()) is not None:
         return replayed
     try:
@@ -68,3 +76,40 @@ def post_einvoice(
     except DocumentError as error:
         raise service.document_problem(error) from error
     return idem.respond(201 if result.outcome == "created" else 200, result)
+
+
+@router.post(
+    "/einvoices/batch",
+    response_model=EInvoiceBatchOut,
+    summary="Post a ZIP archive of e-invoices",
+    responses={
+        413: {"description": "More documents than COVERWATCH_MAX_BATCH_ITEMS, or more than 10 times the body "
+              "limit once inflated"},
+        415: {"description": "Not application/zip"},
+        422: {"description": "Not a readable ZIP archive"},
+    },
+    openapi_extra={"requestBody": {
+        "required": True,
+        "description": "A ZIP archive of e-invoices: XML (UBL or CII) and Factur-X PDFs, in any mix "
+        "(application/octet-stream is taken as a ZIP too).",
+        "content": {
+            "application/zip": {"schema": {"type": "string", "format": "binary"}},
+            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+        },
+    }},
+)
+def post_einvoice_batch(
+    request: Request, body: RawBody, ctx: ContextDep, _: IngestAccess, idem: IdempotencyDep
+) -> Response:
+    """Each document of the archive is taken as `POST /v1/einvoices` would take it, on its own: a rejected one
+    (its problem in `items`) leaves nothing behind, the others are stored."""
+    content_type = _media_type(request)
+    if content_type not in ZIP_TYPES:
+        raise _unsupported(content_type, "application/zip")
+    if (replayed := idem.replay()) is not None:
+        return replayed
+    try:
+        result = service.ingest_zip(ctx, body)
+    except DocumentError as error:
+        raise service.document_problem(error) from error
+    return idem.respond(200, result)

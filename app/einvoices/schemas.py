@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -42,3 +42,19 @@ class EInvoiceOut(BaseModel):
     total_with_vat: Decimal | None = Field(default=None, description="BT-112, for reference")
     prepaid: Decimal | None = Field(default=None, description="BT-113, already paid: not receivable")
     warnings: list[str] = Field(default_factory=list)
+
+
+class EInvoiceBatchItem(BaseModel):
+    index: int
+    name: str = Field(description="The file's name in the archive")
+    outcome: Literal["created", "updated", "unchanged", "rejected"]
+    result: EInvoiceOut | None = None
+    problem: dict[str, Any] | None = Field(default=None, description="Why it was rejected (problem+json)")
+
+
+class EInvoiceBatchOut(BaseModel):
+    created: int
+    updated: int
+    unchanged: int
+    rejected: int
+    items: list[EInvoiceBatchItem]

@@ -14,8 +14,8 @@ from app.core.context import Context
 from app.core.errors import Invalid, ProblemError
 from app.core.fields import ref_problem
 from app.einvoices import repository as repo
-from app.einvoices.parsing import DocumentError, EInvoice, Identifier
-from app.einvoices.schemas import BuyerMatchOut, EInvoiceOut
+from app.einvoices.parsing import DocumentError, EInvoice, Identifier, read_any, zip_entries
+from app.einvoices.schemas import BuyerMatchOut, EInvoiceBatchItem, EInvoiceBatchOut, EInvoiceOut
 from app.ledger import service as ledger
 from app.ledger.models import Buyer
 from app.ledger.schemas import BuyerIn, InvoiceIn
@@ -181,3 +181,28 @@ def ingest(ctx: Context, doc: EInvoice, container: str) -> EInvoiceOut:
         prepaid=doc.prepaid,
         warnings=warnings,
     )
+
+
+def ingest_zip(ctx: Context, data: bytes) -> EInvoiceBatchOut:
+    """Every document of a ZIP archive, each in its own savepoint: a rejected one leaves nothing behind,
+    the others stay. Raises DocumentError when the archive itself cannot be taken."""
+    settings = ctx.settings
+    entries = zip_entries(data, max_entries=settings.max_batch_items, max_total_bytes=10 * settings.max_body_bytes)
+    items: list[EInvoiceBatchItem] = []
+    for index, entry in enumerate(entries):
+        item = EInvoiceBatchItem(index=index, name=entry.name, outcome="rejected")
+        try:
+            if entry.error is not None:
+                raise entry.error
+            assert entry.data is not None
+            with ctx.session.begin_nested():
+                doc, container = read_any(entry.data)
+                item.result = ingest(ctx, doc, container)
+            item.outcome = item.result.outcome
+        except DocumentError as error:
+            item.problem = document_problem(error).body()
+        except ProblemError as problem:
+            item.problem = problem.body()
+        items.append(item)
+    count = {k: sum(1 for i in items if i.outcome == k) for k in ("created", "updated", "unchanged", "rejected")}
+    return EInvoiceBatchOut(items=items, **count)
