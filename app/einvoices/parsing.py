@@ -18,6 +18,8 @@ from decimal import Decimal, InvalidOperation
 
 from lxml import etree
 
+from app.core.money import is_currency
+
 MAX_XML_BYTES = 5 * 1024 * 1024
 
 UBL_INVOICE = "urn:oasis:names:specification:ubl:schema:xsd:Invoice-2"
@@ -154,11 +156,11 @@ class _Reader:
         return found[0] if found else None
 
     def text(self, rel: str) -> str | None:
+        """The element's text as written (a number such as "018304 / 28865" is kept exactly), trimmed."""
         node = self.node(rel)
         if node is None or node.text is None:
             return None
-        value = " ".join(node.text.split())
-        return value or None
+        return node.text.strip() or None
 
     def required(self, rel: str, what: str) -> str:
         value = self.text(rel)
@@ -166,10 +168,16 @@ class _Reader:
             raise DocumentError(self.xpath(rel), f"{what} is missing")
         return value
 
-    def amount(self, rel: str, what: str, *, required: bool = True) -> Decimal | None:
+    def amount(self, rel: str, what: str, currency: str, *, required: bool = True) -> Decimal | None:
         value = self.required(rel, what) if required else self.text(rel)
         if value is None:
             return None
+        node = self.node(rel)
+        stated = node.get("currencyID") if node is not None else None
+        if stated is not None and stated.strip() != currency:
+            raise DocumentError(
+                self.xpath(rel), f"{what} is in {stated.strip()}, the invoice in {currency} (BT-5)"
+            )
         try:
             amount = Decimal(value)
         except InvalidOperation as exc:
@@ -177,6 +185,13 @@ class _Reader:
         if not amount.is_finite():
             raise DocumentError(self.xpath(rel), f"{what} '{value}' is not a decimal amount")
         return amount
+
+
+def _currency(reader: _Reader, rel: str) -> str:
+    currency = reader.required(rel, "the invoice currency (BT-5)")
+    if not is_currency(currency):
+        raise DocumentError(reader.xpath(rel), f"'{currency}' is not an ISO 4217 currency code (BT-5)")
+    return currency
 
 
 def _iso_date(value: str, xpath: str, what: str) -> date:
@@ -240,7 +255,7 @@ def _read_ubl(root: etree._Element, credit_note_document: bool) -> EInvoice:
     issue_rel = "cbc:IssueDate"
     issue = _iso_date(r.required(issue_rel, "the issue date (BT-2)"), r.xpath(issue_rel), "the issue date (BT-2)")
     currency_rel = "cbc:DocumentCurrencyCode"
-    currency = r.required(currency_rel, "the invoice currency (BT-5)")
+    currency = _currency(r, currency_rel)
 
     due, due_xpath = None, None
     for rel in ("cbc:DueDate", "cac:PaymentMeans/cbc:PaymentDueDate"):
@@ -258,7 +273,7 @@ def _read_ubl(root: etree._Element, credit_note_document: bool) -> EInvoice:
 
     totals = "cac:LegalMonetaryTotal"
     amount_rel = f"{totals}/cbc:PayableAmount"
-    amount_due = r.amount(amount_rel, "the amount due for payment (BT-115)")
+    amount_due = r.amount(amount_rel, "the amount due for payment (BT-115)", currency)
     preceding_rel = "cac:BillingReference/cac:InvoiceDocumentReference/cbc:ID"
     preceding = r.text(preceding_rel)
 
@@ -299,8 +314,9 @@ def _read_ubl(root: etree._Element, credit_note_document: bool) -> EInvoice:
         currency_xpath=r.xpath(currency_rel),
         amount_due=amount_due,
         amount_due_xpath=r.xpath(amount_rel),
-        total_with_vat=r.amount(f"{totals}/cbc:TaxInclusiveAmount", "the total with VAT (BT-112)", required=False),
-        prepaid=r.amount(f"{totals}/cbc:PrepaidAmount", "the paid amount (BT-113)", required=False),
+        total_with_vat=r.amount(f"{totals}/cbc:TaxInclusiveAmount", "the total with VAT (BT-112)", currency,
+                                required=False),
+        prepaid=r.amount(f"{totals}/cbc:PrepaidAmount", "the paid amount (BT-113)", currency, required=False),
         preceding_invoice=preceding,
         preceding_invoice_xpath=r.xpath(preceding_rel) if preceding else None,
         buyer=buyer,
@@ -322,7 +338,7 @@ def _read_cii(root: etree._Element) -> EInvoice:
     trade = "rsm:SupplyChainTradeTransaction"
     settlement = f"{trade}/ram:ApplicableHeaderTradeSettlement"
     currency_rel = f"{settlement}/ram:InvoiceCurrencyCode"
-    currency = r.required(currency_rel, "the invoice currency (BT-5)")
+    currency = _currency(r, currency_rel)
 
     terms = f"{settlement}/ram:SpecifiedTradePaymentTerms"
     due_rel = f"{terms}/ram:DueDateDateTime/udt:DateTimeString"
@@ -336,7 +352,7 @@ def _read_cii(root: etree._Element) -> EInvoice:
 
     totals = f"{settlement}/ram:SpecifiedTradeSettlementHeaderMonetarySummation"
     amount_rel = f"{totals}/ram:DuePayableAmount"
-    amount_due = r.amount(amount_rel, "the amount due for payment (BT-115)")
+    amount_due = r.amount(amount_rel, "the amount due for payment (BT-115)", currency)
     # BT-112 may be given twice (in the invoice currency and in the VAT accounting currency).
     grand_rel = f"{totals}/ram:GrandTotalAmount[not(@currencyID) or @currencyID='{currency}'][1]"
     preceding_rel = f"{settlement}/ram:InvoiceReferencedDocument/ram:IssuerAssignedID"
@@ -378,8 +394,8 @@ def _read_cii(root: etree._Element) -> EInvoice:
         currency_xpath=r.xpath(currency_rel),
         amount_due=amount_due,
         amount_due_xpath=r.xpath(amount_rel),
-        total_with_vat=r.amount(grand_rel, "the total with VAT (BT-112)", required=False),
-        prepaid=r.amount(f"{totals}/ram:TotalPrepaidAmount", "the paid amount (BT-113)", required=False),
+        total_with_vat=r.amount(grand_rel, "the total with VAT (BT-112)", currency, required=False),
+        prepaid=r.amount(f"{totals}/ram:TotalPrepaidAmount", "the paid amount (BT-113)", currency, required=False),
         preceding_invoice=preceding,
         preceding_invoice_xpath=r.xpath(preceding_rel) if preceding else None,
         buyer=buyer,

@@ -105,6 +105,12 @@ def test_the_same_document_twice_is_one_invoice_and_a_changed_one_a_correction(a
     assert two.headers["idempotent-replayed"] == "true" and two.json() == one.json()
 
 
+def test_the_number_is_stored_exactly_as_written(api):
+    doubled = document("ubl-invoice-plain.xml").replace(b"<cbc:ID>FA 2026/001</cbc:ID>",
+                                                        b"<cbc:ID>\n   FA  2026/001 \n</cbc:ID>")
+    assert ok(post(api, doubled))["invoice"]["invoice_ref"] == "FA  2026/001"
+
+
 def test_several_vat_rates_and_payment_terms_as_text(api):
     out = ok(post(api, "ubl-invoice-vat-rates.xml"))
     inv = out["invoice"]
@@ -269,6 +275,11 @@ def test_unreadable_terms_and_bad_values_are_named(api):
     assert_refused(post(api, country), 422,
                    "/Invoice/cac:AccountingCustomerParty/cac:Party/cac:PostalAddress/cac:Country/cbc:IdentificationCode",
                    "country")
+    other_currency = document("ubl-invoice-plain.xml").replace(b'currencyID="EUR">18000.00</cbc:PayableAmount>',
+                                                               b'currencyID="USD">18000.00</cbc:PayableAmount>')
+    assert_refused(post(api, other_currency), 422, "/Invoice/cac:LegalMonetaryTotal/cbc:PayableAmount", "in USD")
+    tab = document("ubl-invoice-plain.xml").replace(b"<cbc:ID>FA 2026/001</cbc:ID>", b"<cbc:ID>FA\t2026/001</cbc:ID>")
+    assert_refused(post(api, tab), 422, "/Invoice/cbc:ID", "U+0009")
     number = document("ubl-invoice-plain.xml").replace(b"<cbc:ID>FA 2026/001</cbc:ID>",
                                                        b"<cbc:ID>" + b"9" * 201 + b"</cbc:ID>")
     assert_refused(post(api, number), 422, "/Invoice/cbc:ID", "200 characters")
