@@ -35,6 +35,9 @@ def test_refs_with_spaces_slashes_and_unicode_round_trip(api):
     listed = ok(api.get("/v1/invoices", params={"buyer_ref": buyer_ref}))["items"]
     assert [i["invoice_ref"] for i in listed] == ["018304 / 28865", "FA 2026/001"]
     # A slash in a ref never reaches another route: "FA 2026" alone is no invoice.
+    missing = api.get(f"/v1/invoices/{_path('FA 2026/999')}")
+    assert missing.status_code == 404 and missing.json()["instance"] == "/v1/invoices/FA 2026%2F999"
+    assert missing.json()["detail"] == "No invoice 'FA 2026/999'."
     assert api.get(f"/v1/invoices/{_path('FA 2026')}").status_code == 404
     assert api.get("/v1/invoices/FA%202026/001").status_code == 404
 
