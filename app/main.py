@@ -17,7 +17,9 @@ from app.core import errors
 from app.core.config import Settings, get_settings
 from app.core.db import Database
 from app.core.middleware import BodySizeLimit, ETagMiddleware
+from app.core.paths import EncodedSlashes
 from app.cover.router import router as cover_router
+from app.einvoices.router import router as einvoices_router
 from app.exposure.router import NotModified, not_modified_response
 from app.exposure.router import router as exposure_router
 from app.ledger.router import router as ledger_router
@@ -62,8 +64,10 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.add_exception_handler(NotModified, lambda request, exc: not_modified_response(exc))  # type: ignore[arg-type]
     app.add_middleware(ETagMiddleware)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(EncodedSlashes)
 
-    for router in (keys_router, ledger_router, cover_router, exposure_router, alerts_router, webhooks_router):
+    for router in (keys_router, ledger_router, cover_router, exposure_router, alerts_router, webhooks_router,
+                   einvoices_router):
         app.include_router(router)
 
     @app.get("/healthz", tags=["health"])

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Response
 from app.alerts import rules, service
 from app.alerts.schemas import AlertOut, AlertState, ClaimIn, ClaimOut, SettingsIn, SettingsOut
 from app.core.context import ContextDep
-from app.core.fields import REF_PATTERN, Country
+from app.core.fields import Country, Ref
 from app.core.idempotency import IdempotencyDep
 from app.core.pagination import Cursor, IdPath, Limit, Page, decode_id_cursor, encode_cursor
 from app.core.security import AdminAccess, IngestAccess, ReadAccess
@@ -23,7 +23,7 @@ def list_alerts(
     ctx: ContextDep, _: ReadAccess,
     type: Annotated[AlertType | None, Query()] = None,
     state: AlertState | None = None,
-    buyer_ref: Annotated[str | None, Query(pattern=REF_PATTERN)] = None,
+    buyer_ref: Annotated[Ref | None, Query()] = None,
     country: Annotated[Country | None, Query()] = None,
     limit: Limit = 100,
     cursor: Cursor = None,
@@ -67,7 +67,7 @@ def file_claim(body: ClaimIn, ctx: ContextDep, _: IngestAccess, idem: Idempotenc
 
 @router.get("/claims", response_model=Page[ClaimOut])
 def list_claims(
-    ctx: ContextDep, _: ReadAccess, buyer_ref: Annotated[str | None, Query(pattern=REF_PATTERN)] = None,
+    ctx: ContextDep, _: ReadAccess, buyer_ref: Annotated[Ref | None, Query()] = None,
     limit: Limit = 100, cursor: Cursor = None,
 ) -> Page[ClaimOut]:
     after = decode_id_cursor(cursor)

@@ -126,7 +126,8 @@ class Forbidden(ProblemError):
 
 def problem_response(problem: ProblemError, request: Request | None = None) -> JSONResponse:
     return JSONResponse(
-        problem.body(request.url.path if request is not None else None),
+        # An encoded "/" inside a reference is routed as NUL (app.core.paths): shown encoded again.
+        problem.body(request.url.path.replace("\x00", "%2F") if request is not None else None),
         status_code=problem.status,
         media_type=PROBLEM_JSON,
         headers=problem.headers,

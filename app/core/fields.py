@@ -8,6 +8,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, ClassVar, Self
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -22,7 +23,14 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 from app.core.money import fits_currency, is_country, is_currency
 from app.core.types import Money, Rate, storage_max
 
+# Policy references stay plain codes (they appear inside paths such as /v1/policies/{ref}/limits).
 REF_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,99}$"
+# Ledger references (invoices, credit notes, payments, buyers) are stored as the ERP writes them:
+# any printable Unicode, spaces and "/" included ("FA 2026/001", "018304 / 28865"), up to 200 characters.
+REF_MAX_LENGTH = 200
+_NOT_PRINTABLE = r"\x00-\x1f\x7f-\x9f\xa0\u1680\u2000-\u200f\u2028-\u202f\u205f-\u206f\u3000\ufeff"
+# What a JSON Schema regex can say of it (the validator below is exact: str.isprintable()).
+LEDGER_REF_PATTERN = rf"^[^\s{_NOT_PRINTABLE}]([^{_NOT_PRINTABLE}]*[^\s{_NOT_PRINTABLE}])?$"
 _DECIMAL = re.compile(r"^-?\d{1,18}(\.\d{1,10})?$")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 # Bounds derived from the storage types. Money is a scaled 64-bit integer on SQLite (at most 922,337,203,685,477):
@@ -108,7 +116,45 @@ Country = Annotated[
 Currency = Annotated[
     str, BeforeValidator(_currency), WithJsonSchema({"type": "string", "pattern": "^[A-Z]{3}$", "examples": ["EUR"]})
 ]
-Ref = Annotated[str, StringConstraints(pattern=REF_PATTERN)]
+PolicyRef = Annotated[str, StringConstraints(pattern=REF_PATTERN)]
+
+
+def ref_problem(value: str) -> str | None:
+    """Why `value` cannot be a ledger reference, or None when it can."""
+    if not value:
+        return "must not be empty"
+    if len(value) > REF_MAX_LENGTH:
+        return f"must be at most {REF_MAX_LENGTH} characters (it has {len(value)})"
+    if value != value.strip():
+        return "must not start or end with whitespace"
+    for position, char in enumerate(value):
+        if char != " " and not char.isprintable():
+            return (
+                f"must hold printable characters only: character {position + 1} is U+{ord(char):04X} "
+                "(control, format, separator or unassigned)"
+            )
+    return None
+
+
+def _ref(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError("must be a string")
+    problem = ref_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
+    return value
+
+
+_REF_SCHEMA = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": REF_MAX_LENGTH,
+    "pattern": LEDGER_REF_PATTERN,
+    "description": "Printable Unicode as the ERP writes it, spaces and '/' included; no leading or trailing space, "
+    "no control character.",
+    "examples": ["FA 2026/001"],
+}
+Ref = Annotated[str, AfterValidator(_ref), WithJsonSchema(_REF_SCHEMA)]
 
 
 def amount_problem(amount: Decimal, currency: str | None, *, positive: bool = True) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
@@ -10,6 +11,7 @@ from app.core.context import ContextDep
 from app.core.errors import Invalid
 from app.core.fields import REF_PATTERN, Country, Currency, IsoDate
 from app.core.idempotency import IdempotencyDep, RawBody
+from app.core.paths import RefPath
 from app.core.security import AdminAccess, ReadAccess
 from app.cover import repository as repo
 from app.cover import service
@@ -28,7 +30,7 @@ from app.cover.schemas import (
 from app.ledger import service as ledger_service
 
 router = APIRouter(prefix="/v1", tags=["cover"])
-RefPath = Annotated[str, Path(pattern=REF_PATTERN)]
+PolicyPath = Annotated[str, Path(pattern=REF_PATTERN)]
 
 
 def _refs(ctx: ContextDep) -> dict[int, str]:
@@ -36,7 +38,7 @@ def _refs(ctx: ContextDep) -> dict[int, str]:
 
 
 @router.put("/policies/{policy_ref}", response_model=PolicyOut, responses={201: {"model": PolicyOut}})
-def put_policy(policy_ref: RefPath, body: PolicyIn, ctx: ContextDep, _: AdminAccess, response: Response) -> PolicyOut:
+def put_policy(policy_ref: PolicyPath, body: PolicyIn, ctx: ContextDep, _: AdminAccess, response: Response) -> PolicyOut:
     """Create a policy or change it. Changed terms of an existing policy are an endorsement effective from
     `effective_from` (default today): deliveries made before it keep the terms they were made under, and
     `versions` keeps every version. A policy's currency cannot change once it has cover decisions."""
@@ -51,13 +53,13 @@ def list_policies(ctx: ContextDep, _: ReadAccess) -> list[PolicyOut]:
 
 
 @router.get("/policies/{policy_ref}", response_model=PolicyOut)
-def get_policy(policy_ref: RefPath, ctx: ContextDep, _: ReadAccess) -> PolicyOut:
+def get_policy(policy_ref: PolicyPath, ctx: ContextDep, _: ReadAccess) -> PolicyOut:
     """The policy with the terms in force today, and their history (`versions`)."""
     return service.policy_out(ctx, service.get_policy(ctx, policy_ref))
 
 
 @router.post("/policies/{policy_ref}/limits", response_model=LimitOut, status_code=201)
-def add_limit(policy_ref: RefPath, body: LimitIn, ctx: ContextDep, _: AdminAccess, idem: IdempotencyDep) -> Response:
+def add_limit(policy_ref: PolicyPath, body: LimitIn, ctx: ContextDep, _: AdminAccess, idem: IdempotencyDep) -> Response:
     """Record a cover decision. Decisions are history: a new one never overwrites an old one."""
     if (replayed := idem.replay()) is not None:
         return replayed
@@ -66,7 +68,7 @@ def add_limit(policy_ref: RefPath, body: LimitIn, ctx: ContextDep, _: AdminAcces
     return idem.respond(201, service.limit_out(decision, policies, body.buyer_ref))
 
 
-@router.get("/buyers/{buyer_ref}/limits", response_model=BuyerLimitsOut)
+@router.get("/buyers/{buyer_ref:ref}/limits", response_model=BuyerLimitsOut)
 def buyer_limits(
     buyer_ref: RefPath, ctx: ContextDep, _: ReadAccess,
     at: Annotated[IsoDate | None, Query(description="Limits in force on this date (default today)")] = None,
@@ -110,7 +112,11 @@ def import_ecb(ctx: ContextDep, _: AdminAccess, idem: IdempotencyDep, raw: RawBo
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise Invalid("The CSV must be UTF-8 text.", field="/csv") from exc
-    return idem.respond(200, service.import_ecb_csv(ctx, text))
+    try:
+        imported = service.import_ecb_csv(ctx, text)
+    except csv.Error as exc:
+        raise Invalid(f"The CSV cannot be read: {exc}.", field="/csv") from exc
+    return idem.respond(200, imported)
 
 
 @router.get("/fx-rates", response_model=list[FxRateOut])

@@ -8,7 +8,7 @@ from typing import ClassVar, Literal
 
 from pydantic import BaseModel, Field, ValidationInfo, field_validator
 
-from app.core.fields import Country, Currency, DecimalStr, IsoDate, MoneyModel, Ref, StrictModel, rate_problem
+from app.core.fields import Country, Currency, DecimalStr, IsoDate, MoneyModel, PolicyRef, Ref, StrictModel, rate_problem
 
 PolicyKind = Literal["whole_turnover", "excess_of_loss", "top_up"]
 DecisionStatus = Literal["granted", "partly_granted", "reduced", "refused", "withdrawn"]
@@ -44,7 +44,7 @@ class PolicyIn(MoneyModel):
     discretionary_limit_max: DecimalStr | None = Field(
         default=None, description="Primary only: ceiling of the discretionary limits the insured may set (none: "
                                   "no discretionary limits); required for excess of loss")
-    primary_policy_ref: Ref | None = Field(default=None, description="Top Up only")
+    primary_policy_ref: PolicyRef | None = Field(default=None, description="Top Up only")
     mode: Literal["complement", "substitute"] | None = Field(default=None, description="Top Up only")
     ratio: DecimalStr | None = Field(default=None, description="Top Up complement: x primary limit (default 1.0)")
     per_buyer_cap: DecimalStr | None = Field(default=None, description="Top Up only")
@@ -180,7 +180,7 @@ class CountryLimitIn(MoneyModel):
 
     amount: DecimalStr
     currency: Currency
-    policy_ref: Ref | None = None
+    policy_ref: PolicyRef | None = None
 
 
 class CountryLimitOut(BaseModel):

@@ -26,7 +26,7 @@ class BuyerExposure(TenantScoped, Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     buyer_id: Mapped[int] = mapped_column(ForeignKey("buyers.id", ondelete="CASCADE"))
-    buyer_ref: Mapped[str] = mapped_column(String(100))
+    buyer_ref: Mapped[str] = mapped_column(String(200))
     buyer_name: Mapped[str] = mapped_column(String(300))
     country: Mapped[str] = mapped_column(String(2))
     currency: Mapped[str] = mapped_column(String(3))

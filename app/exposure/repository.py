@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import date
-from decimal import Decimal
+from decimal import ROUND_CEILING, Decimal
 from typing import Any
 
 from sqlalchemy import and_, func, or_, select
@@ -62,7 +62,8 @@ def buyers_page(
     if status:
         stmt = stmt.where(BuyerExposure.status == status)
     if min_uncovered is not None:
-        stmt = stmt.where(BuyerExposure.uncovered >= min_uncovered)
+        # Stored amounts have 4 decimals: "at least 0.00001" is "at least 0.0001" (and binds on SQLite).
+        stmt = stmt.where(BuyerExposure.uncovered >= min_uncovered.quantize(Decimal("0.0001"), ROUND_CEILING))
     if sort == "buyer_ref":
         if after is not None:
             stmt = stmt.where(BuyerExposure.buyer_ref < after[1] if descending else BuyerExposure.buyer_ref > after[1])

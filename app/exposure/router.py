@@ -10,13 +10,14 @@ import hashlib
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from app.core.context import ContextDep
 from app.core.errors import NotFound
-from app.core.fields import REF_PATTERN, Country, DecimalStr
+from app.core.fields import Country, DecimalStr
 from app.core.idempotency import IdempotencyDep
 from app.core.pagination import Cursor, Limit, Page, decode_cursor, encode_cursor
+from app.core.paths import RefPath
 from app.core.security import IngestAccess, ReadAccess
 from app.exposure import queries, service
 from app.exposure.repository import SORTABLE
@@ -93,9 +94,9 @@ def exposure_buyers(
     return Page(items=items, next_cursor=next_cursor)
 
 
-@router.get("/exposure/buyers/{buyer_ref}", response_model=BuyerExposureDetail, responses=NOT_MODIFIED)
+@router.get("/exposure/buyers/{buyer_ref:ref}", response_model=BuyerExposureDetail, responses=NOT_MODIFIED)
 def exposure_buyer(
-    buyer_ref: Annotated[str, Path(pattern=REF_PATTERN)], ctx: ContextDep, _: ReadAccess, __: Polled
+    buyer_ref: RefPath, ctx: ContextDep, _: ReadAccess, __: Polled
 ) -> Any:
     """A buyer's exposure invoice by invoice: aging, cover by layer, reasons, limits in force."""
     detail = queries.buyer_detail(ctx, buyer_ref)

@@ -18,7 +18,7 @@ class Buyer(TenantScoped, Base):
     __table_args__ = (UniqueConstraint("tenant_id", "ref"), Index("ix_buyers_tenant_country", "tenant_id", "country"))
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    ref: Mapped[str] = mapped_column(String(100))
+    ref: Mapped[str] = mapped_column(String(200))
     name: Mapped[str] = mapped_column(String(300))
     country: Mapped[str] = mapped_column(String(2))
     registration_id: Mapped[str | None] = mapped_column(String(100))
@@ -34,13 +34,14 @@ class Invoice(TenantScoped, Base):
 
     __tablename__ = "invoices"
     __table_args__ = (
-        UniqueConstraint("tenant_id", "ref"),
+        # Invoices and credit notes have their own numbering sequences: a number is unique per kind.
+        UniqueConstraint("tenant_id", "kind", "ref"),
         Index("ix_invoices_buyer_open", "buyer_id", "kind", "open_balance"),
         Index("ix_invoices_tenant_due", "tenant_id", "due_date"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    ref: Mapped[str] = mapped_column(String(100))
+    ref: Mapped[str] = mapped_column(String(200))
     buyer_id: Mapped[int] = mapped_column(ForeignKey("buyers.id"))
     kind: Mapped[str] = mapped_column(String(16))
     currency: Mapped[str] = mapped_column(String(3))
@@ -49,7 +50,7 @@ class Invoice(TenantScoped, Base):
     due_date: Mapped[date] = mapped_column(Date)
     # The claim deadline runs from the original due date: a postponement never moves it.
     original_due_date: Mapped[date] = mapped_column(Date)
-    applies_to: Mapped[str | None] = mapped_column(String(100))
+    applies_to: Mapped[str | None] = mapped_column(String(200))
     open_balance: Mapped[Decimal] = mapped_column(Money)
     # The day an invoice was paid or credited in full (the latest date among what settled it), None while open:
     # the history stop-of-cover periods are derived from (DOMAIN.md rule 7).
@@ -76,7 +77,7 @@ class Payment(TenantScoped, Base):
     __table_args__ = (UniqueConstraint("tenant_id", "ref"), Index("ix_payments_buyer", "buyer_id", "unapplied"))
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    ref: Mapped[str] = mapped_column(String(100))
+    ref: Mapped[str] = mapped_column(String(200))
     buyer_id: Mapped[int] = mapped_column(ForeignKey("buyers.id"))
     currency: Mapped[str] = mapped_column(String(3))
     amount: Mapped[Decimal] = mapped_column(Money)

@@ -44,17 +44,27 @@ def buyers_page(session: Session, *, country: str | None, after: str | None, lim
     return list(session.scalars(stmt))
 
 
-def invoice_by_ref(session: Session, ref: str) -> Invoice | None:
-    return session.scalars(select(Invoice).where(Invoice.ref == ref)).first()
+def documents_by_ref(session: Session, ref: str, kind: str | None = None) -> list[Invoice]:
+    """The invoice and the credit note numbered `ref` (each kind has its own numbering), or the one of `kind`."""
+    stmt = select(Invoice).where(Invoice.ref == ref).order_by(Invoice.kind.desc())
+    if kind is not None:
+        stmt = stmt.where(Invoice.kind == kind)
+    return list(session.scalars(stmt))
+
+
+def documents_by_refs(session: Session, refs: Iterable[str]) -> dict[tuple[str, str], Invoice]:
+    """Invoices and credit notes numbered `refs`, by (kind, ref)."""
+    refs = list(set(refs))
+    found: dict[tuple[str, str], Invoice] = {}
+    for start in range(0, len(refs), 1000):  # stay under every driver's bound-parameter limit
+        chunk = refs[start : start + 1000]
+        found.update({(i.kind, i.ref): i for i in session.scalars(select(Invoice).where(Invoice.ref.in_(chunk)))})
+    return found
 
 
 def invoices_by_refs(session: Session, refs: Iterable[str]) -> dict[str, Invoice]:
-    refs = list(set(refs))
-    found: dict[str, Invoice] = {}
-    for start in range(0, len(refs), 1000):  # stay under every driver's bound-parameter limit
-        chunk = refs[start : start + 1000]
-        found.update({i.ref: i for i in session.scalars(select(Invoice).where(Invoice.ref.in_(chunk)))})
-    return found
+    """Invoices (not credit notes) numbered `refs`, by ref."""
+    return {ref: doc for (kind, ref), doc in documents_by_refs(session, refs).items() if kind == "invoice"}
 
 
 def _paid_by_payment() -> Any:
@@ -71,11 +81,14 @@ def invoices_page(
     overdue_on: date | None,
     due_before: date | None,
     due_after: date | None,
-    after: str | None,
+    after: tuple[str, str] | None,
     limit: int,
 ) -> list[tuple[Invoice, str]]:
     stmt: Select[tuple[Invoice, str]] = (
-        select(Invoice, Buyer.ref).join(Buyer, Buyer.id == Invoice.buyer_id).order_by(Invoice.ref).limit(limit)
+        select(Invoice, Buyer.ref)
+        .join(Buyer, Buyer.id == Invoice.buyer_id)
+        .order_by(Invoice.ref, Invoice.kind)
+        .limit(limit)
     )
     if buyer_id is not None:
         stmt = stmt.where(Invoice.buyer_id == buyer_id)
@@ -96,7 +109,7 @@ def invoices_page(
     if due_after is not None:
         stmt = stmt.where(Invoice.due_date > due_after)
     if after is not None:
-        stmt = stmt.where(Invoice.ref > after)
+        stmt = stmt.where(or_(Invoice.ref > after[0], and_(Invoice.ref == after[0], Invoice.kind > after[1])))
     return [(row[0], row[1]) for row in session.execute(stmt)]
 
 

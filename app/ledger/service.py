@@ -160,7 +160,7 @@ class _InvoiceIngest:
         self.buyers = repo.buyers_by_refs(ctx.session, (b.buyer_ref for _, b in items), for_update=True)
         self.buyers_by_id = {b.id: b for b in self.buyers.values()}
         refs = {r for r, _ in items} | {b.applies_to for _, b in items if b.applies_to}
-        self.invoices = repo.invoices_by_refs(ctx.session, refs)
+        self.invoices = repo.documents_by_refs(ctx.session, refs)  # by (kind, ref): each kind has its numbering
         self.touched: set[int] = set()
 
     def apply(self, ref: str, body: InvoiceIn) -> str:
@@ -171,14 +171,14 @@ class _InvoiceIngest:
                 f"buyer_ref: no buyer '{body.buyer_ref}'; PUT /v1/buyers/{{buyer_ref}} first.", field="/buyer_ref"
             )
         if body.applies_to is not None:
-            target = self.invoices.get(body.applies_to)
+            target = self.invoices.get(("invoice", body.applies_to))
             if target is None or target.kind != "invoice":
                 raise Invalid(f"applies_to: no invoice '{body.applies_to}'.", field="/applies_to")
             if target.buyer_id != buyer.id:
                 raise Invalid(f"applies_to: invoice '{body.applies_to}' belongs to another buyer.", field="/applies_to")
             if target.currency != body.currency:
                 raise Invalid(f"applies_to: invoice '{body.applies_to}' is in {target.currency}.", field="/applies_to")
-        invoice = self.invoices.get(ref)
+        invoice = self.invoices.get((body.kind, ref))
         if invoice is None:
             invoice = Invoice(
                 ref=ref,
@@ -190,7 +190,7 @@ class _InvoiceIngest:
             )
             session.add(invoice)
             allocation.touch(session, invoice)
-            self.invoices[ref] = invoice
+            self.invoices[(body.kind, ref)] = invoice
             self.touched.add(buyer.id)
             return "created"
         if invoice.buyer_id == buyer.id and all(getattr(invoice, f) == getattr(body, f) for f in _INVOICE_FIELDS):
@@ -256,7 +256,7 @@ def put_invoice(ctx: Context, ref: str, body: InvoiceIn) -> tuple[Invoice, str]:
     ingest = _InvoiceIngest(ctx, [(ref, body)])
     outcome = ingest.apply(ref, body)
     _finish(ctx, ingest.touched)
-    return ingest.invoices[ref], outcome
+    return ingest.invoices[(body.kind, ref)], outcome
 
 
 def _finish(ctx: Context, touched: set[int]) -> None:
@@ -265,11 +265,18 @@ def _finish(ctx: Context, touched: set[int]) -> None:
     exposure.refresh_buyers(ctx, touched)
 
 
-def get_invoice(ctx: Context, ref: str) -> Invoice:
-    invoice = repo.invoice_by_ref(ctx.session, ref)
-    if invoice is None:
-        raise NotFound(f"No invoice '{ref}'.")
-    return invoice
+def get_invoice(ctx: Context, ref: str, kind: str | None = None) -> Invoice:
+    """The invoice or credit note numbered `ref`; `kind` says which when both exist."""
+    found = repo.documents_by_ref(ctx.session, ref, kind)
+    if not found:
+        raise NotFound(f"No {(kind or 'invoice').replace('_', ' ')} '{ref}'.")
+    if len(found) > 1:
+        raise Conflict(
+            f"Both an invoice and a credit note are numbered '{ref}': ask for one with ?kind=invoice or "
+            "?kind=credit_note.",
+            field="/kind",
+        )
+    return found[0]
 
 
 def invoice_status(invoice: Invoice, paid_by_payment: bool) -> str:

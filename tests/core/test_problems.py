@@ -61,7 +61,7 @@ def test_malformed_requests_are_4xx(api):
     assert r.status_code == 422 and r.headers["content-type"] == "application/problem+json"
     r = api.put("/v1/buyers/B1", json=["a", "list"])
     assert r.status_code == 422
-    assert api.put("/v1/buyers/bad ref with spaces", json={"name": "X", "country": "FR"}).status_code == 422
+    assert api.put("/v1/buyers/%20leading%20space", json={"name": "X", "country": "FR"}).status_code == 422
     assert api.get("/v1/nowhere").status_code == 404
     assert api.get("/v1/nowhere").headers["content-type"] == "application/problem+json"
     assert api.patch("/v1/buyers/B1", json={}).status_code == 405
