@@ -38,7 +38,9 @@ def _refs(ctx: ContextDep) -> dict[int, str]:
 
 
 @router.put("/policies/{policy_ref}", response_model=PolicyOut, responses={201: {"model": PolicyOut}})
-def put_policy(policy_ref: PolicyPath, body: PolicyIn, ctx: ContextDep, _: AdminAccess, response: Response) -> PolicyOut:
+def put_policy(
+    policy_ref: PolicyPath, body: PolicyIn, ctx: ContextDep, _: AdminAccess, response: Response
+) -> PolicyOut:
     """Create a policy or change it. Changed terms of an existing policy are an endorsement effective from
     `effective_from` (default today): deliveries made before it keep the terms they were made under, and
     `versions` keeps every version. A policy's currency cannot change once it has cover decisions."""

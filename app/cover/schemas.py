@@ -8,7 +8,17 @@ from typing import ClassVar, Literal
 
 from pydantic import BaseModel, Field, ValidationInfo, field_validator
 
-from app.core.fields import Country, Currency, DecimalStr, IsoDate, MoneyModel, PolicyRef, Ref, StrictModel, rate_problem
+from app.core.fields import (
+    Country,
+    Currency,
+    DecimalStr,
+    IsoDate,
+    MoneyModel,
+    PolicyRef,
+    Ref,
+    StrictModel,
+    rate_problem,
+)
 
 PolicyKind = Literal["whole_turnover", "excess_of_loss", "top_up"]
 DecisionStatus = Literal["granted", "partly_granted", "reduced", "refused", "withdrawn"]
