@@ -21,6 +21,7 @@ from app.cover.router import router as cover_router
 from app.exposure.router import NotModified, not_modified_response
 from app.exposure.router import router as exposure_router
 from app.ledger.router import router as ledger_router
+from app.reports.router import router as reports_router
 from app.tenants.router import router as keys_router
 from app.webhooks.router import router as webhooks_router
 
@@ -63,7 +64,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.add_middleware(ETagMiddleware)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
 
-    for router in (keys_router, ledger_router, cover_router, exposure_router, alerts_router, webhooks_router):
+    for router in (keys_router, ledger_router, cover_router, exposure_router, alerts_router, webhooks_router,
+                   reports_router):
         app.include_router(router)
 
     @app.get("/healthz", tags=["health"])

@@ -39,6 +39,12 @@ class PolicyIn(StrictModel):
     ratio: DecimalStr | None = Field(default=None, description="Top Up complement: x primary limit (default 1.0)")
     per_buyer_cap: DecimalStr | None = Field(default=None, description="Top Up only")
     countries: list[Country] = Field(default_factory=list, description="Top Up scope; empty: the primary's")
+    premium_rate: DecimalStr | None = Field(default=None, description="Premium as a share of the insured turnover")
+    minimum_premium: DecimalStr | None = Field(default=None, description="Minimum premium, policy currency")
+    overdue_declaration_days: int | None = Field(
+        default=None, ge=0, le=3650,
+        description="Declare an unpaid invoice this many days after its due date (default: claim deadline - 30)",
+    )
 
     @field_validator("ends_on")
     @classmethod
@@ -62,7 +68,16 @@ class PolicyIn(StrictModel):
             raise ValueError("must be greater than 0 and at most 10")
         return v
 
-    @field_validator("aggregate_first_loss", "discretionary_limit_max", "per_buyer_cap")
+    @field_validator("premium_rate")
+    @classmethod
+    def _premium_rate(cls, v: Decimal | None) -> Decimal | None:
+        if v is None:
+            return v
+        if not (0 <= v < 1) or v != v.quantize(Decimal("0.000001")):
+            raise ValueError("must be at least 0, below 1, with at most 6 decimals")
+        return v
+
+    @field_validator("aggregate_first_loss", "discretionary_limit_max", "per_buyer_cap", "minimum_premium")
     @classmethod
     def _amounts(cls, v: Decimal | None, info: ValidationInfo) -> Decimal | None:
         return None if v is None else check_amount(v, info.data.get("currency"), positive=False)
@@ -99,6 +114,9 @@ class PolicyOut(BaseModel):
     ratio: Decimal | None
     per_buyer_cap: Decimal | None
     countries: list[str]
+    premium_rate: Decimal | None = None
+    minimum_premium: Decimal | None = None
+    overdue_declaration_days: int | None = None
 
 
 class LimitIn(StrictModel):

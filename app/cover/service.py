@@ -114,6 +114,9 @@ def policy_out(policy: Policy, refs_by_id: dict[int, str]) -> PolicyOut:
         primary_policy_ref=refs_by_id.get(policy.primary_policy_id) if policy.primary_policy_id else None,
         mode=policy.mode, ratio=policy.ratio.normalize() if policy.ratio is not None else None,
         per_buyer_cap=_money(policy.per_buyer_cap, policy.currency), countries=policy.top_up_countries,
+        premium_rate=policy.premium_rate.normalize() if policy.premium_rate is not None else None,
+        minimum_premium=_money(policy.minimum_premium, policy.currency),
+        overdue_declaration_days=policy.overdue_declaration_days,
     )
 
 
