@@ -20,6 +20,7 @@ from app.core.middleware import BodySizeLimit, ETagMiddleware
 from app.cover.router import router as cover_router
 from app.exposure.router import NotModified, not_modified_response
 from app.exposure.router import router as exposure_router
+from app.imports.router import router as imports_router
 from app.ledger.router import router as ledger_router
 from app.reports.router import router as reports_router
 from app.tenants.router import router as keys_router
@@ -65,7 +66,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
 
     for router in (keys_router, ledger_router, cover_router, exposure_router, alerts_router, webhooks_router,
-                   reports_router):
+                   reports_router, imports_router):
         app.include_router(router)
 
     @app.get("/healthz", tags=["health"])
