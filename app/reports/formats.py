@@ -11,7 +11,7 @@ import csv
 import io
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -78,10 +78,10 @@ def csv_chunks(columns: Sequence[str], rows: Iterable[dict[str, Any]]) -> Iterat
 
 
 def _xlsx_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value  # Excel has no time zones: UTC
     if value is None or isinstance(value, bool | int | Decimal | date):
         return value
-    if isinstance(value, datetime):
-        return value.replace(tzinfo=None)  # Excel has no time zones: UTC, as stored
     if isinstance(value, list | tuple):
         return "; ".join(str(v) for v in value)
     return str(value)

@@ -25,6 +25,7 @@ from datetime import timedelta
 import httpx
 from sqlalchemy import select
 
+from app import metrics
 from app.core.clock import utcnow
 from app.core.config import Settings
 from app.core.db import Database
@@ -143,7 +144,9 @@ def dispatch_pending(db: Database, settings: Settings, client: httpx.Client | No
     http = client or httpx.Client(timeout=settings.webhook_timeout_seconds, follow_redirects=False)
 
     def attempt(item: Claimed) -> None:
-        record(db, item, send(http, item, settings), settings)
+        outcome = send(http, item, settings)
+        metrics.webhook_attempt(outcome.ok, outcome.latency_ms)
+        record(db, item, outcome, settings)
 
     sent = 0
     try:
