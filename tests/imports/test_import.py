@@ -163,3 +163,40 @@ def test_delimiter_and_bom_are_detected():
     for text in (semicolons, commas):
         assert list(rows("buyers", io.StringIO(text, newline=""))) == [
             (2, {"buyer_ref": "B1", "name": "Dupont, fils", "country": "FR"})]
+
+
+def test_the_coverwatch_import_command(api, tenant, database, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from app.cli import cli
+    from app.core.config import get_settings
+
+    policies(api)
+    monkeypatch.setenv("COVERWATCH_DATABASE_URL", database.url)
+    monkeypatch.setenv("COVERWATCH_TODAY", VALUATION_DATE.isoformat())
+    get_settings.cache_clear()
+    try:
+        runner = CliRunner()
+        done = runner.invoke(cli, ["import", "buyers", str(EXAMPLES / "buyers.csv"), "--tenant", tenant.id])
+        assert done.exit_code == 0, done.output
+        assert "3 rows, 3 items: 3 created, 0 updated, 0 unchanged, 0 rejected" in done.output
+        bad = tmp_path / "limits.csv"
+        bad.write_text((EXAMPLES / "limits.csv").read_text() + "P,NOBODY,granted,10.00,2026-01-01,,,,\n")
+        done = runner.invoke(cli, ["import", "limits", str(bad), "--tenant", tenant.id])
+        assert done.exit_code == 1, done.output
+        assert "3 created" in done.output and "1 rejected" in done.output
+        rejected = (tmp_path / "limits.rejected.csv").read_text().splitlines()
+        assert rejected[1] == "5,NOBODY,buyer_ref: no buyer 'NOBODY'."
+        assert runner.invoke(cli, ["import", "sellers", str(bad), "--tenant", tenant.id]).exit_code == 2
+    finally:
+        get_settings.cache_clear()
+    assert len(ok(api.get("/v1/buyers/LECLERC/limits"))["decisions"]) == 1
+
+
+def test_the_progress_bar_shows_rows_per_second(api, tenant, app, tmp_path):
+    from rich.console import Console
+
+    screen = io.StringIO()
+    console = Console(file=screen, force_terminal=True, width=160)
+    run("buyers", EXAMPLES / "buyers.csv", tenant.id, app.state.settings, console=console)
+    assert "rows/s" in screen.getvalue() and "3 rows" in screen.getvalue()
