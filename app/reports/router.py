@@ -8,7 +8,6 @@ their own, opened when the body starts and bound to the same tenant.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from datetime import date
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
@@ -133,9 +132,9 @@ def payment_behaviour(request: Request, ctx: ContextDep, _: ReadAccess,
     """Per buyer, the invoices paid in full in the last `days` days: days beyond terms (average, and weighted by
     amount) and the share paid late."""
     if (f := formats.negotiate(request, fmt)) != "json":
-        start = ctx.today.toordinal() - days + 1
+        start, end = service.window(ctx, days)
         return _file(request, ctx, f, "payment-behaviour", service.columns(PaymentBehaviourRow),
-                     lambda c: service.payment_behaviour_rows(c, date.fromordinal(start), c.today))
+                     lambda c: service.payment_behaviour_rows(c, start, end))
     return service.payment_behaviour(ctx, days)
 
 

@@ -57,6 +57,11 @@ def _ratio(part: Decimal | int, whole: Decimal | int, places: str = "0.0001") ->
     return (Decimal(part) / Decimal(whole)).quantize(Decimal(places), rounding=ROUND_HALF_UP)
 
 
+def window(ctx: Context, days: int) -> tuple[date, date]:
+    """The last `days` days, today included."""
+    return ctx.today - timedelta(days=days - 1), ctx.today
+
+
 def _sorted_totals(totals: dict[str, Row]) -> list[Row]:
     """Totals per currency, in currency order, each amount rounded to its currency."""
     out = []
@@ -134,8 +139,7 @@ def round_up(amount: Decimal) -> Decimal:
 
 
 def top_up_needs(ctx: Context, days: int) -> TopUpNeedsOut:
-    end = ctx.today
-    start = end - timedelta(days=days - 1)
+    start, end = window(ctx, days)
     rows: list[Row] = []
     for ref, name, country, currency, primary, top_up, n, peak, above, uncovered, days_above in repo.snapshot_peaks(
         ctx.session, start, end
@@ -442,7 +446,7 @@ def payment_behaviour_rows(ctx: Context, start: date, end: date) -> Iterator[Row
 
 
 def payment_behaviour(ctx: Context, days: int) -> PaymentBehaviourOut:
-    start, end = ctx.today - timedelta(days=days - 1), ctx.today
+    start, end = window(ctx, days)
     return PaymentBehaviourOut(from_day=start, to_day=end,
                                rows=[PaymentBehaviourRow(**r) for r in payment_behaviour_rows(ctx, start, end)])
 
