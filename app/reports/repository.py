@@ -113,9 +113,11 @@ def buyers_in_order(session: Session, *, country: str | None = None) -> Iterator
 
 
 def invoices_with_buyer(session: Session) -> Result[Any]:
-    """Every invoice and credit note with its buyer, by buyer."""
+    """Every invoice and credit note with its buyer's ref and country, by buyer (plain rows: no ORM objects)."""
     stmt = (
-        select(Invoice, Buyer.ref, Buyer.country)
+        select(Invoice.ref, Invoice.buyer_id, Invoice.kind, Invoice.currency, Invoice.amount, Invoice.issue_date,
+               Invoice.due_date, Invoice.original_due_date, Invoice.applies_to, Invoice.open_balance,
+               Invoice.revision, Buyer.ref.label("buyer_ref"), Buyer.country)
         .join(Buyer, Buyer.id == Invoice.buyer_id)
         .order_by(Buyer.ref, Invoice.issue_date, Invoice.ref)
     )

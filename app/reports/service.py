@@ -479,15 +479,15 @@ def invoice_export_rows(ctx: Context) -> Iterator[Row]:
     """Every invoice and credit note; open invoices with their cover as stored."""
     rows = repo.invoices_with_buyer(ctx.session)
     for partition in rows.partitions(repo.STREAM):
-        covers = repo.invoice_covers(ctx.session, {invoice.buyer_id for invoice, _, _ in partition})
-        for invoice, buyer_ref, country in partition:
+        covers = repo.invoice_covers(ctx.session, {invoice.buyer_id for invoice in partition})
+        for invoice in partition:
             c = invoice.currency
             out: Row = {
-                "invoice_ref": invoice.ref, "buyer_ref": buyer_ref, "country": country, "kind": invoice.kind,
-                "currency": c, "amount": quantize(invoice.amount, c), "issue_date": invoice.issue_date,
-                "due_date": invoice.due_date, "original_due_date": invoice.original_due_date,
-                "applies_to": invoice.applies_to, "open_balance": quantize(invoice.open_balance, c),
-                "revision": invoice.revision,
+                "invoice_ref": invoice.ref, "buyer_ref": invoice.buyer_ref, "country": invoice.country,
+                "kind": invoice.kind, "currency": c, "amount": quantize(invoice.amount, c),
+                "issue_date": invoice.issue_date, "due_date": invoice.due_date,
+                "original_due_date": invoice.original_due_date, "applies_to": invoice.applies_to,
+                "open_balance": quantize(invoice.open_balance, c), "revision": invoice.revision,
             }
             cover = covers.get(invoice.buyer_id, {}).get(invoice.ref) if invoice.kind == "invoice" else None
             if cover is not None:

@@ -260,7 +260,8 @@ def test_payment_behaviour(api):
     assert (b1["invoices_paid"], b1["paid_late"], b1["average_days_beyond_terms"]) == (1, 0, "0.0")
 
 
-@pytest.mark.parametrize("path", ["/v1/reports/aging", "/v1/exports/buyers"])
+@pytest.mark.parametrize("path", ["/v1/reports/aging", "/v1/reports/insured-receivables", "/v1/exports/buyers",
+                                  "/v1/exports/invoices", "/v1/exports/alerts", "/v1/exports/limits"])
 def test_reports_need_a_key_and_stay_in_their_tenant(api, make_tenant, anon, path):
     portfolio(api)
     assert anon.get(path).status_code == 401
