@@ -6,14 +6,12 @@ Create Date: 2026-11-21 19:38:09.854447
 """
 
 from collections.abc import Sequence
-
 from decimal import Decimal
 
 import sqlalchemy as sa
 from alembic import op
 
 import app.core.types
-
 
 revision: str = '48503df7bde7'
 down_revision: str | None = '5dc5a8db23d0'
