@@ -125,6 +125,34 @@ def reencrypt_secrets() -> None:
     typer.echo(f"{count} webhook endpoint(s) re-encrypted with the first key")
 
 
+@cli.command("import")
+def import_(
+    kind: Annotated[str, typer.Argument(help="buyers | invoices | payments | limits")],
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="The CSV file")],
+    tenant: Annotated[str, typer.Option(help="The tenant id")],
+    report: Annotated[Path | None, typer.Option(help="Rejected rows (default FILE.rejected.csv)")] = None,
+    batch_size: Annotated[int, typer.Option(help="Rows per transaction")] = 2000,
+) -> None:
+    """Import a CSV through the API's validation and ingest path, in batches; idempotent."""
+    from app.imports.cli import ImportFailed, run
+
+    if kind not in ("buyers", "invoices", "payments", "limits"):
+        raise typer.BadParameter("one of buyers, invoices, payments, limits", param_hint="KIND")
+    try:
+        tally = run(kind, file, tenant, get_settings(), report=report, batch_size=batch_size)
+    except ImportFailed as exc:
+        typer.echo(f"import failed: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    c = tally.counts
+    rate = tally.rows / tally.seconds if tally.seconds else 0
+    typer.echo(f"{tally.rows} rows, {tally.items} items: {c['created']} created, {c['updated']} updated, "
+               f"{c['unchanged']} unchanged, {c['rejected']} rejected in {tally.seconds:.1f} s "
+               f"({rate:.0f} rows/s)")
+    if c["rejected"]:
+        typer.echo(f"rejected rows: {report or file.with_name(file.stem + '.rejected.csv')}")
+        raise typer.Exit(1)
+
+
 @cli.command()
 def openapi(
     output: Annotated[Path, typer.Option(help="Where to write the spec")] = Path("openapi/openapi.json"),

@@ -22,7 +22,11 @@ from app.cover.router import router as cover_router
 from app.einvoices.router import router as einvoices_router
 from app.exposure.router import NotModified, not_modified_response
 from app.exposure.router import router as exposure_router
+from app.imports.router import router as imports_router
 from app.ledger.router import router as ledger_router
+from app.metrics.middleware import MetricsMiddleware
+from app.metrics.router import router as metrics_router
+from app.reports.router import router as reports_router
 from app.tenants.router import router as keys_router
 from app.webhooks.router import router as webhooks_router
 
@@ -65,9 +69,10 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.add_middleware(ETagMiddleware)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(EncodedSlashes)
+    app.add_middleware(MetricsMiddleware)
 
     for router in (keys_router, ledger_router, cover_router, exposure_router, alerts_router, webhooks_router,
-                   einvoices_router):
+                   einvoices_router, reports_router, imports_router, metrics_router):
         app.include_router(router)
 
     @app.get("/healthz", tags=["health"])

@@ -59,6 +59,7 @@ class Settings(BaseSettings):
     webhook_disable_after_hours: float = Field(default=72.0, description="Disable an endpoint failing this long.")
     dispatch_interval_seconds: float = Field(default=1.0, description="How often the dispatcher looks for work.")
     revalue_interval_seconds: float = Field(default=300.0, description="How often date-driven changes are applied.")
+    metrics_key: str | None = Field(default=None, description="When set, GET /metrics needs 'Bearer <key>'.")
     log_level: str = Field(default="INFO")
 
     @field_validator("webhook_allowed_networks", mode="before")

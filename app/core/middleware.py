@@ -91,7 +91,10 @@ class ETagMiddleware:
             nonlocal start, passthrough
             if message["type"] == "http.response.start":
                 start = message
-                passthrough = message["status"] != 200 or "etag" in Headers(raw=message["headers"])
+                headers = Headers(raw=message["headers"])
+                # Streamed downloads (reports, exports) are not buffered: memory stays flat.
+                passthrough = (message["status"] != 200 or "etag" in headers
+                               or headers.get("content-disposition", "").startswith("attachment"))
                 if passthrough:
                     await send(message)
                 return

@@ -42,6 +42,10 @@ class Policy(TenantScoped, Base):
     per_buyer_cap: Mapped[Decimal | None] = mapped_column(Money)
     top_up_countries: Mapped[list[str]] = mapped_column(JSON, default=list)
     follows_discretionary: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Reports: the premium estimate on the declared turnover, and when an overdue invoice must be declared.
+    premium_rate: Mapped[Decimal | None] = mapped_column(Ratio)
+    minimum_premium: Mapped[Decimal | None] = mapped_column(Money)
+    overdue_declaration_days: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow, onupdate=utcnow)
 

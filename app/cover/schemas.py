@@ -34,7 +34,8 @@ class PolicyIn(MoneyModel):
     deliveries made before it keep the terms they were made under (DOMAIN.md rule 8)."""
 
     money_fields: ClassVar[dict[str, bool]] = {
-        "aggregate_first_loss": False, "discretionary_limit_max": False, "per_buyer_cap": False}
+        "aggregate_first_loss": False, "discretionary_limit_max": False, "per_buyer_cap": False,
+        "minimum_premium": False}
 
     insurer: str = Field(min_length=1, max_length=200)
     kind: PolicyKind
@@ -65,6 +66,12 @@ class PolicyIn(MoneyModel):
     effective_from: IsoDate | None = Field(
         default=None, description="When changed terms take effect (an endorsement); default today. Ignored when "
                                   "the policy is created: its terms apply from starts_on")
+    premium_rate: DecimalStr | None = Field(default=None, description="Premium as a share of the insured turnover")
+    minimum_premium: DecimalStr | None = Field(default=None, description="Minimum premium, policy currency")
+    overdue_declaration_days: int | None = Field(
+        default=None, ge=0, le=3650,
+        description="Declare an unpaid invoice this many days after its due date (default: claim deadline - 30)",
+    )
 
     @field_validator("ends_on")
     @classmethod
@@ -86,6 +93,15 @@ class PolicyIn(MoneyModel):
     def _ratio(cls, v: Decimal | None) -> Decimal | None:
         if v is not None and not (0 < v <= 10):
             raise ValueError("must be greater than 0 and at most 10")
+        return v
+
+    @field_validator("premium_rate")
+    @classmethod
+    def _premium_rate(cls, v: Decimal | None) -> Decimal | None:
+        if v is None:
+            return v
+        if not (0 <= v < 1) or v != v.quantize(Decimal("0.000001")):
+            raise ValueError("must be at least 0, below 1, with at most 6 decimals")
         return v
 
     @field_validator("country_overrides")
@@ -120,6 +136,9 @@ class TermsOut(BaseModel):
 class PolicyOut(TermsOut):
     """A policy with the terms in force on `as_of` (today) at the top level, and every version in `versions`."""
 
+    premium_rate: Decimal | None = None
+    minimum_premium: Decimal | None = None
+    overdue_declaration_days: int | None = None
     policy_ref: str
     insurer: str
     kind: PolicyKind

@@ -46,6 +46,8 @@ _TOP_UP_ONLY = ("primary_policy_ref", "mode", "ratio", "per_buyer_cap", "countri
 _PRIMARY_ONLY = ("max_credit_period_days", "claim_deadline_days", "max_extension_days", "covered_countries",
                  "excluded_countries", "country_overrides", "aggregate_first_loss", "discretionary_limit_max")
 _IDENTITY = ("insurer", "kind", "currency", "starts_on", "mode")
+# Not cover terms (no version history): what the reports estimate the premium and the declarations with.
+_PLAIN = ("premium_rate", "minimum_premium", "overdue_declaration_days")
 
 
 def _check_kind(ctx: Context, ref: str, body: PolicyIn) -> Policy | None:
@@ -123,6 +125,8 @@ def put_policy(ctx: Context, ref: str, body: PolicyIn) -> tuple[Policy, bool]:
                           "change (write a new policy).", field="/currency")
     identity_changed = created or any(getattr(policy, f) != getattr(body, f) for f in _IDENTITY) or (
         policy.primary_policy_id != (primary.id if primary is not None else None))
+    for f in _PLAIN:
+        setattr(policy, f, getattr(body, f))
     for f in _IDENTITY:
         setattr(policy, f, getattr(body, f))
     policy.primary_policy_id = primary.id if primary is not None else None
@@ -198,6 +202,9 @@ def policy_out(ctx: Context, policy: Policy, refs_by_id: dict[int, str] | None =
         currency=policy.currency, starts_on=policy.starts_on,
         primary_policy_ref=refs_by_id.get(policy.primary_policy_id) if policy.primary_policy_id else None,
         mode=policy.mode, as_of=ctx.today, versions=history,
+        premium_rate=policy.premium_rate.normalize() if policy.premium_rate is not None else None,
+        minimum_premium=_money(policy.minimum_premium, policy.currency),
+        overdue_declaration_days=policy.overdue_declaration_days,
     )
 
 

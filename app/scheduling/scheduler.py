@@ -8,6 +8,7 @@ from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from app import metrics
 from app.core.clock import utcnow
 from app.core.config import Settings
 from app.core.db import Database
@@ -19,7 +20,8 @@ log = logging.getLogger("coverwatch.scheduler")
 def _guarded(job: Callable[..., Any], name: str) -> Callable[..., None]:
     def run(*args: Any) -> None:
         try:
-            job(*args)
+            with metrics.job_run(name):
+                job(*args)
         except Exception:  # a failing run must not stop the next one
             log.exception("job %s failed", name)
 

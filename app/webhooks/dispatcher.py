@@ -32,6 +32,7 @@ from datetime import datetime, timedelta
 import httpx
 from sqlalchemy import select, update
 
+from app import metrics
 from app.core.clock import utcnow
 from app.core.config import Settings
 from app.core.db import Database
@@ -237,7 +238,9 @@ def dispatch_pending(db: Database, settings: Settings, resolver: Resolver = syst
             if not batch:
                 return
             for item in batch:
-                record(db, item, send(item, settings, resolver), settings)
+                outcome = send(item, settings, resolver)
+                metrics.webhook_attempt(outcome.ok, outcome.latency_ms)
+                record(db, item, outcome, settings)
                 with lock:
                     sent += 1
 

@@ -1,0 +1,81 @@
+"""`coverwatch import KIND FILE.csv --tenant ID`: the file streamed in batches, with a progress bar on a
+terminal, and the rejected rows written to a report file."""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
+
+from app.core.config import Settings
+from app.core.context import system_context
+from app.core.db import Database
+from app.core.errors import ProblemError
+from app.imports import service
+from app.imports.schemas import RejectedRow
+from app.tenants.models import Tenant
+
+
+class ImportFailed(Exception):
+    pass
+
+
+def run(kind: str, path: Path, tenant_id: str, settings: Settings, *, report: Path | None = None,
+        batch_size: int = service.BATCH, console: Console | None = None) -> service.Tally:
+    """Import `path` into the tenant; returns the tally. Rejected rows go to `report` (default FILE.rejected.csv,
+    written only when some are)."""
+    console = console or Console(stderr=True)
+    report = report or path.with_name(path.stem + ".rejected.csv")
+    db = Database(settings.database_url)
+    rejected_file = None
+    writer = None
+
+    def on_reject(row: RejectedRow) -> None:
+        nonlocal rejected_file, writer
+        if writer is None:
+            rejected_file = report.open("w", newline="", encoding="utf-8")
+            writer = csv.writer(rejected_file)
+            writer.writerow(["line", "ref", "reason"])
+        writer.writerow([row.line, row.ref or "", row.reason])
+
+    size = path.stat().st_size
+    started = time.perf_counter()
+    progress = Progress(
+        TextColumn(f"[bold]{kind}"), BarColumn(), DownloadColumn(), TextColumn("{task.fields[rows]} rows"),
+        TextColumn("{task.fields[rate]} rows/s"), TextColumn("{task.fields[rejected]} rejected"), TimeElapsedColumn(),
+        console=console, disable=not console.is_terminal,
+    )
+    try:
+        with db.session() as session, path.open("rb") as raw, progress:
+            tenant = session.get(Tenant, tenant_id)
+            if tenant is None:
+                raise ImportFailed(f"no tenant '{tenant_id}'")
+            ctx = system_context(session, tenant, settings)
+            task = progress.add_task(kind, total=size, rows=0, rate=0, rejected=0)
+            text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
+
+            def on_batch(tally: service.Tally) -> None:
+                elapsed = max(time.perf_counter() - started, 1e-9)
+                progress.update(task, completed=raw.tell(), rows=tally.rows, rate=int(tally.rows / elapsed),
+                                rejected=tally.counts["rejected"])
+
+            try:
+                tally = service.import_csv(ctx, kind, text, commit=session.commit, batch_size=batch_size,
+                                           on_batch=on_batch, on_reject=on_reject)
+            except ProblemError as problem:
+                session.rollback()
+                raise ImportFailed(problem.detail) from problem
+            except UnicodeDecodeError as exc:
+                session.rollback()
+                raise ImportFailed(f"the file is not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+            progress.update(task, completed=size)
+    finally:
+        if rejected_file is not None:
+            rejected_file.close()
+        db.dispose()
+    tally.seconds = time.perf_counter() - started
+    return tally

@@ -1,0 +1,237 @@
+"""Importing a CSV: rows validated as the JSON API validates them, written in batches through the same service
+functions as the batch endpoints (exposure and alerts current at the end of each batch), each batch its own
+transaction. Idempotent: a row that is already stored as it says is `unchanged`, and importing the same file
+twice changes nothing.
+
+Payments take one row per allocation: the rows of one payment follow each other.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, TextIO
+
+from pydantic import ValidationError
+
+from app.core.context import Context
+from app.core.errors import ProblemError, validation_problem
+from app.core.fields import REF_PATTERN
+from app.cover import service as cover_service
+from app.cover.schemas import LimitIn
+from app.imports import parsing
+from app.imports import repository as repo
+from app.imports.schemas import ImportOut, RejectedRow
+from app.ledger import repository as ledger_repo
+from app.ledger import service as ledger_service
+from app.ledger.schemas import BuyerIn
+
+BATCH = 2000
+_REF = re.compile(REF_PATTERN)
+
+
+@dataclass
+class _Item:
+    lines: list[int]
+    ref: str | None
+    data: dict[str, Any]
+    outcome: str = "rejected"
+    reason: str | None = None
+
+
+@dataclass
+class Tally:
+    kind: str
+    rows: int = 0
+    items: int = 0
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(("created", "updated", "unchanged",
+                                                                          "rejected"), 0))
+    rejected_rows: list[RejectedRow] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def out(self) -> ImportOut:
+        return ImportOut(kind=self.kind, rows=self.rows, items=self.items,  # type: ignore[arg-type]
+                         rejected_rows=self.rejected_rows, **self.counts)
+
+
+def _reason(errors: list[dict[str, str]], detail: str) -> str:
+    """`column: what is wrong`, for each error (the detail of a domain error names its field already)."""
+    parts = []
+    for e in errors:
+        name = e["pointer"].lstrip("/") or "row"
+        parts.append(e["detail"] if e["detail"].startswith(name.split("/")[0] + ":") else f"{name}: {e['detail']}")
+    return "; ".join(parts) or detail
+
+
+def reason(problem: ProblemError) -> str:
+    return _reason(problem.errors, problem.detail)
+
+
+# --- rows into items --------------------------------------------------------------------------------
+
+
+def _items(kind: str, rows: Iterator[tuple[int, dict[str, str]]]) -> Iterator[_Item]:
+    if kind != "payments":
+        ref_field = {"buyers": "buyer_ref", "invoices": "invoice_ref", "limits": "decision_ref"}[kind]
+        for line, row in rows:
+            item = _Item([line], row.get(ref_field) or row.get("buyer_ref"), row)
+            if "__error__" in row:
+                item.reason = row["__error__"]
+            yield item
+        return
+    current: _Item | None = None
+    for line, row in rows:
+        ref = row.get("payment_ref")
+        if current is not None and ref is not None and ref == current.ref and "__error__" not in row:
+            _allocate(current, line, row)
+            continue
+        if current is not None:
+            yield current
+        current = _Item([line], ref, {k: v for k, v in row.items() if not k.startswith("allocated_")})
+        if "__error__" in row:
+            current.reason = row["__error__"]
+        else:
+            current.data["allocations"] = []
+            _allocate(current, line, row)
+    if current is not None:
+        yield current
+
+
+def _allocate(item: _Item, line: int, row: dict[str, str]) -> None:
+    if item.lines[-1] != line:
+        item.lines.append(line)
+        for k, v in row.items():
+            if not k.startswith("allocated_") and item.data.get(k) != v and item.reason is None:
+                item.reason = f"line {line}: {k} '{v}' differs from the payment's first row ('{item.data.get(k)}')"
+    if "allocated_invoice_ref" in row or "allocated_amount" in row:
+        item.data["allocations"].append({"invoice_ref": row.get("allocated_invoice_ref"),
+                                         "amount": row.get("allocated_amount")})
+
+
+# --- writing a batch --------------------------------------------------------------------------------
+
+
+def _write_ledger(ctx: Context, kind: str, batch: list[_Item]) -> None:
+    valid = [i for i in batch if i.reason is None]
+    ingest = ledger_service.ingest_invoices if kind == "invoices" else ledger_service.ingest_payments
+    result = ingest(ctx, [i.data for i in valid])
+    for item, res in zip(valid, result.items, strict=True):
+        item.outcome = res.outcome
+        if res.problem is not None:
+            item.reason = _reason(res.problem.get("errors") or [], res.problem.get("detail") or "rejected")
+
+
+def _write_buyers(ctx: Context, batch: list[_Item]) -> None:
+    existing = ledger_repo.buyers_by_refs(ctx.session, (i.ref for i in batch if i.ref))
+    for item in batch:
+        if item.reason is not None:
+            continue
+        data = dict(item.data)
+        ref = data.pop("buyer_ref", None)
+        if ref is None or not _REF.match(ref):
+            item.reason = "buyer_ref: required, letters, digits and . _ : - (at most 100)"
+            continue
+        try:
+            body = BuyerIn.model_validate(data)
+        except ValidationError as exc:
+            item.reason = reason(validation_problem(exc.errors()))
+            continue
+        before = existing.get(ref)
+        if before is not None and all(getattr(before, f) == v for f, v in body.model_dump().items()):
+            item.outcome = "unchanged"
+            continue
+        buyer, created = ledger_service.upsert_buyer(ctx, ref, body)
+        existing[ref] = buyer
+        item.outcome = "created" if created else "updated"
+
+
+_DECISION_FIELDS = ("status", "amount", "effective_from", "expires_on", "source", "decision_ref",
+                    "max_credit_period_days")
+
+
+def _same_decision(d: Any, body: LimitIn) -> bool:
+    wanted = body.model_dump(include=set(_DECISION_FIELDS))
+    if wanted["amount"] is None:
+        wanted["amount"] = Decimal(0)
+    return all(getattr(d, f) == v for f, v in wanted.items())
+
+
+def _write_limits(ctx: Context, batch: list[_Item]) -> None:
+    parsed: list[tuple[_Item, str, LimitIn]] = []
+    for item in batch:
+        if item.reason is not None:
+            continue
+        data = dict(item.data)
+        policy_ref = data.pop("policy_ref", None)
+        if policy_ref is None or not _REF.match(policy_ref):
+            item.reason = "policy_ref: required, letters, digits and . _ : - (at most 100)"
+            continue
+        try:
+            parsed.append((item, policy_ref, LimitIn.model_validate(data)))
+        except ValidationError as exc:
+            item.reason = reason(validation_problem(exc.errors()))
+    recorded = repo.decisions_of(ctx.session, [(p, b.buyer_ref) for _, p, b in parsed])
+    for item, policy_ref, body in parsed:
+        if any(_same_decision(d, body) for d in recorded[(policy_ref, body.buyer_ref)]):
+            item.outcome = "unchanged"  # decisions are history: the same one is not recorded twice
+            continue
+        try:
+            with ctx.session.begin_nested():
+                decision = cover_service.add_limit(ctx, policy_ref, body)
+            recorded[(policy_ref, body.buyer_ref)].append(decision)
+            item.outcome = "created"
+        except ProblemError as problem:
+            item.reason = reason(problem)
+
+
+def _write(ctx: Context, kind: str, batch: list[_Item]) -> None:
+    if kind in ("invoices", "payments"):
+        _write_ledger(ctx, kind, batch)
+    elif kind == "buyers":
+        _write_buyers(ctx, batch)
+    else:
+        _write_limits(ctx, batch)
+
+
+# --- the import -------------------------------------------------------------------------------------
+
+
+def import_csv(
+    ctx: Context, kind: str, stream: TextIO, *, commit: Callable[[], None], batch_size: int = BATCH,
+    on_batch: Callable[[Tally], None] | None = None, on_reject: Callable[[RejectedRow], None] | None = None,
+) -> Tally:
+    """Read `stream` (a CSV of `kind`), write it batch by batch, call `commit` after each batch. Rejected rows go
+    to `on_reject` (default: kept in the tally)."""
+    tally = Tally(kind)
+    batch_size = max(1, min(batch_size, ctx.settings.max_batch_items))
+    reject = on_reject or tally.rejected_rows.append
+    batch: list[_Item] = []
+
+    def flush() -> None:
+        _write(ctx, kind, batch)
+        commit()
+        for item in batch:
+            tally.items += 1
+            if item.reason is not None:
+                item.outcome = "rejected"
+                for line in item.lines:
+                    reject(RejectedRow(line=line, ref=item.ref, reason=item.reason))
+            tally.counts[item.outcome] += 1
+        batch.clear()
+        if on_batch is not None:
+            on_batch(tally)
+
+    def counted() -> Iterator[tuple[int, dict[str, str]]]:
+        for line, row in parsing.rows(kind, stream):
+            tally.rows += 1
+            yield line, row
+
+    for item in _items(kind, counted()):
+        batch.append(item)
+        if len(batch) >= batch_size:
+            flush()
+    if batch:
+        flush()
+    return tally
