@@ -19,7 +19,7 @@ from app.core.errors import Invalid, NotFound
 from app.core.money import quantize
 from app.cover import engine
 from app.cover import repository as cover_repo
-from app.cover.inputs import CoverInputs
+from app.cover.inputs import CoverInputs, engine_policies
 from app.cover.models import Policy
 from app.reports import repository as repo
 from app.reports.schemas import (
@@ -188,13 +188,18 @@ def turnover_period(policy: Policy, start: date | None, end: date | None) -> tup
     return start, end
 
 
-def _in_scope(policy: Policy, country: str, primary: Policy | None) -> bool:
-    territory = primary if policy.kind == "top_up" and primary is not None else policy
-    if country in territory.excluded_countries:
+def _in_scope(policy: engine.Policy, country: str, day: date, primary: engine.Policy | None) -> bool:
+    """Inside the territory of the terms in force on the delivery date (endorsements are not retroactive); a Top
+    Up's territory is its primary's, within its own scope."""
+    if policy.kind != "top_up":
+        return policy.in_territory(country, day)
+    if primary is not None and not primary.in_territory(country, day):
         return False
-    if territory.covered_countries and country not in territory.covered_countries:
-        return False
-    return not (policy.kind == "top_up" and policy.top_up_countries and country not in policy.top_up_countries)
+    return policy.applies_to_country(country, day)
+
+
+def _engine_policies(ctx: Context) -> dict[str, engine.Policy]:
+    return {p.ref: p for p in engine_policies(repo.policies(ctx.session), cover_repo.terms_of(ctx.session))}
 
 
 def turnover(ctx: Context, policy: Policy, start: date, end: date) -> TurnoverOut:
@@ -202,12 +207,14 @@ def turnover(ctx: Context, policy: Policy, start: date, end: date) -> TurnoverOu
     country, converted into the policy currency at the latest rate on or before each month's end."""
     session = ctx.session
     c = policy.currency
-    primary = next((p for p in repo.policies(session) if p.id == policy.primary_policy_id), None)
+    terms = _engine_policies(ctx)
+    versioned = terms[policy.ref]
+    primary = terms.get(versioned.primary_ref or "")
     rates: dict[date, engine.Rates] = {}
     errors: list[str] = []
     acc: dict[tuple[str, str], Row] = {}
     for day, country, currency, kind, count, amount in repo.turnover_by_day(session, start, end):
-        if not _in_scope(policy, country, primary):
+        if not _in_scope(versioned, country, day, primary):
             continue
         month = day.strftime("%Y-%m")
         rate_day = min(_month_end(day), end)
@@ -317,27 +324,30 @@ def overdue_declarations(ctx: Context, as_of: date) -> OverdueDeclarationsOut:
 class _Layers:
     """Indemnity rates by policy, and the Top Up policies standing on each primary."""
 
-    rates: dict[str, Decimal]
-    top_ups: dict[str, list[Policy]]
+    policies: dict[str, engine.Policy]
+    top_ups: dict[str, list[engine.Policy]]
 
     @classmethod
     def load(cls, ctx: Context) -> _Layers:
-        policies = repo.policies(ctx.session)
-        refs = {p.id: p.ref for p in policies}
-        top_ups: dict[str, list[Policy]] = defaultdict(list)
-        for p in policies:
-            if p.kind == "top_up" and p.primary_policy_id in refs:
-                top_ups[refs[p.primary_policy_id]].append(p)
-        return cls({p.ref: p.indemnity_rate.normalize() for p in policies}, top_ups)
+        policies = _engine_policies(ctx)
+        top_ups: dict[str, list[engine.Policy]] = defaultdict(list)
+        for p in policies.values():
+            if p.kind == "top_up" and p.primary_ref in policies:
+                top_ups[p.primary_ref].append(p)
+        return cls(policies, top_ups)
 
-    def top_up(self, primary_ref: str | None, country: str) -> tuple[str | None, Decimal | None]:
-        found = [p for p in self.top_ups.get(primary_ref or "", [])
-                 if not p.top_up_countries or country in p.top_up_countries]
+    def rate(self, ref: str, day: date) -> Decimal | None:
+        """The indemnity rate of the terms in force on the delivery date."""
+        policy = self.policies.get(ref)
+        return policy.terms(day).indemnity_rate.normalize() if policy is not None else None
+
+    def top_up(self, primary_ref: str | None, country: str, day: date) -> tuple[str | None, Decimal | None]:
+        found = [p for p in self.top_ups.get(primary_ref or "", []) if p.applies_to_country(country, day)]
         if not found:
             return None, None
         if len(found) == 1:
-            return found[0].ref, found[0].indemnity_rate.normalize()
-        return "+".join(p.ref for p in found), None
+            return found[0].ref, found[0].terms(day).indemnity_rate.normalize()
+        return "+".join(sorted(p.ref for p in found)), None
 
 
 def _covers_on(ctx: Context, buyers: list[Any], as_of: date, inputs: CoverInputs | None) -> dict[int, list[Row]]:
@@ -373,7 +383,8 @@ def insured_receivable_rows(ctx: Context, as_of: date, errors: list[str] | None 
                 if i.get("reason") == engine.MISSING_FX_RATE and errors is not None:
                     message = f"{b.ref} {i['invoice_ref']}: missing FX rate"
                     errors.append(message)
-                top_ref, top_rate = layers.top_up(i.get("primary_policy_ref"), b.country)
+                delivered = date.fromisoformat(i["issue_date"])
+                top_ref, top_rate = layers.top_up(i.get("primary_policy_ref"), b.country, delivered)
                 primary_ref = i.get("primary_policy_ref")
                 yield {
                     "buyer_ref": b.ref, "buyer_name": b.name, "country": b.country,
@@ -382,7 +393,7 @@ def insured_receivable_rows(ctx: Context, as_of: date, errors: list[str] | None 
                     "due_date": date.fromisoformat(i["due_date"]), "currency": i["currency"],
                     "open_balance": Decimal(i["open_balance"]), "primary_policy_ref": primary_ref,
                     "covered_primary": Decimal(i["covered_primary"]),
-                    "primary_indemnity_rate": layers.rates.get(primary_ref) if primary_ref else None,
+                    "primary_indemnity_rate": layers.rate(primary_ref, delivered) if primary_ref else None,
                     "top_up_policy_ref": top_ref, "covered_top_up": Decimal(i["covered_top_up"]),
                     "top_up_indemnity_rate": top_rate, "uncovered": Decimal(i["uncovered"]),
                     "uncovered_reason": i.get("reason"), "indemnifiable": Decimal(i["indemnifiable"]),
