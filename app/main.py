@@ -24,6 +24,7 @@ from app.exposure.history import router as history_router
 from app.exposure.router import NotModified, not_modified_response
 from app.exposure.router import router as exposure_router
 from app.ledger.router import router as ledger_router
+from app.tenants.router import me_router
 from app.tenants.router import router as keys_router
 from app.webhooks.router import router as webhooks_router
 
@@ -68,7 +69,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.add_middleware(ETagMiddleware)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
 
-    for router in (keys_router, ledger_router, cover_router, history_router, exposure_router, alerts_router,
+    for router in (keys_router, me_router, ledger_router, cover_router, history_router, exposure_router, alerts_router,
                    deadlines_router, webhooks_router):
         app.include_router(router)
     console.install(app)
