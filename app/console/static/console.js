@@ -300,12 +300,13 @@
           data: {
             labels: days.map((d) => day(d.day)),
             datasets: [
-              { label: "Primary", data: days.map((d) => num(d.covered_primary)), borderColor: COLORS.primary, backgroundColor: "rgba(31,95,168,.35)", fill: true, pointRadius: 0 },
-              { label: "Top Up", data: days.map((d) => num(d.covered_top_up)), borderColor: COLORS.topup, backgroundColor: "rgba(46,139,87,.35)", fill: true, pointRadius: 0 },
-              { label: "Uncovered", data: days.map((d) => num(d.uncovered)), borderColor: COLORS.uncovered, backgroundColor: "rgba(192,57,43,.35)", fill: true, pointRadius: 0 },
+              { label: "Primary", data: days.map((d) => num(d.covered_primary)), borderColor: COLORS.primary, backgroundColor: "rgba(31,95,168,.55)", fill: "origin", pointRadius: 0 },
+              { label: "Top Up", data: days.map((d) => num(d.covered_top_up)), borderColor: COLORS.topup, backgroundColor: "rgba(46,139,87,.55)", fill: "-1", pointRadius: 0 },
+              { label: "Uncovered", data: days.map((d) => num(d.uncovered)), borderColor: COLORS.uncovered, backgroundColor: "rgba(192,57,43,.45)", fill: "-1", pointRadius: 0 },
             ],
           },
-          options: { scales: { y: { stacked: true, ticks: moneyTicks(c) } }, plugins: { tooltip: moneyTooltip(c) },
+          options: { scales: { y: { stacked: true, beginAtZero: true, ticks: moneyTicks(c) },
+            x: { ticks: { maxTicksLimit: 10, maxRotation: 0, autoSkip: true } } }, plugins: { tooltip: moneyTooltip(c) },
             interaction: { mode: "index", intersect: false } },
         }) : empty("No snapshot yet: the daily scan takes one each day."));
         setAlertCount(alerts.items.length);
@@ -576,7 +577,7 @@
     },
   };
 
-  const alertState = { type: "", state: "" };
+  const alertState = { type: "", state: "", shown: 50 };
 
   function alertItem(a) {
     const details = Object.entries(a.details || {}).map(([k, v]) => `${k.replace(/_/g, " ")}: ${typeof v === "object" ? JSON.stringify(v) : v}`);
@@ -615,10 +616,10 @@
       return [
         h("h1", {}, "Alerts"),
         h("div", { class: "filters" },
-          h("label", {}, "Type", h("select", { id: "alert-type", onchange: (e) => { alertState.type = e.target.value; redraw(); } },
+          h("label", {}, "Type", h("select", { id: "alert-type", onchange: (e) => { alertState.type = e.target.value; alertState.shown = 50; redraw(); } },
             h("option", { value: "" }, "All types"),
             Object.entries(ALERT_LABELS).map(([v, t]) => h("option", { value: v, selected: alertState.type === v }, t)))),
-          h("label", {}, "State", h("select", { id: "alert-state", onchange: (e) => { alertState.state = e.target.value; redraw(); } },
+          h("label", {}, "State", h("select", { id: "alert-state", onchange: (e) => { alertState.state = e.target.value; alertState.shown = 50; redraw(); } },
             [["", "Open and acknowledged"], ["open", "Open"], ["acknowledged", "Acknowledged"]].map(([v, t]) =>
               h("option", { value: v, selected: alertState.state === v }, t))))),
         slot("alerts-list"),
@@ -642,7 +643,10 @@
     }
     section("alerts-list", { items, alertState }, () => {
       const list = items.filter((a) => (!alertState.type || a.type === alertState.type) && (!alertState.state || a.state === alertState.state));
-      return [h("p", { class: "muted", "data-testid": "alerts-count" }, `${list.length} alert(s)`), ...list.map(alertItem)];
+      return [h("p", { class: "muted", "data-testid": "alerts-count" }, `${list.length} alert(s)`),
+        ...list.slice(0, alertState.shown).map(alertItem),
+        list.length > alertState.shown ? h("button", { type: "button", class: "secondary",
+          onclick: () => { alertState.shown += 50; redraw(); } }, `Show more (${list.length - alertState.shown} left)`) : ""];
     });
   }
 
