@@ -40,6 +40,7 @@ class Server:
     proc: subprocess.Popen
     output: list[str] = field(default_factory=list)
     key: str | None = None
+    database_url: str | None = None
 
     def client(self, key: str | None = None) -> httpx.Client:
         return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {key or self.key}"}, timeout=30)

@@ -13,10 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from app.core.config import Settings
 from app.core.db import Database
 from app.migrate import upgrade
 from app.tenants.service import create_tenant
-from tests.console.conftest import Recorder, Server, parse_money, postgres_url, start_server
+from tests.console.conftest import Recorder, Server, free_port, parse_money, postgres_url, start_server
 
 TODAY = "2026-03-20"
 FIGURES = ("outstanding", "covered_primary", "covered_top_up", "uncovered", "indemnifiable")
@@ -70,8 +71,8 @@ def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     srv = start_server(["uvicorn", "--factory", "app.main:create_app", "--host", "127.0.0.1", "--port", "{port}",
                         "--log-level", "warning"],
                        {"COVERWATCH_DATABASE_URL": url, "COVERWATCH_TODAY": TODAY,
-                        "COVERWATCH_SCHEDULER_ENABLED": "false"})
-    srv.key = key
+                        "COVERWATCH_SCHEDULER_ENABLED": "false", "COVERWATCH_WEBHOOK_ALLOW_PRIVATE": "true"})
+    srv.key, srv.database_url = key, url
     _seed(srv)
     yield srv
     srv.stop()
@@ -276,6 +277,58 @@ def test_buyers_table_filters_and_sorts_like_the_api(page, server: Server):
     page.wait_for_function("() => document.querySelector('th[aria-sort=descending]') !== null")
     assert [r.get_attribute("data-buyer") for r in page.locator("[data-testid=buyers] tr[data-buyer]").all()] == \
         by_outstanding
+
+
+def _delivery_status(server: Server, endpoint_id: str, delivery_id: int) -> str:
+    with server.client() as api:
+        items = api.get("/v1/webhook-deliveries", params={"endpoint_id": endpoint_id}).json()["items"]
+    return next(d["status"] for d in items if d["id"] == delivery_id)
+
+
+def test_a_failed_webhook_delivery_is_retried_from_the_page(page, server: Server):
+    from app.webhooks.dispatcher import dispatch_pending
+
+    with server.client() as api:
+        endpoint = api.post("/v1/webhook-endpoints", json={"url": f"http://127.0.0.1:{free_port()}/hook",
+                                                           "event_types": ["ping"]})
+        assert endpoint.status_code == 201, endpoint.text
+        delivery = api.post(f"/v1/webhook-endpoints/{endpoint.json()['id']}/test").json()
+    db = Database(server.database_url)
+    try:  # one attempt at a port nobody listens on, with no retry window: the delivery fails
+        dispatch_pending(db, Settings(database_url=server.database_url, webhook_allow_private=True,
+                                      webhook_retry_window_hours=0, webhook_timeout_seconds=2))
+    finally:
+        db.dispose()
+    assert _delivery_status(server, endpoint.json()["id"], delivery["id"]) == "failed"
+    sign_in(page, server)
+    page.goto(server.url + "/#/webhooks")
+    row = page.locator(f"#wh-deliveries tr[data-delivery='{delivery['id']}']")
+    row.wait_for()
+    assert row.locator(".badge").get_attribute("data-code") == "failed"
+    assert endpoint.json()["url"] in page.inner_text("#wh-endpoints")
+    row.locator("button[data-action=retry]").click()
+    page.wait_for_selector(f"#wh-deliveries tr[data-delivery='{delivery['id']}'] .badge[data-code=pending]")
+    assert _delivery_status(server, endpoint.json()["id"], delivery["id"]) == "pending"
+
+
+def test_keyboard_only_navigation(page, server: Server):
+    sign_in(page, server)
+    page.reload()  # signed in still (sessionStorage), focus at the top of the document
+    page.wait_for_selector("[data-testid=portfolio-figures]")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent") == "Skip to content"
+    for _ in range(2):  # Portfolio, then Buyers
+        page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.getAttribute('href')") == "#/buyers"
+    page.keyboard.press("Enter")
+    page.wait_for_selector("[data-testid=buyers] tr[data-buyer]")
+    page.focus("th button:text('Uncovered')")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("th[aria-sort=ascending] button:text('Uncovered')")
+    link = page.locator("[data-testid=buyers] tr[data-buyer] a").first
+    link.focus()
+    page.keyboard.press("Enter")
+    page.wait_for_selector("[data-testid=buyer-figures]")
 
 
 def test_phone_width_has_no_horizontal_scroll(browser, server: Server):
