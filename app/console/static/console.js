@@ -520,7 +520,8 @@
       }
     } },
     h("label", {}, "Amount ", h("input", { name: "amount", type: "text", inputmode: "decimal", required: true, placeholder: "25000.00", size: "12" })),
-    h("label", {}, "Currency ", h("input", { name: "currency", type: "text", required: true, size: "4", maxlength: "3" })),
+    h("label", {}, "Currency ", h("input", { name: "currency", type: "text", required: true, size: "4", maxlength: "3",
+      value: me.currency, oninput: (e) => { e.target.form.dataset.filled = "1"; } })),
     h("label", {}, "Delivery ", h("input", { name: "delivery_date", type: "date", value: me.today })),
     h("label", {}, "Terms (days) ", h("input", { name: "terms", type: "number", min: "0", max: "3650", value: "60", size: "5" })),
     h("button", { type: "submit" }, "Check"));
