@@ -49,6 +49,9 @@ def serve(
     port: Annotated[int, typer.Option(help="Port")] = 8000,
     demo: Annotated[bool, typer.Option(help="Create (once) a demo tenant with data and print a key")] = False,
     migrate_first: Annotated[bool, typer.Option("--migrate/--no-migrate", help="Migrate before serving")] = True,
+    rotate_key: Annotated[
+        bool, typer.Option("--rotate-key", help="With --demo: revoke the kept demo key and print a new one")
+    ] = False,
 ) -> None:
     """Serve the API with uvicorn (migrating first)."""
     import uvicorn
@@ -68,10 +71,10 @@ def serve(
     if demo:
         from app.demo import ensure_demo
 
-        key = ensure_demo(Database(settings.database_url), settings)
+        key = ensure_demo(Database(settings.database_url), settings, rotate_key=rotate_key)
         base = f"http://{host}:{port}"
         typer.echo("")
-        typer.echo(f"Coverwatch demo at {base}  (API docs: {base}/docs)")
+        typer.echo(f"Coverwatch demo at {base}  (console: open it and sign in with the key; API docs: {base}/docs)")
         typer.echo(f"Admin API key: {key}")
         typer.echo(f"Try: curl -H 'Authorization: Bearer {key}' {base}/v1/exposure")
         typer.echo("")

@@ -12,7 +12,9 @@ from fastapi.routing import APIRoute
 from sqlalchemy import text
 
 from app import models  # noqa: F401  (complete metadata)
+from app.alerts.deadlines import router as deadlines_router
 from app.alerts.router import router as alerts_router
+from app.console import router as console
 from app.core import errors
 from app.core.config import Settings, get_settings
 from app.core.db import Database
@@ -20,6 +22,7 @@ from app.core.middleware import BodySizeLimit, ETagMiddleware
 from app.core.paths import EncodedSlashes
 from app.cover.router import router as cover_router
 from app.einvoices.router import router as einvoices_router
+from app.exposure.history import router as history_router
 from app.exposure.router import NotModified, not_modified_response
 from app.exposure.router import router as exposure_router
 from app.imports.router import router as imports_router
@@ -27,6 +30,7 @@ from app.ledger.router import router as ledger_router
 from app.metrics.middleware import MetricsMiddleware
 from app.metrics.router import router as metrics_router
 from app.reports.router import router as reports_router
+from app.tenants.router import me_router
 from app.tenants.router import router as keys_router
 from app.webhooks.router import router as webhooks_router
 
@@ -61,6 +65,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         summary="Receivables exposure against primary and Top Up credit-insurance cover.",
         lifespan=lifespan,
         generate_unique_id_function=_operation_id,
+        docs_url=None,  # served by the console, from local assets (no CDN)
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.db = db
@@ -71,9 +77,11 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.add_middleware(EncodedSlashes)
     app.add_middleware(MetricsMiddleware)
 
-    for router in (keys_router, ledger_router, cover_router, exposure_router, alerts_router, webhooks_router,
-                   einvoices_router, reports_router, imports_router, metrics_router):
+    for router in (keys_router, me_router, ledger_router, cover_router, history_router, exposure_router,
+                   alerts_router, deadlines_router, webhooks_router, einvoices_router, reports_router, imports_router,
+                   metrics_router):
         app.include_router(router)
+    console.install(app)
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict[str, str]:

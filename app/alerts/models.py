@@ -40,6 +40,11 @@ class Alert(TenantScoped, Base):
     acknowledged_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     resolved_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     resolution: Mapped[str | None] = mapped_column(String(20))  # cleared | manual
+    # Who (the API key's name) acknowledged or resolved it by hand, and the note they left.
+    acknowledged_by: Mapped[str | None] = mapped_column(String(250))
+    acknowledged_note: Mapped[str | None] = mapped_column(String(2000))
+    resolved_by: Mapped[str | None] = mapped_column(String(250))
+    resolved_note: Mapped[str | None] = mapped_column(String(2000))
 
 
 class Claim(TenantScoped, Base):

@@ -7,12 +7,12 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Response
 
 from app.alerts import rules, service
-from app.alerts.schemas import AlertOut, AlertState, ClaimIn, ClaimOut, SettingsIn, SettingsOut
+from app.alerts.schemas import AlertActionIn, AlertOut, AlertState, ClaimIn, ClaimOut, SettingsIn, SettingsOut
 from app.core.context import ContextDep
 from app.core.fields import Country, Ref
 from app.core.idempotency import IdempotencyDep
 from app.core.pagination import Cursor, IdPath, Limit, Page, decode_id_cursor, encode_cursor
-from app.core.security import AdminAccess, IngestAccess, ReadAccess
+from app.core.security import AdminAccess, IngestAccess, Principal, ReadAccess
 
 router = APIRouter(prefix="/v1", tags=["alerts"])
 AlertType = Literal[rules.ALERT_TYPES]  # type: ignore[valid-type]
@@ -41,19 +41,30 @@ def get_alert(alert_id: IdPath, ctx: ContextDep, _: ReadAccess) -> AlertOut:
     return service.alert_out(service.get_alert(ctx, alert_id))
 
 
+def _who(ctx: ContextDep, principal: Principal) -> str:
+    return service.key_name(ctx, principal.key_id)
+
+
 @router.post("/alerts/{alert_id}/acknowledge", response_model=AlertOut)
-def acknowledge(alert_id: IdPath, ctx: ContextDep, _: IngestAccess, idem: IdempotencyDep) -> Response:
+def acknowledge(alert_id: IdPath, ctx: ContextDep, principal: IngestAccess, idem: IdempotencyDep,
+                body: AlertActionIn | None = None) -> Response:
+    """Acknowledge, optionally with a note; the answer says who (the API key's name) and when."""
     if (replayed := idem.replay()) is not None:
         return replayed
-    return idem.respond(200, service.alert_out(service.acknowledge(ctx, alert_id)))
+    note = body.note if body else None
+    return idem.respond(200, service.alert_out(
+        service.acknowledge(ctx, alert_id, by=_who(ctx, principal), note=note)))
 
 
 @router.post("/alerts/{alert_id}/resolve", response_model=AlertOut)
-def resolve(alert_id: IdPath, ctx: ContextDep, _: IngestAccess, idem: IdempotencyDep) -> Response:
-    """Resolve by hand (a condition that still holds is raised again by the next change or scan)."""
+def resolve(alert_id: IdPath, ctx: ContextDep, principal: IngestAccess, idem: IdempotencyDep,
+            body: AlertActionIn | None = None) -> Response:
+    """Resolve by hand, optionally with a note (a condition that still holds is raised again by the next change
+    or scan)."""
     if (replayed := idem.replay()) is not None:
         return replayed
-    return idem.respond(200, service.alert_out(service.resolve(ctx, alert_id)))
+    note = body.note if body else None
+    return idem.respond(200, service.alert_out(service.resolve(ctx, alert_id, by=_who(ctx, principal), note=note)))
 
 
 @router.post("/claims", response_model=ClaimOut, status_code=201)

@@ -25,6 +25,25 @@ class AlertOut(BaseModel):
     acknowledged_at: datetime | None
     resolved_at: datetime | None
     resolution: str | None = Field(description="cleared (the condition went away) or manual")
+    acknowledged_by: str | None = Field(default=None, description="The API key (its name) that acknowledged it")
+    acknowledged_note: str | None = None
+    resolved_by: str | None = Field(default=None, description="The API key (its name) that resolved it by hand")
+    resolved_note: str | None = None
+    note: str | None = Field(default=None, description="The latest note left on it (resolve's, else acknowledge's)")
+
+
+class AlertActionIn(StrictModel):
+    """Optional body of acknowledge and resolve: a note for the record."""
+
+    note: str | None = Field(default=None, max_length=2000)
+
+    @field_validator("note")
+    @classmethod
+    def _note(cls, v: str | None) -> str | None:
+        if v is None:
+            return None
+        v = v.strip()
+        return v or None
 
 
 class ClaimIn(StrictModel):
@@ -68,6 +87,18 @@ class SettingsIn(StrictModel):
     limit_expiry_notice_days: int = Field(default=30, ge=0, le=366)
     timezone: str = "Europe/Paris"
     daily_scan_hour: int = Field(default=6, ge=0, le=23)
+    locale: str = Field(default="fr-FR", description="BCP 47 tag the console formats amounts and dates with")
+
+    @field_validator("locale")
+    @classmethod
+    def _locale(cls, v: str) -> str:
+        from babel import Locale, UnknownLocaleError
+
+        try:
+            Locale.parse(v, sep="-")
+        except (UnknownLocaleError, ValueError) as exc:
+            raise ValueError("must be a locale such as \"fr-FR\" or \"en-GB\"") from exc
+        return v
 
     @field_validator("utilisation_threshold", mode="before")
     @classmethod
@@ -101,3 +132,4 @@ class SettingsOut(BaseModel):
     limit_expiry_notice_days: int
     timezone: str
     daily_scan_hour: int
+    locale: str

@@ -42,7 +42,9 @@ def alert_out(a: Alert) -> AlertOut:
         id=a.id, type=a.type, state=a.state,  # type: ignore[arg-type]
         subject=a.subject, buyer_ref=a.buyer_ref, country=a.country, invoice_ref=a.invoice_ref,
         details=a.details, opened_at=a.opened_at, opened_on=a.opened_on, acknowledged_at=a.acknowledged_at,
-        resolved_at=a.resolved_at, resolution=a.resolution,
+        resolved_at=a.resolved_at, resolution=a.resolution, acknowledged_by=a.acknowledged_by,
+        acknowledged_note=a.acknowledged_note, resolved_by=a.resolved_by, resolved_note=a.resolved_note,
+        note=a.resolved_note or a.acknowledged_note,
     )
 
 
@@ -182,20 +184,22 @@ def get_alert(ctx: Context, alert_id: int) -> Alert:
     return alert
 
 
-def acknowledge(ctx: Context, alert_id: int) -> Alert:
+def acknowledge(ctx: Context, alert_id: int, *, by: str | None = None, note: str | None = None) -> Alert:
     alert = get_alert(ctx, alert_id)
     if alert.state == "resolved":
         raise Conflict(f"Alert {alert_id} is resolved.")
     if alert.state == "open":
         alert.state = "acknowledged"
         alert.acknowledged_at = utcnow()
+        alert.acknowledged_by, alert.acknowledged_note = by, note
         _event(ctx.session, alert, "alert.acknowledged")
     return alert
 
 
-def resolve(ctx: Context, alert_id: int) -> Alert:
+def resolve(ctx: Context, alert_id: int, *, by: str | None = None, note: str | None = None) -> Alert:
     alert = get_alert(ctx, alert_id)
     if alert.state != "resolved":
+        alert.resolved_by, alert.resolved_note = by, note
         _resolve(ctx, alert, "manual")
     return alert
 
@@ -297,7 +301,7 @@ def settings_out(tenant: Tenant) -> SettingsOut:
     return SettingsOut(utilisation_threshold=tenant.utilisation_threshold.normalize(),
                        claim_lead_days=list(tenant.claim_lead_days),
                        limit_expiry_notice_days=tenant.limit_expiry_notice_days, timezone=tenant.timezone,
-                       daily_scan_hour=tenant.daily_scan_hour)
+                       daily_scan_hour=tenant.daily_scan_hour, locale=tenant.locale)
 
 
 def put_settings(ctx: Context, body: SettingsIn) -> SettingsOut:
@@ -314,3 +318,11 @@ def put_settings(ctx: Context, body: SettingsIn) -> SettingsOut:
         exposure.refresh_all(ctx)
     return settings_out(tenant)
 
+
+
+def key_name(ctx: Context, key_id: str) -> str:
+    """How an API key is named in an alert's record: its name, else its id."""
+    from app.tenants.models import ApiKey
+
+    name = ctx.session.scalar(select(ApiKey.name).where(ApiKey.id == key_id))
+    return name or key_id

@@ -27,6 +27,8 @@ class Tenant(Base):
     claim_lead_days: Mapped[list[int]] = mapped_column(JSON, default=lambda: [14, 7, 1])
     limit_expiry_notice_days: Mapped[int] = mapped_column(Integer, default=30)
     daily_scan_hour: Mapped[int] = mapped_column(Integer, default=6)
+    # BCP 47 tag the console formats amounts and dates with.
+    locale: Mapped[str] = mapped_column(String(35), default="fr-FR", server_default="fr-FR")
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 

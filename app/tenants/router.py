@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
+from app.core.context import ContextDep
 from app.core.db import SessionDep
 from app.core.idempotency import IdempotencyDep
-from app.core.security import AdminAccess, Scope
+from app.core.security import AdminAccess, ReadAccess, Scope
 from app.tenants import service
 from app.tenants.models import ApiKey
-from app.tenants.schemas import ApiKeyCreated, ApiKeyIn, ApiKeyOut
+from app.tenants.schemas import ApiKeyCreated, ApiKeyIn, ApiKeyOut, MeOut
 
 router = APIRouter(prefix="/v1/api-keys", tags=["api keys"])
 
@@ -40,3 +41,15 @@ def list_keys(session: SessionDep, _: AdminAccess) -> list[ApiKeyOut]:
 @router.delete("/{key_id}", response_model=ApiKeyOut)
 def revoke_key(key_id: str, session: SessionDep, _: AdminAccess) -> ApiKeyOut:
     return _out(service.revoke_key(session, key_id))
+
+
+me_router = APIRouter(prefix="/v1", tags=["api keys"])
+
+
+@me_router.get("/me", response_model=MeOut)
+def me(ctx: ContextDep, principal: ReadAccess) -> MeOut:
+    """Who this key is: its name and scope, and the tenant it works for (what a console shows and allows)."""
+    key = service.get_key(ctx.session, principal.key_id)
+    t = ctx.tenant
+    return MeOut(tenant_id=t.id, tenant_name=t.name, currency=t.currency, locale=t.locale, timezone=t.timezone,
+                 today=ctx.today, key_id=key.id, key_name=key.name, scope=Scope(key.scope))

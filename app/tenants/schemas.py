@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 from pydantic import BaseModel, Field
 
@@ -24,3 +24,15 @@ class ApiKeyOut(BaseModel):
 
 class ApiKeyCreated(ApiKeyOut):
     key: str = Field(description="The key itself: shown once, never again")
+
+
+class MeOut(BaseModel):
+    tenant_id: str
+    tenant_name: str
+    currency: str
+    locale: str = Field(description="BCP 47 tag amounts and dates are shown with (PUT /v1/settings)")
+    timezone: str
+    today: date = Field(description="The valuation date the service uses now")
+    key_id: str
+    key_name: str
+    scope: Scope

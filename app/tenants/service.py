@@ -43,3 +43,10 @@ def revoke_key(session: Session, key_id: str) -> ApiKey:
     if row.revoked_at is None:
         row.revoked_at = utcnow()
     return row
+
+
+def get_key(session: Session, key_id: str) -> ApiKey:
+    row = session.scalars(select(ApiKey).where(ApiKey.id == key_id)).first()
+    if row is None:  # the key authenticated this very request
+        raise LookupError(key_id)
+    return row

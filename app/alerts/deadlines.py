@@ -1,0 +1,69 @@
+"""Coming claim deadlines: the unpaid, unclaimed invoices whose claim deadline falls within the next days.
+
+Read from the stored exposure rows (each holds its invoices' claim deadlines as the engine computed them),
+so it answers from the same figures as the dashboards and polls with the same ETag.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from decimal import Decimal
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel
+from sqlalchemy import select
+
+from app.core.context import Context, ContextDep
+from app.core.security import ReadAccess
+from app.exposure.models import BuyerExposure
+from app.exposure.router import NOT_MODIFIED, Polled
+
+router = APIRouter(prefix="/v1", tags=["alerts"])
+
+
+class ClaimDeadlineOut(BaseModel):
+    buyer_ref: str
+    buyer_name: str
+    country: str
+    invoice_ref: str
+    due_date: date
+    claim_deadline: date
+    days_left: int
+    currency: str
+    open_balance: Decimal
+    covered: Decimal
+    uncovered: Decimal
+
+
+def claim_deadlines(ctx: Context, within_days: int) -> list[ClaimDeadlineOut]:
+    until = ctx.today + timedelta(days=within_days)
+    rows = ctx.session.scalars(select(BuyerExposure).where(BuyerExposure.outstanding > 0))
+    out: list[ClaimDeadlineOut] = []
+    for row in rows:
+        for i in row.detail.get("invoices", []):
+            deadline = i.get("claim_deadline")
+            if deadline is None or i.get("claim_filed_on") or Decimal(i["open_balance"]) <= 0:
+                continue
+            day = date.fromisoformat(deadline)
+            if not ctx.today <= day <= until:
+                continue
+            out.append(ClaimDeadlineOut(
+                buyer_ref=row.buyer_ref, buyer_name=row.buyer_name, country=row.country,
+                invoice_ref=i["invoice_ref"], due_date=date.fromisoformat(i["due_date"]), claim_deadline=day,
+                days_left=(day - ctx.today).days, currency=row.currency, open_balance=Decimal(i["open_balance"]),
+                covered=Decimal(i["covered_primary"]) + Decimal(i["covered_top_up"]),
+                uncovered=Decimal(i["uncovered"]),
+            ))
+    out.sort(key=lambda d: (d.claim_deadline, d.buyer_ref, d.invoice_ref))
+    return out
+
+
+@router.get("/claim-deadlines", response_model=list[ClaimDeadlineOut], responses=NOT_MODIFIED)
+def list_claim_deadlines(
+    ctx: ContextDep, _: ReadAccess, __: Polled,
+    within_days: Annotated[int, Query(ge=0, le=366, description="From today to today + this many days")] = 30,
+) -> list[ClaimDeadlineOut]:
+    """Unpaid invoices with no claim filed whose claim deadline falls from today to `within_days` ahead, soonest
+    first: file a claim (POST /v1/claims) before each one passes."""
+    return claim_deadlines(ctx, within_days)
