@@ -34,7 +34,7 @@ from app.cover import service as cover
 from app.cover.schemas import CountryLimitIn, FxRateIn, LimitIn, PolicyIn
 from app.exposure.models import ExposureSnapshot
 from app.ledger import service as ledger
-from app.ledger.schemas import BuyerIn
+from app.ledger.schemas import BuyerIn, InvoiceIn
 from app.tenants.models import ApiKey, Tenant
 from app.tenants.service import create_tenant, issue_key
 
@@ -191,7 +191,20 @@ def seed(ctx: Context, now: date) -> None:
     _later_decisions(ctx, rng, buyers, now)
     _country_limits(ctx)
     _claims(ctx, buyers, now)
+    _missed_deadline(ctx, start, now)
     _snapshots(ctx, buyers, now)
+
+
+def _missed_deadline(ctx: Context, start: date, now: date) -> None:
+    """A buyer with a clean history whose one invoice outlived its claim deadline with no claim filed: its cover
+    is lost, and the missed-deadline alert says so. (The late payers' unpaid invoices mostly fall inside the stops
+    of cover their own history caused, which uncovers them before any deadline.)"""
+    ledger.upsert_buyer(ctx, "FR-OUBLI", BuyerIn(name="Oubli & Fils", country="FR"))
+    cover.add_limit(ctx, PRIMARY, LimitIn(buyer_ref="FR-OUBLI", amount="50000.00", status="granted",
+                                          effective_from=start))
+    issued = now - timedelta(days=150)
+    ledger.put_invoice(ctx, "INV-OUBLI-1", InvoiceIn(buyer_ref="FR-OUBLI", currency="EUR", amount="18400.00",
+                                                     issue_date=issued, due_date=issued + timedelta(days=30)))
 
 
 def _rates(ctx: Context, now: date) -> None:

@@ -1,7 +1,7 @@
 """webhook secrets encrypted at rest, with the previous secret kept for a rotation grace period
 
 Revision ID: 7c1e5a9d2b40
-Revises: 89133702b677
+Revises: c0a5e1e7d9b2
 Create Date: 2026-11-21 23:00:00
 
 Existing plaintext secrets are encrypted here with COVERWATCH_SECRET_KEY (app/webhooks/crypto.py: the
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = '7c1e5a9d2b40'
-down_revision: str | None = '89133702b677'
+down_revision: str | None = 'c0a5e1e7d9b2'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

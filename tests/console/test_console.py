@@ -18,6 +18,7 @@ from app.core.db import Database
 from app.migrate import upgrade
 from app.tenants.service import create_tenant
 from tests.console.conftest import Recorder, Server, free_port, parse_money, postgres_url, start_server
+from tests.helpers import TEST_SECRET_KEY
 
 TODAY = "2026-03-20"
 FIGURES = ("outstanding", "covered_primary", "covered_top_up", "uncovered", "indemnifiable")
@@ -30,8 +31,9 @@ def _seed(server: Server) -> None:
             return r.json()
 
         policy = {"insurer": "Allianz Trade", "currency": "EUR", "starts_on": "2026-01-01", "ends_on": "2026-12-31",
-                  "indemnity_rate": "0.90", "max_credit_period_days": 120, "claim_deadline_days": 60}
-        ok(api.put("/v1/policies/WT-1", json={**policy, "kind": "whole_turnover"}))
+                  "indemnity_rate": "0.90"}
+        ok(api.put("/v1/policies/WT-1", json={**policy, "kind": "whole_turnover", "max_credit_period_days": 120,
+                                              "claim_deadline_days": 60}))
         ok(api.put("/v1/policies/TU-1", json={
             **policy, "insurer": "Coface", "kind": "top_up", "mode": "complement", "ratio": "1.0",
             "primary_policy_ref": "WT-1", "countries": ["FR", "DE"]}))
@@ -71,7 +73,8 @@ def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     srv = start_server(["uvicorn", "--factory", "app.main:create_app", "--host", "127.0.0.1", "--port", "{port}",
                         "--log-level", "warning"],
                        {"COVERWATCH_DATABASE_URL": url, "COVERWATCH_TODAY": TODAY,
-                        "COVERWATCH_SCHEDULER_ENABLED": "false", "COVERWATCH_WEBHOOK_ALLOW_PRIVATE": "true"})
+                        "COVERWATCH_SCHEDULER_ENABLED": "false",
+                        "COVERWATCH_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8", "COVERWATCH_SECRET_KEY": TEST_SECRET_KEY})
     srv.key, srv.database_url = key, url
     _seed(srv)
     yield srv
@@ -134,7 +137,8 @@ def test_portfolio_figures_are_the_apis(page, server: Server):
         assert page.inner_text(f"#pf-status tr[data-status={status}] td[data-col=count]") == str(count)
     for bucket in ("not_due", "overdue_1_30", "overdue_31_60", "overdue_61_90", "overdue_over_90"):
         assert shown(page, f"#pf-aging tr[data-bucket={bucket}] td[data-col=amount]") == Decimal(portfolio[bucket])
-    assert portfolio["buyers_by_status"] == {"ok": 1, "above_primary": 1, "above_cover": 1, "no_cover": 1}
+    assert portfolio["buyers_by_status"] == {
+        "ok": 1, "above_primary": 1, "above_cover": 1, "no_cover": 1, "incomplete": 0}
     page.wait_for_selector("#pf-top canvas")
 
 

@@ -1,7 +1,7 @@
 """console: who acknowledged or resolved an alert, with a note; the tenant's display locale
 
 Revision ID: c0a5e1e7d9b2
-Revises: 7c1e0a9d5b21
+Revises: 89133702b677
 Create Date: 2026-11-21 23:10:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = 'c0a5e1e7d9b2'
-down_revision: str | None = '7c1e0a9d5b21'
+down_revision: str | None = '89133702b677'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
