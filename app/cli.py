@@ -1,4 +1,4 @@
-"""The `coverwatch` command: serve, migrate, tenants, recompute, openapi."""
+"""The `coverwatch` command: serve, worker, migrate, tenants, recompute, scan, openapi."""
 
 from __future__ import annotations
 
@@ -52,6 +52,10 @@ def serve(
     rotate_key: Annotated[
         bool, typer.Option("--rotate-key", help="With --demo: revoke the kept demo key and print a new one")
     ] = False,
+    scheduler: Annotated[bool | None, typer.Option(
+        "--scheduler/--no-scheduler",
+        help="Run the periodic jobs in this process (default: COVERWATCH_SCHEDULER_ENABLED, true); "
+             "--no-scheduler when `coverwatch worker` runs them")] = None,
 ) -> None:
     """Serve the API with uvicorn (migrating first)."""
     import uvicorn
@@ -61,6 +65,8 @@ def serve(
     from app.webhooks.crypto import SecretKeyMissing, check_configuration
 
     settings = get_settings()
+    if scheduler is not None:
+        settings = settings.model_copy(update={"scheduler_enabled": scheduler})
     try:
         check_configuration(settings)
     except SecretKeyMissing as exc:
@@ -99,6 +105,9 @@ def recompute(
             typer.echo(f"{len(differences)} difference(s) between stored and recomputed exposure", err=True)
             raise typer.Exit(1)
         typer.echo("stored exposure matches a recomputation from scratch")
+    elif differences:
+        typer.echo(f"{len(differences)} tenant(s) not recomputed", err=True)
+        raise typer.Exit(1)
     else:
         typer.echo("exposure recomputed")
 
@@ -107,11 +116,47 @@ def recompute(
 def scan(force: Annotated[bool, typer.Option(help="Scan even if today's scan ran or its hour has not come")] = False
          ) -> None:
     """Run the daily scan now: revalue, alerts, exposure snapshot, idempotency purge."""
-    from app.scheduling.jobs import daily_scan
+    from app.scheduling.jobs import daily_scan_run
 
     settings = get_settings()
-    scanned = daily_scan(Database(settings.database_url), settings, force=force)
-    typer.echo(f"scanned {len(scanned)} tenant(s)")
+    run = daily_scan_run(Database(settings.database_url), settings, force=force)
+    typer.echo(f"scanned {len(run.done)} tenant(s)" + (f", {len(run.failed)} failed" if run.failed else ""))
+    if run.failed:
+        raise typer.Exit(1)
+
+
+@cli.command()
+def worker(
+    once: Annotated[bool, typer.Option("--once", help="Run each periodic job once, then exit")] = False,
+) -> None:
+    """Run the scheduler (webhook dispatch, revaluation, daily scan) apart from the web processes.
+
+    Start web processes with COVERWATCH_SCHEDULER_ENABLED=false (or `serve --no-scheduler`) when workers run
+    the jobs; any number of workers may share one PostgreSQL (jobs lock per job and tenant)."""
+    import signal
+    import threading
+
+    from app.scheduling import jobs
+    from app.scheduling.scheduler import start
+
+    settings = get_settings()
+    db = Database(settings.database_url)
+    if once:
+        sent = jobs.dispatch(db, settings)
+        revalued = jobs.revalue_run(db, settings)
+        scanned = jobs.daily_scan_run(db, settings)
+        typer.echo(f"dispatched {sent}, revalued {len(revalued.done)}, scanned {len(scanned.done)} tenant(s); "
+                   f"failed: {len(revalued.failed) + len(scanned.failed)}")
+        db.dispose()
+        raise typer.Exit(1 if revalued.failed or scanned.failed else 0)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    scheduler = start(db, settings)
+    typer.echo("coverwatch worker: scheduler running (Ctrl-C to stop)")
+    stop.wait()
+    scheduler.shutdown(wait=True)
+    db.dispose()
 
 
 @cli.command("reencrypt-secrets")

@@ -1,114 +1,499 @@
-"""Benchmarks of the ingest path and the dashboard poll, on SQLite and PostgreSQL.
+"""The portfolio benchmark: the service as in production, measured over HTTP beside raw SQL references.
 
-    make bench            (or: uv run python -m bench.run [--runs 5])
+    make bench                       (or: uv run python -m bench.run)
+    uv run python -m bench.run --invoices 1000000 --buyers 50000      # the issue's full size (or --full)
+    uv run python -m bench.run --only sqlite --profile                # py-spy samples the server
 
-Each figure is the median of several runs, with its ratio to a reference measured
-in the same run (an authenticated GET of one buyer), so that machines compare.
-PostgreSQL: COVERWATCH_TEST_POSTGRES_URL or postgresql+psycopg://postgres@127.0.0.1:5432/test, schema cw_bench.
+For each database (SQLite file, then PostgreSQL database `bench`, dropped and created afresh), it migrates,
+starts `coverwatch serve` (uvicorn) in its own process on 127.0.0.1, loads a generated portfolio
+(bench/portfolio.py) through the API from this process, then measures each figure beside a reference taken
+in the same run on the same database: raw `executemany` and `COPY` of the same rows for ingest, a raw read of
+the stored row for a buyer's exposure, a naive SQL sum over the ledger for the portfolio and country views.
+Results: one table on stdout and in bench/RESULTS.md (with the machine's cores and memory). Figures are
+medians and percentiles; nothing here asserts a time.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import platform
+import signal
+import socket
 import statistics
+import subprocess
+import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
-from fastapi.testclient import TestClient
+import httpx
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Engine, make_url
 
-from app.core.config import Settings
-from app.core.db import Database
-from app.main import create_app
-from app.migrate import upgrade
-from app.tenants.service import create_tenant
+from bench.portfolio import PRIMARY, TODAY, TOP_UP, Portfolio, extra_invoices, generate
 
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "RESULTS.md"
 BATCH = 5000
+SECRET = "bench-secret-key-not-for-production-0123456789"
+PG_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/bench"
 
 
-def _median(fn: Callable[[], object], runs: int) -> float:
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+# ---------------------------------------------------------------------------------------------- helpers
+def pct(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
-def _postgres_url() -> str:
-    base = make_url(os.environ.get("COVERWATCH_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"))
-    engine = create_engine(base, isolation_level="AUTOCOMMIT")
+def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
+    start = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - start, out
+
+
+def samples_of(fn: Callable[[], Any], n: int) -> list[float]:
+    return [timed(fn)[0] for _ in range(n)]
+
+
+def check(response: httpx.Response, *codes: int) -> httpx.Response:
+    if response.status_code not in (codes or (200, 201)):
+        raise RuntimeError(f"{response.request.method} {response.request.url}: {response.status_code} "
+                           f"{response.text[:400]}")
+    return response
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def peak_rss_mb(pid: int) -> float:
+    """VmHWM (peak resident set) of the process and its children, in MB."""
+    total = 0
+    pids = [pid] + [int(c) for c in _children(pid)]
+    for p in pids:
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    total = max(total, int(line.split()[1]))
+        except OSError:
+            pass
+    return total / 1024
+
+
+def _children(pid: int) -> list[str]:
+    try:
+        found = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return []
+    return found + [g for c in found for g in _children(int(c))]
+
+
+def machine() -> str:
+    mem = next((int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
+                if line.startswith("MemTotal:")), 0)
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    return (f"{os.cpu_count()} cores ({cpu}), {mem / 1024 / 1024:.1f} GiB memory, Python {platform.python_version()}, "
+            f"{platform.system()} {platform.release()}")
+
+
+# ---------------------------------------------------------------------------------------------- databases
+def sqlite_url(tmp: Path) -> str:
+    return f"sqlite:///{tmp / 'bench.db'}"
+
+
+def postgres_url() -> str:
+    """The benchmark's own database (COVERWATCH_BENCH_POSTGRES_URL, default .../bench), dropped and re-created."""
+    url = make_url(os.environ.get("COVERWATCH_BENCH_POSTGRES_URL", PG_DEFAULT))
+    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{url.database}"'))
+    admin.dispose()
+    return url.render_as_string(hide_password=False)
+
+
+# ---------------------------------------------------------------------------------------------- the server
+class Server:
+    """`coverwatch serve` in its own process (uvicorn, one worker), optionally under py-spy."""
+
+    def __init__(self, url: str, profile: Path | None) -> None:
+        self.port = free_port()
+        self.env = {**os.environ, "COVERWATCH_DATABASE_URL": url, "COVERWATCH_TODAY": TODAY.isoformat(),
+                    "COVERWATCH_SCHEDULER_ENABLED": "false", "COVERWATCH_SECRET_KEY": SECRET,
+                    "COVERWATCH_LOG_LEVEL": "WARNING"}
+        command = [sys.executable, "-m", "app.cli", "serve", "--no-migrate", "--port", str(self.port)]
+        if profile is not None:
+            spy = Path(sys.executable).parent / "py-spy"
+            command = [str(spy), "record", "--format", "raw", "--rate", "50", "--output", str(profile),
+                       "--nonblocking", "--", *command]
+        self.process = subprocess.Popen(command, env=self.env, cwd=ROOT, stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.PIPE if profile is None else subprocess.DEVNULL)
+        self.base = f"http://127.0.0.1:{self.port}"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                err = self.process.stderr.read().decode() if self.process.stderr else ""
+                raise RuntimeError(f"server exited: {err}")
+            try:
+                if httpx.get(f"{self.base}/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        raise RuntimeError("server did not start within 60 s")
+
+    def rss_mb(self) -> float:
+        return peak_rss_mb(self.process.pid)
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "app.cli", *args], env=self.env, cwd=ROOT,
+                              capture_output=True, text=True, check=False)
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGINT)
+        try:
+            self.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+# ---------------------------------------------------------------------------------------------- references
+def raw_ingest(engine: Engine, tenant_id: str, rows: list[dict]) -> dict[str, float]:
+    """Insert the same invoices, raw, into a scratch copy of the invoices table: executemany, and COPY."""
+    buyer_ids = {}
     with engine.connect() as conn:
-        conn.execute(text("DROP SCHEMA IF EXISTS cw_bench CASCADE"))
-        conn.execute(text("CREATE SCHEMA cw_bench"))
-    engine.dispose()
-    return base.update_query_dict({"options": "-csearch_path=cw_bench"}).render_as_string(hide_password=False)
+        for ref, bid in conn.execute(text("SELECT ref, id FROM buyers WHERE tenant_id = :t"), {"t": tenant_id}):
+            buyer_ids[ref] = bid
+    sqlite = engine.dialect.name == "sqlite"
+    now = datetime.now(UTC)
+    scale = (lambda a: int(Decimal(a).scaleb(4))) if sqlite else Decimal
+    params = [(tenant_id, r["invoice_ref"], buyer_ids[r["buyer_ref"]], "invoice", r["currency"], scale(r["amount"]),
+               r["issue_date"], r["due_date"], r["due_date"], scale(r["amount"]), 1, now, now) for r in rows]
+    columns = ("tenant_id, ref, buyer_id, kind, currency, amount, issue_date, due_date, original_due_date, "
+               "open_balance, revision, created_at, updated_at")
+    out: dict[str, float] = {}
+    raw = engine.raw_connection()
+    try:
+        cur = raw.cursor()
+        if sqlite:
+            cur.execute("DROP TABLE IF EXISTS bench_raw")
+            cur.execute("CREATE TABLE bench_raw AS SELECT * FROM invoices WHERE 0")
+            raw.commit()
+            marks = ", ".join("?" * 13)
+            start = time.perf_counter()
+            cur.execute("BEGIN")
+            cur.executemany(f"INSERT INTO bench_raw ({columns}) VALUES ({marks})", params)
+            raw.commit()
+            out["executemany"] = time.perf_counter() - start
+        else:
+            cur.execute("DROP TABLE IF EXISTS bench_raw")
+            cur.execute("CREATE TABLE bench_raw (LIKE invoices INCLUDING DEFAULTS INCLUDING INDEXES)")
+            raw.commit()
+            marks = ", ".join(["%s"] * 13)
+            start = time.perf_counter()
+            cur.executemany(f"INSERT INTO bench_raw ({columns}) VALUES ({marks})", params)
+            raw.commit()
+            out["executemany"] = time.perf_counter() - start
+            cur.execute("TRUNCATE bench_raw")
+            raw.commit()
+            start = time.perf_counter()
+            with cur.copy(f"COPY bench_raw ({columns}) FROM STDIN") as copy:  # type: ignore[attr-defined]
+                for row in params:
+                    copy.write_row(row)
+            raw.commit()
+            out["copy"] = time.perf_counter() - start
+        cur.execute("DROP TABLE bench_raw")
+        raw.commit()
+    finally:
+        raw.close()
+    return out
 
 
-def bench(url: str, runs: int) -> dict[str, float]:
+def raw_row_read(engine: Engine, tenant_id: str, buyer_ref: str, n: int) -> list[float]:
+    """The stored exposure row of one buyer, read with one SQL statement (connection kept, as a pool does)."""
+    with engine.connect() as conn:
+        bid = conn.execute(text("SELECT id FROM buyers WHERE tenant_id = :t AND ref = :r"),
+                           {"t": tenant_id, "r": buyer_ref}).scalar_one()
+        sql = text("SELECT * FROM buyer_exposures WHERE tenant_id = :t AND buyer_id = :b")
+        return samples_of(lambda: conn.execute(sql, {"t": tenant_id, "b": bid}).all(), n)
+
+
+def naive_sums(engine: Engine, tenant_id: str, n: int) -> tuple[list[float], list[float]]:
+    """What a portfolio and a country view cost when summed over the ledger (open balances), no stored rows."""
+    portfolio = text("SELECT count(DISTINCT buyer_id), sum(open_balance) FROM invoices "
+                     "WHERE tenant_id = :t AND kind = 'invoice' AND open_balance > 0")
+    countries = text("SELECT b.country, count(DISTINCT i.buyer_id), sum(i.open_balance) FROM invoices i "
+                     "JOIN buyers b ON b.id = i.buyer_id WHERE i.tenant_id = :t AND i.kind = 'invoice' "
+                     "AND i.open_balance > 0 GROUP BY b.country")
+    with engine.connect() as conn:
+        a = samples_of(lambda: conn.execute(portfolio, {"t": tenant_id}).all(), n)
+        b = samples_of(lambda: conn.execute(countries, {"t": tenant_id}).all(), n)
+    return a, b
+
+
+# ---------------------------------------------------------------------------------------------- the run
+class Figures:
+    def __init__(self) -> None:
+        self.rows: dict[str, tuple[str, str]] = {}
+
+    def add(self, label: str, value: str, reference: str = "") -> None:
+        self.rows[label] = (value, reference)
+        print(f"  {label:<58} {value:>22}   {reference}", flush=True)
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:,.1f} ms"
+
+
+def load(api: httpx.Client, p: Portfolio, figures: Figures, engine: Engine, tenant_id: str) -> None:
+    check(api.put("/v1/policies/P", json=PRIMARY))
+    check(api.put("/v1/policies/T", json=TOP_UP))
+    check(api.put("/v1/fx-rates", json={"rates": p.fx_rates}))
+    for country, body in p.country_limits.items():
+        check(api.put(f"/v1/country-limits/{country}", json=body))
+    t, _ = timed(lambda: [check(api.put(f"/v1/buyers/{b['ref']}", json={"name": b["name"], "country": b["country"]}))
+                          for b in p.buyers])
+    print(f"  ({len(p.buyers)} buyers in {t:.1f} s)", flush=True)
+    t, _ = timed(lambda: [check(api.post("/v1/policies/P/limits", json=d), 201) for d in p.decisions])
+    print(f"  ({len(p.decisions)} decisions in {t:.1f} s)", flush=True)
+    batch_times: list[float] = []
+    batches = [p.invoices[i : i + BATCH] for i in range(0, len(p.invoices), BATCH)]
+    for items in batches:
+        elapsed, r = timed(lambda items=items: check(api.post("/v1/invoices/batch", json={"items": items})))
+        body = r.json()
+        if body["rejected"]:
+            raise RuntimeError(f"rejected invoices: {[i for i in body['items'] if i['problem']][:3]}")
+        batch_times.append(elapsed / len(items) * BATCH)
+        print(f"  (batch of {len(items)}: {elapsed:.1f} s)", flush=True)
+    full = [t for t, items in zip(batch_times, batches, strict=True) if len(items) == BATCH] or batch_times
+    reference = raw_ingest(engine, tenant_id, batches[0])
+    ref_text = f"executemany {BATCH / reference['executemany']:,.0f}/s"
+    if "copy" in reference:
+        ref_text += f", COPY {BATCH / reference['copy']:,.0f}/s"
+    rate = BATCH / statistics.median(full)
+    figures.add("batch ingest, 5,000 invoices over many buyers", f"{rate:,.0f} invoices/s",
+                f"{ref_text} (x{BATCH / reference['executemany'] / rate:,.0f})")
+    figures.add("  first batch / last batch", f"{BATCH / full[0]:,.0f} / {BATCH / full[-1]:,.0f} inv/s",
+                f"{len(p.invoices):,} invoices loaded")
+    t, _ = timed(lambda: [check(api.post("/v1/payments/batch", json={"items": p.payments[i : i + 1000]}))
+                          for i in range(0, len(p.payments), 1000)])
+    print(f"  ({len(p.payments)} payments in {t:.1f} s)", flush=True)
+
+
+def measure(name: str, url: str, p: Portfolio, args: argparse.Namespace) -> tuple[Figures, dict[str, Any]]:
+    from app.core.db import Database
+    from app.migrate import upgrade
+    from app.tenants.service import create_tenant
+
+    print(f"\n== {name}: {url.split('@')[-1]}", flush=True)
     upgrade(url)
     db = Database(url)
-    app = create_app(Settings(database_url=url, today="2026-03-20", scheduler_enabled=False), db)
     with db.session() as session, session.begin():
-        _, key = create_tenant(session, "bench", "EUR")
-    api = TestClient(app, headers={"Authorization": f"Bearer {key}"})
-    api.put("/v1/policies/P", json={"insurer": "A", "kind": "whole_turnover", "currency": "EUR",
-                                    "starts_on": "2026-01-01", "ends_on": "2026-12-31", "indemnity_rate": "0.9",
-                                    "max_credit_period_days": 120, "claim_deadline_days": 60})
-    for b in range(50):
-        api.put(f"/v1/buyers/B{b}", json={"name": f"B{b}", "country": "FR"})
-        api.post("/v1/policies/P/limits", json={"buyer_ref": f"B{b}", "amount": "500000.00", "status": "granted",
-                                                "effective_from": "2026-01-01"})
-    counter = iter(range(10**9))
-
-    def items(tag: int) -> list[dict]:
-        return [{"invoice_ref": f"R{tag}-{i}", "buyer_ref": f"B{i % 50}", "currency": "EUR",
-                 "amount": f"{100 + i % 900}.50", "issue_date": "2026-02-01", "due_date": "2026-03-31"}
-                for i in range(BATCH)]
-
-    def new_batch() -> None:
-        r = api.post("/v1/invoices/batch", json={"items": items(next(counter))})
-        assert r.status_code == 200 and r.json()["created"] == BATCH, r.text[:300]
-
-    fixed = items(-1)
-    one = {k: v for k, v in fixed[0].items() if k != "invoice_ref"}
-    api.post("/v1/invoices/batch", json={"items": fixed}, headers={"Idempotency-Key": "bench"})
-    tag = api.get("/v1/exposure").headers["etag"]
-    results = {
-        "reference: GET /v1/buyers/B1": _median(lambda: api.get("/v1/buyers/B1"), runs * 10),
-        "POST batch of 5,000 new invoices": _median(new_batch, runs),
-        "POST the same 5,000 again (all unchanged)": _median(
-            lambda: api.post("/v1/invoices/batch", json={"items": fixed}), runs),
-        "replay with Idempotency-Key": _median(
-            lambda: api.post("/v1/invoices/batch", json={"items": fixed}, headers={"Idempotency-Key": "bench"}),
-            runs),
-        "PUT one invoice (refreshes one buyer: 100+ invoices)": _median(
-            lambda: api.put(f"/v1/invoices/ONE-{next(counter)}", json=one), runs * 4),
-        "GET /v1/exposure (200)": _median(lambda: api.get("/v1/exposure"), runs * 10),
-        "GET /v1/exposure with If-None-Match (304)": _median(
-            lambda: api.get("/v1/exposure", headers={"If-None-Match": tag}), runs * 10),
-    }
-    api.close()
+        tenant, key = create_tenant(session, "Bench SAS", "EUR")
+        tenant_id = tenant.id
     db.dispose()
-    return results
+    engine = create_engine(url)
+    profile = ROOT / "bench" / f"profile-{name}.txt" if args.profile else None
+    server = Server(url, profile)
+    figures = Figures()
+    info: dict[str, Any] = {}
+    api = httpx.Client(base_url=server.base, headers={"Authorization": f"Bearer {key}"}, timeout=3600)
+    try:
+        load(api, p, figures, engine, tenant_id)
+        large, small = p.large_buyer, p.small_buyer
+        n_large = sum(1 for i in p.invoices if i["buyer_ref"] == large)
+        info["large_open"] = n_large
+
+        # single-invoice PUTs
+        def put_one(buyer: str, tag: str) -> Callable[[], Any]:
+            counter = iter(range(10**9))
+
+            def run() -> None:
+                check(api.put(f"/v1/invoices/{tag}-{next(counter)}",
+                              json={"buyer_ref": buyer, "currency": "EUR", "amount": "1200.00",
+                                    "issue_date": "2026-06-15", "due_date": "2026-08-14"}))
+            return run
+
+        raw_one = raw_row_read(engine, tenant_id, small, 50)
+        s_small = samples_of(put_one(small, "ONE-S"), args.samples // 4)
+        s_large = samples_of(put_one(large, "ONE-L"), max(10, args.samples // 10))
+        figures.add("single-invoice PUT, small buyer p50 / p99", f"{ms(pct(s_small, 50))} / {ms(pct(s_small, 99))}")
+        figures.add(f"single-invoice PUT, large buyer ({n_large:,} open) p50 / p99",
+                    f"{ms(pct(s_large, 50))} / {ms(pct(s_large, 99))}")
+
+        # a payment batch of 1,000 on the large buyer, oldest due date first
+        pays = [{"payment_ref": f"BIG-{i}", "buyer_ref": large, "currency": "EUR", "amount": "500.00",
+                 "received_on": TODAY.isoformat()} for i in range(1000)]
+        t, _ = timed(lambda: check(api.post("/v1/payments/batch", json={"items": pays})))
+        figures.add("payment batch of 1,000 on the large buyer", f"{t:,.2f} s")
+
+        # reads
+        raw_large = raw_row_read(engine, tenant_id, large, args.samples)
+        s_one = samples_of(lambda: check(api.get(f"/v1/exposure/buyers/{small}")), args.samples)
+        s_big = samples_of(lambda: check(api.get(f"/v1/exposure/buyers/{large}")), max(10, args.samples // 10))
+        size = len(api.get(f"/v1/exposure/buyers/{large}").content)
+        figures.add("one buyer's exposure (small buyer) p99", ms(pct(s_one, 99)),
+                    f"raw row read p99 {ms(pct(raw_one, 99))} (x{pct(s_one, 99) / pct(raw_one, 99):,.0f})")
+        figures.add("one buyer's exposure (large buyer) p99", f"{ms(pct(s_big, 99))}, {size / 1e6:.1f} MB",
+                    f"raw row read p99 {ms(pct(raw_large, 99))} (x{pct(s_big, 99) / pct(raw_large, 99):,.0f})")
+        naive_p, naive_c = naive_sums(engine, tenant_id, max(10, args.samples // 10))
+        s_port = samples_of(lambda: check(api.get("/v1/exposure")), args.samples)
+        s_ctry = samples_of(lambda: check(api.get("/v1/exposure/countries")), args.samples)
+        figures.add("portfolio view GET /v1/exposure p99", ms(pct(s_port, 99)),
+                    f"naive ledger sum p99 {ms(pct(naive_p, 99))} (x{pct(naive_p, 99) / pct(s_port, 99):,.1f} faster)")
+        figures.add("country view GET /v1/exposure/countries p99", ms(pct(s_ctry, 99)),
+                    f"naive ledger sum p99 {ms(pct(naive_c, 99))} (x{pct(naive_c, 99) / pct(s_ctry, 99):,.1f} faster)")
+        tag = check(api.get("/v1/exposure")).headers["etag"]
+        s_304 = samples_of(lambda: check(api.get("/v1/exposure", headers={"If-None-Match": tag}), 304), args.samples)
+        figures.add("poll answered 304 p99", ms(pct(s_304, 99)))
+
+        # reads while a 5,000-item batch is written
+        items = extra_invoices("DURING", BATCH, [b["ref"] for b in p.buyers[1:]], seed=99)
+        done = threading.Event()
+        batch_time: list[float] = []
+
+        def writer() -> None:
+            with httpx.Client(base_url=server.base, headers=api.headers, timeout=3600) as other:
+                batch_time.append(timed(lambda: check(other.post("/v1/invoices/batch", json={"items": items})))[0])
+            done.set()
+
+        thread = threading.Thread(target=writer)
+        thread.start()
+        during: list[float] = []
+        codes: dict[int, int] = {}
+        while not done.is_set():
+            t, r = timed(lambda: api.get(f"/v1/exposure/buyers/{small}"))
+            during.append(t)
+            codes[r.status_code] = codes.get(r.status_code, 0) + 1
+            time.sleep(0.005)
+        thread.join()
+        figures.add("exposure read p99 while a 5,000 batch is written",
+                    f"{ms(pct(during, 99))} (max {ms(max(during))})",
+                    f"{len(during)} reads, status {codes}, batch {batch_time[0]:.1f} s")
+
+        # tenant-wide changes
+        t, _ = timed(lambda: check(api.put("/v1/fx-rates", json={"rates": [
+            {"date": TODAY.isoformat(), "base": "EUR", "quote": "GBP", "rate": "0.8612"}]})))
+        figures.add("PUT of one FX rate (GBP: a few % of buyers)", f"{t:,.2f} s")
+        t, _ = timed(lambda: check(api.put("/v1/policies/P", json=PRIMARY)))
+        figures.add("PUT of an unchanged policy", f"{t:,.2f} s")
+        info["rss_before_recompute"] = server.rss_mb()
+        figures.add("server peak RSS", f"{info['rss_before_recompute']:,.0f} MB")
+    finally:
+        api.close()
+        server.stop()
+    t, out = timed(lambda: server.cli("recompute"))
+    figures.add("coverwatch recompute (whole tenant)", f"{t:,.1f} s", out.stdout.strip()[:60] or out.stderr[-200:])
+    if not args.no_check:
+        t, out = timed(lambda: server.cli("recompute", "--check"))
+        verdict = "clean" if out.returncode == 0 else f"{out.stdout.count(chr(10))} difference(s)"
+        figures.add("coverwatch recompute --check", f"{t:,.1f} s", verdict)
+    engine.dispose()
+    if profile is not None and profile.exists():
+        info["profile"] = summarise_profile(profile)
+    return figures, info
+
+
+def summarise_profile(path: Path, top: int = 12) -> list[str]:
+    """From py-spy's collapsed stacks of the request threads: the app functions with the largest inclusive share,
+    then where the time is spent (self time by package)."""
+    inclusive: dict[str, int] = {}
+    packages: dict[str, int] = {}
+    total = 0
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        frames = stack.split(";")
+        if not count.isdigit() or not any("app/" in f and "app/cli.py" not in f for f in frames):
+            continue  # idle threads, the event loop
+        n = int(count)
+        total += n
+        names = {f.rsplit(":", 1)[0] + ")" for f in frames if "app/" in f and "app/cli.py" not in f}
+        for name in names:
+            inclusive[name] = inclusive.get(name, 0) + n
+        leaf = frames[-1]
+        where = leaf[leaf.rfind("(") + 1 :]
+        package = next((part for part in ("sqlalchemy", "psycopg", "pydantic", "sqlite3", "starlette", "fastapi",
+                                          "json", "decimal", "uvicorn", "app/") if part in where), "other")
+        packages[package] = packages.get(package, 0) + n
+    if not total:
+        return []
+    ranked = sorted(inclusive.items(), key=lambda kv: -kv[1])[:top]
+    lines = [f"{n / total:6.1%}  {frame}" for frame, n in ranked]
+    lines += ["", "self time by package: " + ", ".join(
+        f"{k.rstrip('/')} {v / total:.0%}" for k, v in sorted(packages.items(), key=lambda kv: -kv[1]))]
+    return lines
+
+
+def write_results(results: dict[str, tuple[Figures, dict[str, Any]]], args: argparse.Namespace) -> str:
+    names = list(results)
+    labels: list[str] = []
+    for figures, _ in results.values():
+        labels += [label for label in figures.rows if label not in labels]
+    header = "| figure | " + " | ".join(f"{n} | {n} reference (same run)" for n in names) + " |"
+    lines = [header, "|" + " --- |" * (1 + 2 * len(names))]
+    for label in labels:
+        cells = []
+        for figures, _ in results.values():
+            value, reference = figures.rows.get(label, ("", ""))
+            cells += [value, reference]
+        lines.append(f"| {label.strip()} | " + " | ".join(cells) + " |")
+    table = "\n".join(lines)
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    text_ = [f"## Run of {stamp}", "", f"Machine: {machine()}.", "",
+             f"Portfolio: {args.invoices:,} invoices over {args.buyers:,} buyers (seed {args.seed}); large buyer "
+             f"{next(iter(results.values()))[1].get('large_open', 0):,} invoices; batches of {BATCH:,}; "
+             f"{args.samples} samples per read figure. Command: `python -m bench.run {' '.join(sys.argv[1:])}`.",
+             "", table, ""]
+    for name, (_, info) in results.items():
+        if info.get("profile"):
+            text_ += [f"Profile ({name}, py-spy, share of server samples in app code, inclusive):", "", "```",
+                      *info["profile"], "```", ""]
+    return "\n".join(text_)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--runs", type=int, default=5)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--invoices", type=int, default=10_000, help="invoices in the portfolio (default 10,000)")
+    parser.add_argument("--buyers", type=int, default=500, help="buyers (default 500)")
+    parser.add_argument("--full", action="store_true", help="the issue's size: 1,000,000 invoices, 50,000 buyers")
+    parser.add_argument("--seed", type=int, default=8)
+    parser.add_argument("--samples", type=int, default=100, help="samples per read figure")
+    parser.add_argument("--only", choices=["sqlite", "postgresql"], help="one database only")
+    parser.add_argument("--profile", action="store_true", help="run the server under py-spy; top costs in RESULTS")
+    parser.add_argument("--no-check", action="store_true", help="skip `recompute --check` at the end")
+    parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args()
+    if args.full:
+        args.invoices, args.buyers = 1_000_000, 50_000
+    portfolio = generate(args.invoices, args.buyers, seed=args.seed, large_share=0.02 if args.full else 0.10)
+    results: dict[str, tuple[Figures, dict[str, Any]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        backends = {"sqlite": f"sqlite:///{Path(tmp) / 'bench.db'}", "postgresql": _postgres_url()}
-        for name, url in backends.items():
-            results = bench(url, args.runs)
-            reference = next(iter(results.values()))
-            print(f"\n{name} (median of runs; ratio to the reference)")
-            for label, seconds in results.items():
-                print(f"  {label:<48} {seconds * 1000:9.1f} ms  x{seconds / reference:8.1f}")
+        if args.only in (None, "sqlite"):
+            results["SQLite"] = measure("sqlite", sqlite_url(Path(tmp)), portfolio, args)
+        if args.only in (None, "postgresql"):
+            results["PostgreSQL"] = measure("postgresql", postgres_url(), portfolio, args)
+    report = write_results(results, args)
+    print("\n" + report)
+    args.output.write_text("# Benchmark results\n\nWritten by `make bench` (bench/run.py); newest run first.\n\n"
+                           + report + _previous(args.output))
+
+
+def _previous(path: Path) -> str:
+    """Keep the notes written below the generated part (everything after a line `<!-- notes -->`)."""
+    if not path.exists():
+        return ""
+    text_ = path.read_text()
+    marker = "<!-- notes -->"
+    return "\n" + text_[text_.index(marker):] if marker in text_ else ""
 
 
 if __name__ == "__main__":

@@ -310,6 +310,10 @@ def put_settings(ctx: Context, body: SettingsIn) -> SettingsOut:
     tenant = ctx.session.get(Tenant, ctx.tenant.id)
     assert tenant is not None
     changed = any(getattr(tenant, k) != v for k, v in body.model_dump().items())
+    if changed:
+        # One lock order everywhere: the buyers (by id) before the tenant row, as ingest takes them (its buyers,
+        # then the tenant row's exposure version). Writing the tenant row first deadlocked with ingest.
+        ledger_repo.lock_buyers(ctx.session, ctx.session.scalars(select(Buyer.id)))
     for k, v in body.model_dump().items():
         setattr(tenant, k, v)
     ctx.session.flush()

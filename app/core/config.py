@@ -27,7 +27,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=10 * 1024 * 1024, description="Request bodies above this get a 413.")
     max_batch_items: int = Field(default=5000, description="Items per batch request; more get a 413.")
     idempotency_ttl_hours: int = Field(default=48, description="How long Idempotency-Key replays are kept.")
-    scheduler_enabled: bool = Field(default=True, description="Run the periodic jobs in this process.")
+    scheduler_enabled: bool = Field(
+        default=True, description="Run the periodic jobs (dispatch, revaluation, daily scan) in this process; false "
+        "in web processes when `coverwatch worker` runs them.")
     secret_key: SecretStr | None = Field(
         default=None,
         description="Encrypts webhook secrets at rest (comma-separated: the first encrypts, all decrypt). Required "

@@ -98,10 +98,15 @@ def _sqlite_pragmas(dbapi_connection: Any, connection_record: Any) -> None:
     cursor.close()
 
 
+READ_ONLY = "coverwatch_read_only"
+
+
 def _sqlite_begin(conn: Any) -> None:
-    # Take the write lock up front: a deferred transaction that reads then writes
-    # fails at once with "database is locked" when another writer got in between.
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    # A transaction that may write takes the write lock up front: a deferred transaction that reads then writes
+    # fails at once with "database is locked" when another writer committed in between. A read-only one (the
+    # sessions of GET requests, see `Database.read_session`) begins deferred: in WAL mode it reads its snapshot
+    # while a writer works, and never waits for the write lock.
+    conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE")
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -128,6 +133,9 @@ class Database:
         self.url = url
         self.engine = make_engine(url)
         self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
+        # Same pool, marked read-only: on SQLite its transactions begin deferred (readers never wait on writers).
+        self.read_engine = self.engine.execution_options(**{READ_ONLY: True})
+        self.read_sessionmaker = sessionmaker(self.read_engine, expire_on_commit=False, autoflush=False)
 
     @property
     def dialect(self) -> str:
@@ -139,13 +147,27 @@ class Database:
             bind_tenant(session, tenant_id)
         return session
 
+    def read_session(self, tenant_id: str | None = None) -> Session:
+        """A session for reading only (what a GET does): on SQLite it never takes the write lock."""
+        session = self.read_sessionmaker()
+        if tenant_id is not None:
+            bind_tenant(session, tenant_id)
+        return session
+
     def dispose(self) -> None:
         self.engine.dispose()
 
 
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
 def get_session(request: Request) -> Iterator[Session]:
-    """The request's unit of work: committed before the response is sent, rolled back on any error."""
-    session = request.app.state.db.session()
+    """The request's unit of work: committed before the response is sent, rolled back on any error.
+
+    GET and HEAD requests read only: their session never takes SQLite's write lock, so dashboards answer
+    while a batch is being written."""
+    db = request.app.state.db
+    session = db.read_session() if request.method in READ_METHODS else db.session()
     try:
         yield session
         session.commit()

@@ -6,9 +6,11 @@ from collections.abc import Iterable
 from datetime import date
 from decimal import Decimal
 
-from sqlalchemy import func, select, tuple_
+from sqlalchemy import Date, String, bindparam, column, select, text, tuple_
+from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.orm import Session
 
+from app.core.db import TENANT_KEY
 from app.cover.models import CountryLimit, FxRate, LimitDecision, Policy, PolicyTerms, StopOfCover
 
 
@@ -74,17 +76,44 @@ def country_limit(session: Session, country: str) -> CountryLimit | None:
 
 
 def rates_on(session: Session, day: date) -> dict[tuple[str, str], Decimal]:
-    """For each currency pair, the latest rate on or before `day`."""
-    latest = (
-        select(FxRate.base, FxRate.quote, func.max(FxRate.day).label("day"))
-        .where(FxRate.day <= day)
-        .group_by(FxRate.base, FxRate.quote)
-        .subquery()
-    )
-    stmt = select(FxRate.base, FxRate.quote, FxRate.rate).join(
-        latest, (FxRate.base == latest.c.base) & (FxRate.quote == latest.c.quote) & (FxRate.day == latest.c.day)
-    )
-    return {(b, q): Decimal(r) for b, q, r in session.execute(stmt)}
+    """For each currency pair, the latest rate on or before `day`, found through the index
+    (tenant_id, base, quote, day) rather than by grouping the whole history.
+
+    PostgreSQL: `DISTINCT ON (base, quote)` in index order. SQLite has no DISTINCT ON: a recursive query walks the
+    index from one pair to the next (a skip scan: one probe per pair), then takes each pair's latest row on or
+    before `day` with one indexed `ORDER BY day DESC LIMIT 1`."""
+    if session.get_bind().dialect.name == "postgresql":
+        stmt = (
+            select(FxRate.base, FxRate.quote, FxRate.rate)
+            .where(FxRate.day <= day)
+            .ext(distinct_on(FxRate.base, FxRate.quote))
+            .order_by(FxRate.base, FxRate.quote, FxRate.day.desc())
+        )
+        return {(b, q): Decimal(r) for b, q, r in session.execute(stmt)}
+    tenant_id = session.info.get(TENANT_KEY)
+    if tenant_id is None:
+        raise RuntimeError("rates_on needs a session bound to a tenant")
+    stmt = text(_SQLITE_LATEST_RATES).bindparams(bindparam("day", type_=Date())).columns(
+        column("base", String()), column("quote", String()), column("rate", FxRate.__table__.c.rate.type))
+    rows = session.execute(stmt, {"tenant": tenant_id, "day": day})
+    return {(b, q): Decimal(r) for b, q, r in rows if r is not None}
+
+
+_SQLITE_LATEST_RATES = """
+WITH RECURSIVE pair(id) AS (
+    SELECT id FROM (SELECT id FROM fx_rates WHERE tenant_id = :tenant ORDER BY base, quote LIMIT 1)
+    UNION ALL
+    SELECT (SELECT f.id FROM fx_rates AS f INDEXED BY ix_fx_rates_lookup
+            WHERE f.tenant_id = :tenant AND (f.base, f.quote) > (c.base, c.quote)
+            ORDER BY f.base, f.quote LIMIT 1)
+    FROM pair JOIN fx_rates AS c ON c.id = pair.id
+)
+SELECT c.base, c.quote,
+       (SELECT r.rate FROM fx_rates AS r INDEXED BY ix_fx_rates_lookup
+        WHERE r.tenant_id = :tenant AND r.base = c.base AND r.quote = c.quote AND r.day <= :day
+        ORDER BY r.day DESC LIMIT 1) AS rate
+FROM pair JOIN fx_rates AS c ON c.id = pair.id
+"""
 
 
 def existing_rates(session: Session, keys: list[tuple[str, str, date]]) -> dict[tuple[str, str, date], FxRate]:

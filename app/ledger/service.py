@@ -433,6 +433,9 @@ def put_payment(ctx: Context, ref: str, body: PaymentIn) -> tuple[Payment, str]:
 def ingest_payments(ctx: Context, raw: Sequence[dict[str, Any]]) -> BatchOut:
     check_batch_size(ctx, raw)
     items = _validate_items(raw, PaymentBatchItem, "payment_ref")
+    # Lock every buyer of the batch up front, by id (one lock order everywhere): taken item by item in the
+    # body's order, two batches (or a batch and an invoice batch) deadlocked.
+    repo.buyers_by_refs(ctx.session, (i.body.buyer_ref for i in items if i.problem is None), for_update=True)
     touched: set[int] = set()
     for item in items:
         if item.problem is not None:

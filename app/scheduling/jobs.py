@@ -1,5 +1,9 @@
 """The periodic jobs. Each is idempotent: run twice, it changes nothing the second time.
 
+Tenant by tenant (`for_each_tenant`): each tenant's work is one transaction under a transaction-level advisory
+lock keyed by job and tenant (app/scheduling/locks.py), so replicas share the tenants and never do one tenant's
+job twice at once; a tenant that fails is rolled back, logged and counted, and the others go on.
+
 - dispatch: send due webhook deliveries (shared between replicas with SKIP LOCKED).
 - revalue: apply date-driven changes (a claim deadline passing, a limit expiring) as
   soon as a tenant's day has turned: recompute its buyers (alerts follow).
@@ -11,7 +15,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -24,17 +29,18 @@ from app.core.db import Database
 from app.core.idempotency import purge_expired
 from app.exposure import service as exposure
 from app.exposure.models import BuyerExposure, ExposureSnapshot
-from app.scheduling.locks import single_runner
+from app.scheduling.locks import try_tenant_lock
 from app.scheduling.models import JobRun
 from app.tenants.models import Tenant
 from app.webhooks.dispatcher import dispatch_pending
 
 log = logging.getLogger("coverwatch.jobs")
 DAILY_SCAN = "daily_scan"
+REVALUE = "revalue"
 
 
 def _tenant_ids(db: Database, only: list[str] | None = None) -> list[str]:
-    with db.session() as session:
+    with db.read_session() as session:
         stmt = select(Tenant.id).order_by(Tenant.id)
         if only is not None:
             stmt = stmt.where(Tenant.id.in_(only))
@@ -50,23 +56,70 @@ def tenant_contexts(db: Database, settings: Settings, only: list[str] | None = N
                 yield system_context(session, tenant, settings)
 
 
+@dataclass
+class TenantRun:
+    """What one run of a job did: tenants done, skipped (nothing to do, or another runner holds them), failed."""
+
+    job: str
+    done: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+
+
+def for_each_tenant(db: Database, settings: Settings, job: str, work: Callable[[Context], bool],
+                    only: list[str] | None = None, *, commit: bool = True) -> TenantRun:
+    """Run `work` for each tenant, each in its own transaction under the (job, tenant) advisory lock.
+
+    `work` returns whether it did something (False: nothing due). It is called only while this runner holds
+    the tenant's lock, and its transaction is committed before the next tenant; an exception rolls back that
+    tenant only, is logged and counted in `failed`. With `commit=False` (a check) every transaction is rolled
+    back."""
+    run = TenantRun(job)
+    for tenant_id in _tenant_ids(db, only):
+        with db.session() as session:
+            try:
+                if not try_tenant_lock(session, job, tenant_id):
+                    run.skipped.append(tenant_id)
+                    session.rollback()
+                    continue
+                tenant = session.get(Tenant, tenant_id)
+                if tenant is None:  # deleted meanwhile
+                    session.rollback()
+                    continue
+                did = work(system_context(session, tenant, settings))
+                if commit:
+                    session.commit()
+                else:
+                    session.rollback()
+            except Exception:
+                session.rollback()
+                run.failed.append(tenant_id)
+                log.exception("job %s failed for tenant %s", job, tenant_id)
+                continue
+            (run.done if did else run.skipped).append(tenant_id)
+    if run.failed:
+        log.error("job %s: %d tenant(s) failed, %d done", job, len(run.failed), len(run.done))
+    return run
+
+
 def dispatch(db: Database, settings: Settings) -> int:
     return dispatch_pending(db, settings)
 
 
 def revalue(db: Database, settings: Settings, tenant_ids: list[str] | None = None) -> int:
     """Recompute the tenants whose stored exposure was valued before their today. Returns how many."""
-    done = 0
-    with single_runner(db, "revalue") as mine:
-        if not mine:
-            return 0
-        for ctx in tenant_contexts(db, settings, tenant_ids):
-            oldest = ctx.session.scalar(select(func.min(BuyerExposure.valued_on)))
-            if oldest is not None and oldest < ctx.today:
-                exposure.refresh_all(ctx)
-                ctx.session.commit()
-                done += 1
-    return done
+    return len(revalue_run(db, settings, tenant_ids).done)
+
+
+def revalue_run(db: Database, settings: Settings, tenant_ids: list[str] | None = None) -> TenantRun:
+    def work(ctx: Context) -> bool:
+        oldest = ctx.session.scalar(select(func.min(BuyerExposure.valued_on)))
+        if oldest is None or oldest >= ctx.today:
+            return False
+        exposure.refresh_all(ctx)
+        return True
+
+    return for_each_tenant(db, settings, REVALUE, work, tenant_ids)
 
 
 def snapshot(ctx: Context) -> int:
@@ -89,24 +142,27 @@ def snapshot(ctx: Context) -> int:
 
 def daily_scan(db: Database, settings: Settings, *, force: bool = False, now: datetime | None = None,
                tenant_ids: list[str] | None = None) -> list[str]:
-    """Run the daily scan for every tenant whose scan hour has come today and who has not had it yet."""
-    scanned: list[str] = []
-    with single_runner(db, DAILY_SCAN) as mine:
-        if not mine:
-            return scanned
-        for ctx in tenant_contexts(db, settings, tenant_ids):
-            session, tenant = ctx.session, ctx.tenant
-            local = (now or utcnow()).astimezone(ZoneInfo(tenant.timezone))
-            due = settings.today is not None or local.hour >= tenant.daily_scan_hour
-            ran = session.scalar(select(JobRun.id).where(JobRun.job == DAILY_SCAN, JobRun.day == ctx.today))
-            if not force and (ran is not None or not due):
-                continue
-            exposure.refresh_all(ctx)
-            snapshot(ctx)
-            purge_expired(session, settings.idempotency_ttl_hours)
-            if ran is None:
-                session.add(JobRun(job=DAILY_SCAN, day=ctx.today))
-            session.commit()
-            scanned.append(tenant.id)
-            log.info("daily scan done for tenant %s (%s)", tenant.id, ctx.today)
-    return scanned
+    """Run the daily scan for every tenant whose scan hour has come today and who has not had it yet.
+    Returns the tenants scanned (`daily_scan_run` tells the skipped and failed ones too)."""
+    return daily_scan_run(db, settings, force=force, now=now, tenant_ids=tenant_ids).done
+
+
+def daily_scan_run(db: Database, settings: Settings, *, force: bool = False, now: datetime | None = None,
+                   tenant_ids: list[str] | None = None) -> TenantRun:
+    def work(ctx: Context) -> bool:
+        session, tenant = ctx.session, ctx.tenant
+        local = (now or utcnow()).astimezone(ZoneInfo(tenant.timezone))
+        due = settings.today is not None or local.hour >= tenant.daily_scan_hour
+        # Read after taking the lock: a replica that scanned this tenant a moment ago has committed its mark.
+        ran = session.scalar(select(JobRun.id).where(JobRun.job == DAILY_SCAN, JobRun.day == ctx.today))
+        if not force and (ran is not None or not due):
+            return False
+        exposure.refresh_all(ctx)
+        snapshot(ctx)
+        purge_expired(session, settings.idempotency_ttl_hours)
+        if ran is None:
+            session.add(JobRun(job=DAILY_SCAN, day=ctx.today))
+        log.info("daily scan done for tenant %s (%s)", tenant.id, ctx.today)
+        return True
+
+    return for_each_tenant(db, settings, DAILY_SCAN, work, tenant_ids)

@@ -7,7 +7,7 @@ from sqlalchemy import func, select, text
 
 from app.exposure.models import ExposureSnapshot
 from app.scheduling.jobs import daily_scan, revalue
-from app.scheduling.locks import lock_key
+from app.scheduling.locks import tenant_lock_key
 from app.scheduling.models import JobRun
 from tests.helpers import buyer, domain_policies, exposure, invoice, limit, ok
 
@@ -60,11 +60,12 @@ def test_revalue_applies_date_driven_changes(api, tenant, app, database, clock):
 
 def test_a_scan_held_by_another_replica_is_skipped(api, tenant, app, database):
     if database.dialect != "postgresql":
-        pytest.skip("SQLite is one process: the single-runner lock is PostgreSQL's")
+        pytest.skip("SQLite is one process: the per-tenant lock is PostgreSQL's")
     buyer(api, "B1")
+    key = tenant_lock_key("daily_scan", tenant.id)
     with database.engine.connect() as other:
-        assert other.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": lock_key("daily_scan")}).scalar()
+        assert other.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar()
         assert daily_scan(database, app.state.settings, tenant_ids=[tenant.id]) == []
-        other.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": lock_key("daily_scan")})
+        other.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
         other.commit()
     assert daily_scan(database, app.state.settings, tenant_ids=[tenant.id]) == [tenant.id]
