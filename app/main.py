@@ -13,10 +13,10 @@ from sqlalchemy import text
 
 from app import models  # noqa: F401  (complete metadata)
 from app.alerts.router import router as alerts_router
-from app.core import errors
+from app.core import errors, openapi
 from app.core.config import Settings, get_settings
 from app.core.db import Database
-from app.core.middleware import BodySizeLimit, ETagMiddleware
+from app.core.middleware import AllowedMethods, BodySizeLimit, ETagMiddleware
 from app.core.paths import EncodedSlashes
 from app.cover.router import router as cover_router
 from app.einvoices.router import router as einvoices_router
@@ -24,6 +24,7 @@ from app.exposure.router import NotModified, not_modified_response
 from app.exposure.router import router as exposure_router
 from app.ledger.router import router as ledger_router
 from app.tenants.router import router as keys_router
+from app.webhooks import events as webhook_events
 from app.webhooks.router import router as webhooks_router
 
 log = logging.getLogger("coverwatch")
@@ -61,14 +62,18 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.settings = settings
     app.state.db = db
     errors.install(app)
+    openapi.install(app)
     app.add_exception_handler(NotModified, lambda request, exc: not_modified_response(exc))  # type: ignore[arg-type]
     app.add_middleware(ETagMiddleware)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(AllowedMethods)
     app.add_middleware(EncodedSlashes)
 
     for router in (keys_router, ledger_router, cover_router, exposure_router, alerts_router, webhooks_router,
                    einvoices_router):
         app.include_router(router)
+
+    webhook_events.document(app)
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict[str, str]:

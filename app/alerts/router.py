@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from app.alerts import rules, service
-from app.alerts.schemas import AlertOut, AlertState, ClaimIn, ClaimOut, SettingsIn, SettingsOut
+from app.alerts import service
+from app.alerts.schemas import (
+    AlertActionIn,
+    AlertOut,
+    AlertState,
+    AlertType,
+    ClaimIn,
+    ClaimOut,
+    SettingsIn,
+    SettingsOut,
+)
 from app.core.context import ContextDep
 from app.core.fields import Country, Ref
 from app.core.idempotency import IdempotencyDep
@@ -15,7 +24,6 @@ from app.core.pagination import Cursor, IdPath, Limit, Page, decode_id_cursor, e
 from app.core.security import AdminAccess, IngestAccess, ReadAccess
 
 router = APIRouter(prefix="/v1", tags=["alerts"])
-AlertType = Literal[rules.ALERT_TYPES]  # type: ignore[valid-type]
 
 
 @router.get("/alerts", response_model=Page[AlertOut])
@@ -42,15 +50,20 @@ def get_alert(alert_id: IdPath, ctx: ContextDep, _: ReadAccess) -> AlertOut:
 
 
 @router.post("/alerts/{alert_id}/acknowledge", response_model=AlertOut)
-def acknowledge(alert_id: IdPath, ctx: ContextDep, _: IngestAccess, idem: IdempotencyDep) -> Response:
+def acknowledge(alert_id: IdPath, ctx: ContextDep, _: IngestAccess, idem: IdempotencyDep,
+                body: AlertActionIn | None = None) -> Response:
+    """Acknowledge an alert (it stays open until its condition clears)."""
     if (replayed := idem.replay()) is not None:
         return replayed
     return idem.respond(200, service.alert_out(service.acknowledge(ctx, alert_id)))
 
 
 @router.post("/alerts/{alert_id}/resolve", response_model=AlertOut)
-def resolve(alert_id: IdPath, ctx: ContextDep, _: IngestAccess, idem: IdempotencyDep) -> Response:
-    """Resolve by hand (a condition that still holds is raised again by the next change or scan)."""
+def resolve(alert_id: IdPath, ctx: ContextDep, _: IngestAccess, idem: IdempotencyDep,
+            body: AlertActionIn | None = None) -> Response:
+    """Resolve an alert by hand
+
+    Resolve by hand (a condition that still holds is raised again by the next change or scan)."""
     if (replayed := idem.replay()) is not None:
         return replayed
     return idem.respond(200, service.alert_out(service.resolve(ctx, alert_id)))

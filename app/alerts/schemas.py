@@ -6,14 +6,16 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
+from app.alerts.rules import ALERT_TYPES
 from app.core.fields import IsoDate, Ref, StrictModel
 
 AlertState = Literal["open", "acknowledged", "resolved"]
+AlertType = Literal[ALERT_TYPES]  # type: ignore[valid-type]
 
 
 class AlertOut(BaseModel):
     id: int
-    type: str
+    type: AlertType
     state: AlertState
     subject: str
     buyer_ref: str | None
@@ -24,7 +26,12 @@ class AlertOut(BaseModel):
     opened_on: date
     acknowledged_at: datetime | None
     resolved_at: datetime | None
-    resolution: str | None = Field(description="cleared (the condition went away) or manual")
+    resolution: Literal["cleared", "manual"] | None = Field(
+        description="cleared (the condition went away) or manual")
+
+
+class AlertActionIn(StrictModel):
+    """The body of acknowledge and resolve: optional (no body, or `{}`), and validated like every other."""
 
 
 class ClaimIn(StrictModel):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+from typing import Any
 
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -11,13 +13,15 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app.core.errors import PROBLEM_BASE, PROBLEM_JSON
 
 
-async def _send_problem(send: Send, status: int, title: str, detail: str, type_: str) -> None:
+async def _send_problem(send: Send, status: int, title: str, detail: str, type_: str,
+                        headers: list[tuple[bytes, bytes]] | None = None) -> None:
     body = json.dumps({"type": PROBLEM_BASE + type_, "title": title, "status": status, "detail": detail}).encode()
     await send(
         {
             "type": "http.response.start",
             "status": status,
-            "headers": [(b"content-type", PROBLEM_JSON.encode()), (b"content-length", str(len(body)).encode())],
+            "headers": [(b"content-type", PROBLEM_JSON.encode()), (b"content-length", str(len(body)).encode()),
+                        *(headers or [])],
         }
     )
     await send({"type": "http.response.body", "body": body})
@@ -114,3 +118,49 @@ class ETagMiddleware:
             await send({"type": "http.response.body", "body": body})
 
         await self.app(scope, receive, buffering_send)
+
+
+class AllowedMethods:
+    """405 with a true `Allow` header: every method of every path template the path matches.
+
+    Starlette answers a method mismatch with the methods of the first route it partly matched only
+    (`OPTIONS /v1/buyers/X` said `Allow: PUT` although GET works). A path may match several templates
+    (`/v1/invoices/batch` is the batch endpoint and the invoice numbered "batch"): `Allow` names them all.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self._templates: list[tuple[re.Pattern[str], int, str, frozenset[str]]] | None = None
+
+    def _load(self, routes: list[Any]) -> list[tuple[re.Pattern[str], int, str, frozenset[str]]]:
+        from fastapi import routing
+
+        methods: dict[str, set[str]] = {}
+        regexes: dict[str, re.Pattern[str]] = {}
+        for context in routing.iter_route_contexts(routes):
+            path_format, verbs = getattr(context, "path_format", None), getattr(context, "methods", None)
+            if path_format is None or not verbs or not hasattr(context, "path_regex"):
+                continue
+            methods.setdefault(path_format, set()).update(verbs)
+            regexes[path_format] = context.path_regex
+        for verbs in methods.values():
+            if "GET" in verbs:
+                verbs.add("HEAD")
+        return [(regexes[p], p.count("{"), p, frozenset(v)) for p, v in methods.items()]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if self._templates is None:
+            self._templates = self._load(scope["app"].routes)
+        matches = [verbs for regex, _, _, verbs in self._templates if regex.match(scope["path"])]
+        if matches:
+            allowed = frozenset().union(*matches)
+            if scope["method"] not in allowed:
+                allow = ", ".join(sorted(allowed))
+                await _send_problem(send, 405, "Method not allowed",
+                                    f"{scope['method']} is not allowed here; allowed: {allow}.",
+                                    "method-not-allowed", headers=[(b"allow", allow.encode())])
+                return
+        await self.app(scope, receive, send)

@@ -21,6 +21,11 @@ def is_currency(code: str) -> bool:
     return code in _currencies()
 
 
+def currencies_in_use() -> list[str]:
+    """The ISO 4217 codes `is_currency` accepts, sorted (the API's currency enum)."""
+    return sorted(_currencies())
+
+
 def is_known_currency(code: str) -> bool:
     """Any ISO 4217 code, historic ones included (the ECB history file still has BGN, CYP, DEM...)."""
     return code in list_currencies()

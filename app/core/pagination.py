@@ -24,7 +24,7 @@ def encode_cursor(values: list[Any]) -> str:
 
 
 def decode_cursor(cursor: str | None, arity: int) -> list[Any] | None:
-    if cursor is None:
+    if not cursor:  # absent, or an empty `cursor=`: the first page
         return None
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
@@ -52,4 +52,4 @@ def decode_id_cursor(cursor: str | None) -> int | None:
 
 Limit = Annotated[int, Query(ge=1, le=1000, description="Page size")]
 IdPath = Annotated[int, Path(ge=1, le=MAX_ID, description="The row id")]
-Cursor = Annotated[str | None, Query(description="next_cursor of the previous page")]
+Cursor = Annotated[str | None, Query(description="next_cursor of the previous page (absent or empty: the first page)")]

@@ -81,6 +81,7 @@ def _require(required: Scope):  # type: ignore[no-untyped-def]
             raise Forbidden(f"This API key has the '{principal.scope}' scope; '{required}' is required.")
         return principal
 
+    dependency.required_scope = required  # type: ignore[attr-defined]  (read by app.core.openapi)
     return dependency
 
 

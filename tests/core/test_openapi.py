@@ -1,0 +1,118 @@
+"""The OpenAPI document tells the truth: errors, security, headers, enums, webhooks; and the API keeps to it."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import buyer, ok
+
+DOC = json.loads((Path(__file__).resolve().parents[2] / "openapi" / "openapi.json").read_text())
+OPERATIONS = [(path, method, op) for path, item in DOC["paths"].items() for method, op in item.items()]
+
+
+def test_no_fastapi_validation_schema_is_left():
+    assert "HTTPValidationError" not in json.dumps(DOC)
+    assert "ValidationError" not in DOC["components"]["schemas"]
+
+
+@pytest.mark.parametrize(("path", "method", "op"), OPERATIONS, ids=[f"{m} {p}" for p, m, _ in OPERATIONS])
+def test_every_error_is_a_documented_problem(path, method, op):
+    errors = {code: r for code, r in op["responses"].items() if code[0] in "45"}
+    assert errors, "no error documented"
+    for code, response in errors.items():
+        assert list(response["content"]) == ["application/problem+json"], code
+        assert response["content"]["application/problem+json"]["schema"] == {"$ref": "#/components/schemas/Problem"}
+    if path.startswith("/v1/"):
+        assert {"401", "422", "503"} <= set(errors) or (method == "get" and {"401", "503"} <= set(errors))
+        assert op["security"] == [{"bearer": []}]
+        assert "Scope: `" in op["description"]
+        assert op["summary"] and not op["summary"].islower()
+    if "requestBody" in op:
+        assert {"400", "413", "415", "422"} <= set(errors)
+
+
+def test_security_headers_and_problem_schema():
+    assert DOC["components"]["securitySchemes"]["bearer"] == {**DOC["components"]["securitySchemes"]["bearer"],
+                                                              "type": "http", "scheme": "bearer"}
+    problem = DOC["components"]["schemas"]["Problem"]["properties"]
+    assert {"type", "title", "status", "detail", "instance", "errors", "missing_rates"} <= set(problem)
+    assert {"pointer", "xpath", "detail"} <= set(problem["errors"]["items"]["properties"])
+    post = DOC["paths"]["/v1/invoices/batch"]["post"]
+    assert "Idempotency-Key" in [p["name"] for p in post["parameters"]]
+    assert "Idempotent-Replayed" in post["responses"]["200"]["headers"]
+    get = DOC["paths"]["/v1/buyers"]["get"]
+    assert "If-None-Match" in [p["name"] for p in get["parameters"]]
+    assert "ETag" in get["responses"]["200"]["headers"] and "304" in get["responses"]
+
+
+def test_enums_patterns_and_webhooks():
+    schemas = DOC["components"]["schemas"]
+    assert "exposure_above_cover" in schemas["AlertOut"]["properties"]["type"]["enum"]
+    assert "missing_fx_rate" in json.dumps(schemas["CreditCheckOut"]["properties"]["reasons"])
+    assert "-" not in schemas["InvoiceIn"]["properties"]["amount"]["pattern"].split("\\d")[0]
+    assert set(DOC["webhooks"]) == {"alert.opened", "alert.acknowledged", "alert.resolved", "claim.filed",
+                                    "endpoint.disabled", "ping"}
+    envelope = schemas["AlertEvent"]
+    assert {"type", "timestamp", "tenant_id", "data"} <= set(envelope["required"])
+
+
+def test_a_body_that_is_not_json_is_415_naming_the_content_type(api):
+    r = api.put("/v1/buyers/B1", content=b'{"name":"Leclerc SA","country":"FR"}',
+                headers={"content-type": "application/x-www-form-urlencoded"})
+    assert r.status_code == 415 and r.headers["content-type"] == "application/problem+json"
+    assert "Content-Type: application/json" in r.json()["detail"]
+    r = api.put("/v1/buyers/B1", content=b'{"name":"Leclerc SA","country":"FR"}')  # no Content-Type at all
+    assert r.status_code == 415
+
+
+@pytest.mark.parametrize("body", [b'{"name":"Leclerc SA",', b'{"name":"Lec\xff","country":"FR"}'])
+def test_malformed_json_and_invalid_utf8_get_the_same_problem(api, body):
+    r = api.put("/v1/buyers/B1", content=body, headers={"content-type": "application/json"})
+    assert r.status_code == 400 and r.headers["content-type"] == "application/problem+json"
+    problem = r.json()
+    assert problem["type"].endswith("/malformed-body") and problem["errors"][0]["pointer"] == ""
+
+
+def test_acknowledge_body_is_validated_and_an_empty_one_is_fine(api):
+    buyer(api, "B1")
+    ok(api.put("/v1/invoices/I1", json={"buyer_ref": "B1", "currency": "EUR", "amount": "100.00",
+                                        "issue_date": "2026-01-10", "due_date": "2026-02-10"}))
+    alerts = ok(api.get("/v1/alerts"))["items"]
+    assert alerts, "an uncovered invoice raises an alert"
+    alert_id = alerts[0]["id"]
+    bad = api.post(f"/v1/alerts/{alert_id}/acknowledge", json={"unknown": 1})
+    assert bad.status_code == 422 and bad.json()["errors"][0]["pointer"] == "/unknown"
+    assert ok(api.post(f"/v1/alerts/{alert_id}/acknowledge"))["state"] == "acknowledged"
+    assert ok(api.post(f"/v1/alerts/{alert_id}/resolve", json={}))["state"] == "resolved"
+
+
+def test_allow_lists_every_method_of_the_resource(api):
+    r = api.options("/v1/buyers/B1")
+    assert r.status_code == 405 and r.headers["allow"] == "GET, HEAD, PUT"
+    assert api.delete("/v1/api-keys").headers["allow"] == "GET, HEAD, POST"
+
+
+def test_an_empty_cursor_is_the_first_page(api):
+    buyer(api, "B1")
+    assert [b["buyer_ref"] for b in ok(api.get("/v1/buyers?cursor="))["items"]] == ["B1"]
+    assert ok(api.get("/v1/alerts?cursor="))["items"] == []
+
+
+def test_an_integer_field_refuses_a_boolean(api):
+    buyer(api, "B1")
+    r = api.post("/v1/credit-checks", json={"buyer_ref": "B1", "currency": "EUR", "amount": "10.00",
+                                            "payment_terms_days": False})
+    assert r.status_code == 422 and r.json()["errors"][0]["pointer"] == "/payment_terms_days"
+
+
+def test_references_refuse_exactly_what_the_published_pattern_refuses(api):
+    import re
+
+    pattern = re.compile(DOC["components"]["schemas"]["BuyerIn"]["properties"].get("buyer_ref", {}).get(
+        "pattern") or DOC["paths"]["/v1/buyers/{buyer_ref}"]["put"]["parameters"][0]["schema"]["pattern"])
+    for ref, accepted in [("FA 2026/001", True), ("FA\u200b1", False), ("\U000b8cbf", True), ("A\u2028B", False)]:
+        assert bool(pattern.match(ref)) is accepted, ref
+        from urllib.parse import quote
+        r = api.put(f"/v1/buyers/{quote(ref, safe='')}", json={"name": "X", "country": "FR"})
+        assert (r.status_code in (200, 201)) is accepted, (ref, r.text)
