@@ -16,7 +16,7 @@ from app.alerts.router import router as alerts_router
 from app.core import errors, openapi
 from app.core.config import Settings, get_settings
 from app.core.db import Database
-from app.core.middleware import AllowedMethods, BodySizeLimit, ETagMiddleware
+from app.core.middleware import AllowedMethods, BodySizeLimit, ETagMiddleware, UnexpectedErrors
 from app.core.paths import EncodedSlashes
 from app.cover.router import router as cover_router
 from app.einvoices.router import router as einvoices_router
@@ -68,6 +68,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(AllowedMethods)
     app.add_middleware(EncodedSlashes)
+    app.add_middleware(UnexpectedErrors)  # outermost of ours: a 500 keeps the connection open
 
     for router in (keys_router, ledger_router, cover_router, exposure_router, alerts_router, webhooks_router,
                    einvoices_router):

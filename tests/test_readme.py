@@ -31,19 +31,21 @@ def commands(session: str) -> list[str]:
 
 
 def start_demo(tmp_path: Path, port: int) -> tuple[subprocess.Popen, str]:
+    """`coverwatch serve --demo` on a port; its output goes to a file (a pipe nobody reads would fill and block it)."""
     env = {**os.environ, "COVERWATCH_DATABASE_URL": f"sqlite:///{tmp_path / 'demo.db'}",
-           "COVERWATCH_SCHEDULER_ENABLED": "false", "COVERWATCH_TODAY": "2026-11-20"}
-    proc = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--demo", "--port", str(port)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.monotonic() + 120
+           "COVERWATCH_SCHEDULER_ENABLED": "false", "COVERWATCH_TODAY": "2026-11-20", "COVERWATCH_LOG_LEVEL": "WARNING"}
+    log = tmp_path / "server.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--demo", "--port", str(port)], env=env,
+                                stdout=out, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 180
     key = None
-    while time.monotonic() < deadline and key is None:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        if m := re.search(r"Admin API key: (\S+)", line):
+    while time.monotonic() < deadline and key is None and proc.poll() is None:
+        if m := re.search(r"Admin API key: (\S+)", log.read_text()):
             key = m.group(1)
-    assert key, "the demo printed no key"
+        else:
+            time.sleep(0.2)
+    assert key, f"the demo printed no key: {log.read_text()}"
     while time.monotonic() < deadline:
         try:
             if httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200:

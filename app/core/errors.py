@@ -191,6 +191,8 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if isinstance(exc.__cause__, TooLarge):  # the body limit, hit while FastAPI read the body
+            return problem_response(exc.__cause__, request)
         if exc.status_code == 400 and exc.detail == "There was an error parsing the body":
             # FastAPI's answer to a body it cannot decode (not UTF-8): the same problem as malformed JSON.
             return problem_response(malformed_body("not UTF-8 text"), request)

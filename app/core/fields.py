@@ -23,7 +23,7 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from app.core.money import currencies_in_use, fits_currency, is_country, is_currency
+from app.core.money import countries, currencies_in_use, fits_currency, is_country, is_currency
 from app.core.types import Money, Rate, storage_max
 
 # Policy references stay plain codes (they appear inside paths such as /v1/policies/{ref}/limits).
@@ -54,7 +54,9 @@ _NOT_PRINTABLE = _refused_ranges()
 # Not a space (U+0020) at either end; in between, anything but the refused categories.
 LEDGER_REF_PATTERN = rf"^[^\s{_NOT_PRINTABLE}]([^{_NOT_PRINTABLE}]*[^\s{_NOT_PRINTABLE}])?$"
 _DECIMAL = re.compile(r"^-?\d{1,18}(\.\d{1,10})?$")
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+# Dates the computations can carry: years 1900 to 2999 (a due date plus credit periods, claim deadlines and
+# extensions stays a date; Python's ends in 9999). The schema's pattern says the same.
+_DATE = re.compile(r"^(19\d\d|2\d\d\d)-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$")
 # Bounds derived from the storage types. Money is a scaled 64-bit integer on SQLite (at most 922,337,203,685,477):
 # one amount stays below about a thousandth of that (1e12, one trillion), so that a buyer's total of hundreds of the
 # largest invoices still fits.
@@ -74,10 +76,11 @@ class StrictModel(BaseModel):
     @classmethod
     def _no_bool_for_int(cls, value: Any, info: ValidationInfo) -> Any:
         # Pydantic's lax mode reads true/false as 1/0 for an integer field; JSON has integers for that.
-        if isinstance(value, bool) and info.field_name is not None:
-            annotation = cls.model_fields[info.field_name].annotation
-            if annotation is int or int in get_args(annotation):
-                raise ValueError("must be an integer, not a boolean")
+        if info.field_name is None or not _holds_bool(value):
+            return value
+        annotation = cls.model_fields[info.field_name].annotation
+        if _mentions_int(annotation):
+            raise ValueError("must be an integer, not a boolean")
         return value
 
     @field_validator("*", mode="after")
@@ -86,6 +89,15 @@ class StrictModel(BaseModel):
         if _has_nul(value):
             raise ValueError("must not contain a NUL (\\u0000) character")
         return value
+
+
+def _holds_bool(value: Any) -> bool:
+    return isinstance(value, bool) or (isinstance(value, list) and any(isinstance(v, bool) for v in value))
+
+
+def _mentions_int(annotation: Any) -> bool:
+    """`int`, `int | None`, `list[int]`..."""
+    return annotation is int or any(_mentions_int(arg) for arg in get_args(annotation))
 
 
 def _has_nul(value: Any) -> bool:
@@ -115,7 +127,7 @@ def _iso_date(value: Any) -> date:
     if isinstance(value, date):
         return value
     if not isinstance(value, str) or not _DATE.match(value):
-        raise ValueError("must be a date as YYYY-MM-DD")
+        raise ValueError("must be a date as YYYY-MM-DD, from 1900 to 2999")
     try:
         return date.fromisoformat(value)
     except ValueError as exc:
@@ -141,10 +153,13 @@ DecimalStr = Annotated[
     WithJsonSchema({"type": "string", "pattern": r"^\d{1,18}(\.\d{1,10})?$", "examples": ["1250.00"]}),
 ]
 IsoDate = Annotated[
-    date, BeforeValidator(_iso_date), WithJsonSchema({"type": "string", "format": "date"})
+    date, BeforeValidator(_iso_date),
+    WithJsonSchema({"type": "string", "format": "date", "pattern": _DATE.pattern, "examples": ["2026-11-20"]})
 ]
 Country = Annotated[
-    str, BeforeValidator(_country), WithJsonSchema({"type": "string", "pattern": "^[A-Z]{2}$", "examples": ["FR"]})
+    str, BeforeValidator(_country),
+    WithJsonSchema({"type": "string", "enum": countries(), "examples": ["FR"],
+                    "description": "ISO 3166-1 alpha-2 country code"}),
 ]
 Currency = Annotated[
     str, BeforeValidator(_currency),

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 from typing import Any
 
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.core.errors import PROBLEM_BASE, PROBLEM_JSON
+from app.core.errors import PROBLEM_BASE, PROBLEM_JSON, TooLarge
+
+log = logging.getLogger("coverwatch.errors")
 
 
 async def _send_problem(send: Send, status: int, title: str, detail: str, type_: str,
@@ -27,8 +30,9 @@ async def _send_problem(send: Send, status: int, title: str, detail: str, type_:
     await send({"type": "http.response.body", "body": body})
 
 
-class _BodyTooLarge(Exception):
-    pass
+class _BodyTooLarge(TooLarge):
+    """Raised from `receive`: FastAPI wraps what reading the body raises in a 400, whose cause this stays
+    (app.core.errors turns that 400 back into this 413)."""
 
 
 class BodySizeLimit:
@@ -56,7 +60,7 @@ class BodySizeLimit:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
-                    raise _BodyTooLarge
+                    raise _BodyTooLarge(detail)
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -164,3 +168,35 @@ class AllowedMethods:
                                     "method-not-allowed", headers=[(b"allow", allow.encode())])
                 return
         await self.app(scope, receive, send)
+
+
+class UnexpectedErrors:
+    """A 500 problem for an unexpected exception, answered here so that the connection stays open.
+
+    Starlette's outermost error middleware re-raises after answering, and the server then drops the
+    keep-alive connection; an error caught inside the stack is one response like any other.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception:
+            log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
+            if started:
+                raise
+            await _send_problem(send, 500, "Internal server error",
+                                "An unexpected error occurred; nothing was written.", "internal-error")

@@ -59,5 +59,10 @@ def _countries() -> frozenset[str]:
     return frozenset(c.alpha_2 for c in pycountry.countries)
 
 
+def countries() -> list[str]:
+    """The codes `is_country` accepts, sorted (the API's country enum)."""
+    return sorted(_countries())
+
+
 def is_country(code: str) -> bool:
     return code in _countries()

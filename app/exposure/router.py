@@ -13,8 +13,8 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from app.core.context import ContextDep
-from app.core.errors import NotFound
-from app.core.fields import Country, DecimalStr
+from app.core.errors import Invalid, NotFound
+from app.core.fields import MONEY_STORAGE_MAX, Country, DecimalStr
 from app.core.idempotency import IdempotencyDep
 from app.core.pagination import Cursor, Limit, Page, decode_cursor, encode_cursor
 from app.core.paths import RefPath
@@ -81,7 +81,14 @@ def exposure_buyers(
 ) -> Any:
     """One row per buyer, amounts in its cover currency."""
     name = sort.removeprefix("-")
-    after = decode_cursor(cursor, 2)
+    after: Any = decode_cursor(cursor, 2)
+    if after is not None and name != "buyer_ref":
+        try:  # an amount or a utilisation, as the previous page wrote it
+            after = (Decimal(after[0]), after[1])
+        except ArithmeticError as exc:
+            raise Invalid("cursor: not a cursor this endpoint returned", field="/cursor") from exc
+        if not after[0].is_finite() or abs(after[0]) > MONEY_STORAGE_MAX:
+            raise Invalid("cursor: not a cursor this endpoint returned", field="/cursor")
     rows = queries.buyers_page(ctx, country=country, status=status, min_uncovered=min_uncovered, sort=name,
                                descending=sort.startswith("-"), after=after, limit=limit + 1)
     items = [queries.buyer_out(r) for r in rows[:limit]]

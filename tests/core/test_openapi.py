@@ -116,3 +116,59 @@ def test_references_refuse_exactly_what_the_published_pattern_refuses(api):
         from urllib.parse import quote
         r = api.put(f"/v1/buyers/{quote(ref, safe='')}", json={"name": "X", "country": "FR"})
         assert (r.status_code in (200, 201)) is accepted, (ref, r.text)
+
+
+@pytest.mark.parametrize("values", [[{"a": 1}], [None, None], ["x", {"a": 1}], [[1], [2]], [1, 2]])
+def test_a_forged_cursor_of_the_wrong_type_is_a_422(api, values):
+    import base64
+
+    cursor = base64.urlsafe_b64encode(json.dumps(values).encode()).decode().rstrip("=")
+    for path in ("/v1/buyers", "/v1/invoices", "/v1/exposure/buyers", "/v1/exposure/buyers?sort=-uncovered"):
+        r = api.get(path, params={"cursor": cursor})
+        assert r.status_code == 422 and r.json()["errors"][0]["pointer"] == "/cursor", (path, r.text)
+    cursor = base64.urlsafe_b64encode(b'["1e999","B1"]').decode().rstrip("=")
+    assert api.get("/v1/exposure/buyers", params={"cursor": cursor, "sort": "uncovered"}).status_code == 422
+
+
+def test_far_future_dates_are_a_422_not_a_500(api):
+    buyer(api, "B1")
+    r = api.post("/v1/credit-checks", json={"buyer_ref": "B1", "currency": "EUR", "amount": "10.00",
+                                            "delivery_date": "9999-12-31", "payment_terms_days": 3650})
+    assert r.status_code == 422 and r.json()["errors"][0]["pointer"] == "/delivery_date"
+    assert api.get("/v1/invoices", params={"due_before": "9999-12-31"}).status_code == 422
+    r = api.post("/v1/credit-checks", json={"buyer_ref": "B1", "currency": "EUR", "amount": "10.00",
+                                            "delivery_date": "2999-12-31", "payment_terms_days": 3650})
+    assert r.status_code == 200
+
+
+def test_a_chunked_body_over_the_limit_is_a_413(app, api):
+    limit = app.state.settings.max_body_bytes
+
+    def chunks():
+        for _ in range(limit // 65536 + 2):
+            yield b"x" * 65536
+
+    r = api.post("/v1/invoices/batch", content=chunks(), headers={"content-type": "application/json"})
+    assert r.status_code == 413 and r.headers["content-type"] == "application/problem+json"
+
+
+def test_an_unexpected_error_is_answered_inside_the_stack():
+    """The 500 is sent by our middleware, which does not re-raise: the server keeps the connection open."""
+    import asyncio
+
+    from app.core.middleware import UnexpectedErrors
+
+    async def failing(scope, receive, send):
+        raise RuntimeError("boom")
+
+    sent = []
+
+    async def send(message):
+        sent.append(message)
+
+    async def receive():
+        return {"type": "http.request", "body": b""}
+
+    asyncio.run(UnexpectedErrors(failing)({"type": "http", "method": "GET", "path": "/x"}, receive, send))
+    assert sent[0]["status"] == 500
+    assert json.loads(sent[1]["body"])["type"].endswith("/internal-error")
