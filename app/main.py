@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from sqlalchemy import text
@@ -69,6 +70,12 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.add_middleware(AllowedMethods)
     app.add_middleware(EncodedSlashes)
     app.add_middleware(UnexpectedErrors)  # outermost of ours: a 500 keeps the connection open
+    if settings.cors_origins:  # outside AllowedMethods: a preflight OPTIONS is answered here
+        app.add_middleware(
+            CORSMiddleware, allow_origins=list(settings.cors_origins), allow_methods=["*"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "If-None-Match"],
+            expose_headers=["ETag", "Idempotent-Replayed", "Retry-After", "Allow"],
+        )
 
     for router in (keys_router, ledger_router, cover_router, exposure_router, alerts_router, webhooks_router,
                    einvoices_router):

@@ -36,7 +36,7 @@ def list_alerts(
     limit: Limit = 100,
     cursor: Cursor = None,
 ) -> Page[AlertOut]:
-    """Newest first."""
+    """Alerts, newest first."""
     after = decode_id_cursor(cursor)
     rows = service.list_alerts(ctx, type_=type, state=state, buyer_ref=buyer_ref, country=country,
                                before_id=after, limit=limit + 1)
@@ -46,6 +46,7 @@ def list_alerts(
 
 @router.get("/alerts/{alert_id}", response_model=AlertOut)
 def get_alert(alert_id: IdPath, ctx: ContextDep, _: ReadAccess) -> AlertOut:
+    """One alert, with what raised it."""
     return service.alert_out(service.get_alert(ctx, alert_id))
 
 
@@ -71,8 +72,10 @@ def resolve(alert_id: IdPath, ctx: ContextDep, _: IngestAccess, idem: Idempotenc
 
 @router.post("/claims", response_model=ClaimOut, status_code=201)
 def file_claim(body: ClaimIn, ctx: ContextDep, _: IngestAccess, idem: IdempotencyDep) -> Response:
-    """Declare unpaid invoices to the insurer: they keep their cover past the claim deadline (if filed by it),
-    their deadline alerts stop, and the expected indemnity is shown."""
+    """File a claim for unpaid invoices.
+
+    Declared to the insurer, they keep their cover past the claim deadline (if filed by it), their deadline
+    alerts stop, and the expected indemnity is shown."""
     if (replayed := idem.replay()) is not None:
         return replayed
     return idem.respond(201, service.file_claim(ctx, body))
@@ -83,6 +86,7 @@ def list_claims(
     ctx: ContextDep, _: ReadAccess, buyer_ref: Annotated[Ref | None, Query()] = None,
     limit: Limit = 100, cursor: Cursor = None,
 ) -> Page[ClaimOut]:
+    """Claims filed, newest first."""
     after = decode_id_cursor(cursor)
     rows = service.list_claims(ctx, buyer_ref=buyer_ref, limit=limit + 1,
                                before_id=after)
@@ -92,6 +96,7 @@ def list_claims(
 
 @router.get("/settings", response_model=SettingsOut, tags=["settings"])
 def get_settings(ctx: ContextDep, _: ReadAccess) -> SettingsOut:
+    """The tenant's alert settings."""
     return service.settings_out(ctx.tenant)
 
 

@@ -111,7 +111,9 @@ class ETagMiddleware:
             if message.get("more_body"):
                 return
             body = b"".join(chunks)
-            etag = 'W/"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+            # The tenant is part of the tag: two tenants' equal answers (an empty list) never share one.
+            tenant = str(scope.get("state", {}).get("tenant_id", "")).encode()
+            etag = 'W/"' + hashlib.sha256(tenant + b"\n" + body).hexdigest()[:32] + '"'
             if if_none_match is not None and etag in [t.strip() for t in if_none_match.split(",")]:
                 await send({"type": "http.response.start", "status": 304, "headers": [(b"etag", etag.encode())]})
                 await send({"type": "http.response.body", "body": b""})

@@ -17,6 +17,7 @@ A route adds its own with `responses=` (a 409 it knows of, a 503 of its own); th
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from typing import Any, cast
 
@@ -141,9 +142,9 @@ def _complete(route: APIRoute, method: str, op: dict[str, Any]) -> None:
     params: list[dict[str, Any]] = op.setdefault("parameters", [])
 
     if route.summary is None and route.description:
-        first, _, rest = route.description.strip().partition("\n")
-        op["summary"] = first.strip().rstrip(".")
-        op["description"] = rest.strip()
+        # The docstring's first sentence is the summary; the whole docstring stays the description.
+        paragraph = " ".join(route.description.strip().split("\n\n")[0].split())
+        op["summary"] = re.split(r"(?<=[.!?])\s", paragraph, maxsplit=1)[0].rstrip(".")
     if scope is not None:
         op["security"] = [{SCHEME: []}]
         note = f"Scope: `{scope}`."

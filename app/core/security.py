@@ -72,6 +72,7 @@ def authenticate(request: Request, session: SessionDep) -> Principal:
     if row is None or row.ApiKey.revoked_at is not None:
         raise Unauthorized("Unknown or revoked API key.", headers=_CHALLENGE)
     bind_tenant(session, row.Tenant.id)
+    request.state.tenant_id = row.Tenant.id  # ETags include it (app.core.middleware)
     return Principal(tenant=row.Tenant, key_id=row.ApiKey.id, scope=Scope(row.ApiKey.scope))
 
 

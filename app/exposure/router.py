@@ -47,10 +47,10 @@ def not_modified_response(exc: NotModified) -> Response:
 
 
 def poll_etag(ctx: ContextDep, request: Request, response: Response) -> str:
-    """The tag of an exposure read, known before any work: the tenant's exposure version, the URL and the day.
+    """The tag of an exposure read, known before any work: the tenant, its exposure version, the URL and the day.
 
     A matching If-None-Match ends the request with a 304 here."""
-    key = f"{request.url.path}?{request.url.query}|{ctx.today.isoformat()}"
+    key = f"{ctx.tenant.id}|{request.url.path}?{request.url.query}|{ctx.today.isoformat()}"
     etag = f'W/"x{ctx.tenant.exposure_version}-{hashlib.sha256(key.encode()).hexdigest()[:16]}"'
     sent = request.headers.get("if-none-match")
     if sent is not None and etag in [t.strip() for t in sent.split(",")]:

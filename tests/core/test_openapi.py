@@ -172,3 +172,34 @@ def test_an_unexpected_error_is_answered_inside_the_stack():
     asyncio.run(UnexpectedErrors(failing)({"type": "http", "method": "GET", "path": "/x"}, receive, send))
     assert sent[0]["status"] == 500
     assert json.loads(sent[1]["body"])["type"].endswith("/internal-error")
+
+
+def test_cors_is_off_by_default_and_configurable(database, api):
+    from fastapi.testclient import TestClient
+
+    from app.core.config import Settings
+    from app.main import create_app
+
+    preflight = {"Origin": "https://dash.example.com", "Access-Control-Request-Method": "GET",
+                 "Access-Control-Request-Headers": "authorization"}
+    assert "access-control-allow-origin" not in api.options("/v1/buyers", headers=preflight).headers
+    settings = Settings(database_url=database.url, scheduler_enabled=False,
+                        cors_origins="https://dash.example.com, https://other.example.com/")
+    assert settings.cors_origins == ("https://dash.example.com", "https://other.example.com")
+    with TestClient(create_app(settings, database)) as client:
+        r = client.options("/v1/buyers", headers=preflight)
+        assert r.status_code == 200 and r.headers["access-control-allow-origin"] == "https://dash.example.com"
+        r = client.get("/v1/buyers", headers={"Origin": "https://dash.example.com"})
+        assert r.status_code == 401 and r.headers["access-control-allow-origin"] == "https://dash.example.com"
+        r = client.options("/v1/buyers", headers={**preflight, "Origin": "https://evil.example.com"})
+        assert "access-control-allow-origin" not in r.headers
+
+
+def test_etags_include_the_tenant(make_tenant):
+    first, second = make_tenant(), make_tenant()
+    for path in ("/v1/buyers", "/v1/alerts", "/v1/exposure/countries"):
+        a, b = first.client.get(path), second.client.get(path)
+        assert a.json() == b.json() and a.headers["etag"] != b.headers["etag"], path
+        again = first.client.get(path, headers={"If-None-Match": a.headers["etag"]})
+        assert again.status_code == 304
+        assert second.client.get(path, headers={"If-None-Match": a.headers["etag"]}).status_code == 200
