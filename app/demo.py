@@ -49,18 +49,18 @@ def _seed(ctx: Context, now: date) -> None:
     year_end = date(now.year, 12, 31)
     cover.put_policy(ctx, "AT-2026", PolicyIn(
         insurer="Allianz Trade", kind="whole_turnover", currency="EUR", starts_on=year_start, ends_on=year_end,
-        indemnity_rate="0.90", max_credit_period_days=120, claim_deadline_days=60, max_extension_days=90,
+        indemnity_rate=Decimal("0.90"), max_credit_period_days=120, claim_deadline_days=60, max_extension_days=90,
         excluded_countries=["RU"]))
     cover.put_policy(ctx, "TOPUP-2026", PolicyIn(
         insurer="Coface", kind="top_up", currency="EUR", starts_on=year_start, ends_on=year_end,
-        indemnity_rate="0.90", primary_policy_ref="AT-2026",
-        mode="complement", ratio="1.0", countries=["FR", "DE", "IT"]))
-    cover.put_rates(ctx, [FxRateIn(date=now - timedelta(days=1), base="EUR", quote="USD", rate="1.0850")])
+        indemnity_rate=Decimal("0.90"), primary_policy_ref="AT-2026",
+        mode="complement", ratio=Decimal("1.0"), countries=["FR", "DE", "IT"]))
+    cover.put_rates(ctx, [FxRateIn(date=now - timedelta(days=1), base="EUR", quote="USD", rate=Decimal("1.0850"))])
     for ref, name, country, granted in BUYERS:
         ledger.upsert_buyer(ctx, ref, BuyerIn(name=name, country=country))
-        cover.add_limit(ctx, "AT-2026", LimitIn(buyer_ref=ref, amount=granted, status="granted",
+        cover.add_limit(ctx, "AT-2026", LimitIn(buyer_ref=ref, amount=Decimal(granted), status="granted",
                                                 effective_from=year_start))
-    cover.add_limit(ctx, "AT-2026", LimitIn(buyer_ref="GARCIA", amount="20000.00", status="reduced",
+    cover.add_limit(ctx, "AT-2026", LimitIn(buyer_ref="GARCIA", amount=Decimal("20000.00"), status="reduced",
                                             effective_from=now - timedelta(days=20)))
     cover.add_limit(ctx, "AT-2026", LimitIn(buyer_ref="ACME-US", status="withdrawn",
                                             effective_from=now - timedelta(days=10)))
@@ -74,6 +74,6 @@ def _seed(ctx: Context, now: date) -> None:
             ledger.put_invoice(ctx, f"INV-{n:04d}", InvoiceIn(
                 buyer_ref=ref, currency=currency, amount=amount, issue_date=issued,
                 due_date=issued + timedelta(days=60)))
-    ledger.put_payment(ctx, "PAY-0001", PaymentIn(buyer_ref="DUPONT", amount="30000.00", currency="EUR",
+    ledger.put_payment(ctx, "PAY-0001", PaymentIn(buyer_ref="DUPONT", amount=Decimal("30000.00"), currency="EUR",
                                                   received_on=now - timedelta(days=5)))
 

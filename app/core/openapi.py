@@ -197,7 +197,7 @@ def build(app: FastAPI) -> dict[str, Any]:
         route = cast(APIRoute, context)
         if not route.include_in_schema:
             continue
-        for method in route.methods:
+        for method in route.methods or ():
             op = schema["paths"].get(route.path_format, {}).get(method.lower())
             if op is not None:
                 _complete(route, method.lower(), op)

@@ -82,7 +82,8 @@ def _require(required: Scope):  # type: ignore[no-untyped-def]
             raise Forbidden(f"This API key has the '{principal.scope}' scope; '{required}' is required.")
         return principal
 
-    dependency.required_scope = required  # type: ignore[attr-defined]  (read by app.core.openapi)
+    # Read by app.core.openapi, which documents each operation's scope.
+    dependency.required_scope = required  # type: ignore[attr-defined]
     return dependency
 
 

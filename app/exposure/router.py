@@ -34,7 +34,8 @@ from app.exposure.schemas import (
 router = APIRouter(prefix="/v1", tags=["exposure"])
 SortKey = Literal[tuple([*SORTABLE, *(f"-{k}" for k in SORTABLE)])]  # type: ignore[valid-type]
 
-NOT_MODIFIED = {304: {"description": "Nothing changed since the ETag sent in If-None-Match"}}
+NOT_MODIFIED: dict[int | str, dict[str, Any]] = {
+    304: {"description": "Nothing changed since the ETag sent in If-None-Match"}}
 
 
 class NotModified(Exception):
@@ -74,13 +75,13 @@ def exposure_buyers(
     country: Annotated[Country | None, Query()] = None,
     status: BuyerStatus | None = None,
     min_uncovered: Annotated[DecimalStr | None, Query()] = None,
-    sort: Annotated[SortKey, Query(description="An amount, utilisation or buyer_ref; prefix '-' for descending")]
-    = "buyer_ref",
+    sort: Annotated[SortKey, Query(  # type: ignore[valid-type]
+        description="An amount, utilisation or buyer_ref; prefix '-' for descending")] = "buyer_ref",
     limit: Limit = 100,
     cursor: Cursor = None,
 ) -> Any:
     """One row per buyer, amounts in its cover currency."""
-    name = sort.removeprefix("-")
+    name = str(sort).removeprefix("-")
     after: Any = decode_cursor(cursor, 2)
     if after is not None and name != "buyer_ref":
         try:  # an amount or a utilisation, as the previous page wrote it
@@ -90,7 +91,7 @@ def exposure_buyers(
         if not after[0].is_finite() or abs(after[0]) > MONEY_STORAGE_MAX:
             raise Invalid("cursor: not a cursor this endpoint returned", field="/cursor")
     rows = queries.buyers_page(ctx, country=country, status=status, min_uncovered=min_uncovered, sort=name,
-                               descending=sort.startswith("-"), after=after, limit=limit + 1)
+                               descending=str(sort).startswith("-"), after=after, limit=limit + 1)
     items = [queries.buyer_out(r) for r in rows[:limit]]
     next_cursor = None
     if len(rows) > limit:
