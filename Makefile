@@ -14,8 +14,9 @@ run: uv  ## Serve on http://127.0.0.1:8000 with SQLite and a demo tenant; prints
 test: uv  ## The whole suite, on SQLite and PostgreSQL (COVERWATCH_TEST_POSTGRES_URL).
 	$(UV) run --frozen pytest -n 2
 
-lint: uv
+lint: uv  ## ruff everywhere, mypy on app/ (settings in pyproject.toml).
 	$(UV) run --frozen ruff check app tests migrations bench
+	$(UV) run --frozen mypy
 
 openapi: uv  ## Regenerate openapi/openapi.json from the code.
 	$(UV) run --frozen coverwatch openapi

@@ -31,7 +31,7 @@ from app.core.context import Context, system_context
 from app.core.db import Database
 from app.core.security import Scope, hash_key
 from app.cover import service as cover
-from app.cover.schemas import CountryLimitIn, FxRateIn, LimitIn, PolicyIn
+from app.cover.schemas import CountryLimitIn, CountryOverride, DecisionStatus, FxRateIn, LimitIn, PolicyIn
 from app.exposure.models import ExposureSnapshot
 from app.ledger import service as ledger
 from app.ledger.schemas import BuyerIn, InvoiceIn
@@ -172,14 +172,15 @@ def seed(ctx: Context, now: date) -> None:
     ends = date(start.year + 2, start.month, 1) - timedelta(days=1)
     cover.put_policy(ctx, PRIMARY, PolicyIn(
         insurer="Allianz Trade", kind="whole_turnover", currency="EUR", starts_on=start, ends_on=ends,
-        indemnity_rate="0.90", max_credit_period_days=120, claim_deadline_days=60, max_extension_days=90,
-        excluded_countries=["RU", "BY"], country_overrides={"US": {"max_credit_period_days": 90}}))
+        indemnity_rate=Decimal("0.90"), max_credit_period_days=120, claim_deadline_days=60, max_extension_days=90,
+        excluded_countries=["RU", "BY"], country_overrides={"US": CountryOverride(max_credit_period_days=90)}))
     cover.put_policy(ctx, TOP_UP, PolicyIn(
-        insurer="Coface", kind="top_up", currency="EUR", starts_on=start, ends_on=ends, indemnity_rate="0.90",
+        insurer="Coface", kind="top_up", currency="EUR", starts_on=start, ends_on=ends, indemnity_rate=Decimal("0.90"),
         primary_policy_ref=PRIMARY, mode="complement",
-        ratio="1.0", per_buyer_cap="250000.00", countries=["FR", "DE", "IT", "BE", "NL"]))
+        ratio=Decimal("1.0"), per_buyer_cap=Decimal("250000.00"), countries=["FR", "DE", "IT", "BE", "NL"]))
     cover.put_policy(ctx, SUBSTITUTE, PolicyIn(
-        insurer="CCR (Cap+)", kind="top_up", currency="EUR", starts_on=start, ends_on=ends, indemnity_rate="0.85",
+        insurer="CCR (Cap+)", kind="top_up", currency="EUR", starts_on=start, ends_on=ends,
+        indemnity_rate=Decimal("0.85"),
         primary_policy_ref=PRIMARY, mode="substitute",
         countries=["FR"]))
     _rates(ctx, now)
@@ -200,10 +201,10 @@ def _missed_deadline(ctx: Context, start: date, now: date) -> None:
     is lost, and the missed-deadline alert says so. (The late payers' unpaid invoices mostly fall inside the stops
     of cover their own history caused, which uncovers them before any deadline.)"""
     ledger.upsert_buyer(ctx, "FR-OUBLI", BuyerIn(name="Oubli & Fils", country="FR"))
-    cover.add_limit(ctx, PRIMARY, LimitIn(buyer_ref="FR-OUBLI", amount="50000.00", status="granted",
+    cover.add_limit(ctx, PRIMARY, LimitIn(buyer_ref="FR-OUBLI", amount=Decimal("50000.00"), status="granted",
                                           effective_from=start))
     issued = now - timedelta(days=150)
-    ledger.put_invoice(ctx, "INV-OUBLI-1", InvoiceIn(buyer_ref="FR-OUBLI", currency="EUR", amount="18400.00",
+    ledger.put_invoice(ctx, "INV-OUBLI-1", InvoiceIn(buyer_ref="FR-OUBLI", currency="EUR", amount=Decimal("18400.00"),
                                                      issue_date=issued, due_date=issued + timedelta(days=30)))
 
 
@@ -235,7 +236,7 @@ def _first_limits(ctx: Context, rng: random.Random, buyers: list[DemoBuyer], sta
             continue
         factor = Decimal(str(rng.choice((0.6, 0.8, 1.0, 1.2, 1.2, 1.5, 1.5, 2.0, 2.5))))
         amount = max(Decimal(5000), Decimal(round(usual * factor, -3)))
-        status = "partly_granted" if factor < Decimal("0.8") else "granted"
+        status: DecisionStatus = "partly_granted" if factor < Decimal("0.8") else "granted"
         b.limit = _money(amount)
         cover.add_limit(ctx, PRIMARY, LimitIn(buyer_ref=b.ref, status=status, amount=b.limit, effective_from=start,
                                               requested_amount=_money(usual), decision_ref=f"D-{b.ref}-1"))
@@ -350,7 +351,7 @@ def _country_limits(ctx: Context) -> None:
         totals[row.country] = row.outstanding
     for country, share in (("IT", "0.85"), ("ES", "1.40"), ("GB", "1.25"), ("US", "1.10"), ("FR", "1.50")):
         amount = max(Decimal(10000), (totals[country] * Decimal(share)).quantize(Decimal("1000")))
-        cover.put_country_limit(ctx, country, CountryLimitIn(amount=str(amount), currency="EUR",
+        cover.put_country_limit(ctx, country, CountryLimitIn(amount=amount, currency="EUR",
                                                              policy_ref=PRIMARY))
 
 

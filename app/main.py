@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from sqlalchemy import text
@@ -15,10 +16,10 @@ from app import models  # noqa: F401  (complete metadata)
 from app.alerts.deadlines import router as deadlines_router
 from app.alerts.router import router as alerts_router
 from app.console import router as console
-from app.core import errors
+from app.core import errors, openapi
 from app.core.config import Settings, get_settings
 from app.core.db import Database
-from app.core.middleware import BodySizeLimit, ETagMiddleware
+from app.core.middleware import AllowedMethods, BodySizeLimit, ETagMiddleware, UnexpectedErrors
 from app.core.paths import EncodedSlashes
 from app.cover.router import router as cover_router
 from app.einvoices.router import router as einvoices_router
@@ -32,6 +33,7 @@ from app.metrics.router import router as metrics_router
 from app.reports.router import router as reports_router
 from app.tenants.router import me_router
 from app.tenants.router import router as keys_router
+from app.webhooks import events as webhook_events
 from app.webhooks.router import router as webhooks_router
 
 log = logging.getLogger("coverwatch")
@@ -71,10 +73,19 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.settings = settings
     app.state.db = db
     errors.install(app)
+    openapi.install(app)
     app.add_exception_handler(NotModified, lambda request, exc: not_modified_response(exc))  # type: ignore[arg-type]
     app.add_middleware(ETagMiddleware)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(AllowedMethods)
     app.add_middleware(EncodedSlashes)
+    app.add_middleware(UnexpectedErrors)  # outermost of ours: a 500 keeps the connection open
+    if settings.cors_origins:  # outside AllowedMethods: a preflight OPTIONS is answered here
+        app.add_middleware(
+            CORSMiddleware, allow_origins=list(settings.cors_origins), allow_methods=["*"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "If-None-Match"],
+            expose_headers=["ETag", "Idempotent-Replayed", "Retry-After", "Allow"],
+        )
     app.add_middleware(MetricsMiddleware)
 
     for router in (keys_router, me_router, ledger_router, cover_router, history_router, exposure_router,
@@ -82,6 +93,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
                    metrics_router):
         app.include_router(router)
     console.install(app)
+
+    webhook_events.document(app)
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict[str, str]:

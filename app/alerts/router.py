@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from app.alerts import rules, service
-from app.alerts.schemas import AlertActionIn, AlertOut, AlertState, ClaimIn, ClaimOut, SettingsIn, SettingsOut
+from app.alerts import service
+from app.alerts.schemas import (
+    AlertActionIn,
+    AlertOut,
+    AlertState,
+    AlertType,
+    ClaimIn,
+    ClaimOut,
+    SettingsIn,
+    SettingsOut,
+)
 from app.core.context import ContextDep
 from app.core.fields import Country, Ref
 from app.core.idempotency import IdempotencyDep
@@ -15,7 +24,6 @@ from app.core.pagination import Cursor, IdPath, Limit, Page, decode_id_cursor, e
 from app.core.security import AdminAccess, IngestAccess, Principal, ReadAccess
 
 router = APIRouter(prefix="/v1", tags=["alerts"])
-AlertType = Literal[rules.ALERT_TYPES]  # type: ignore[valid-type]
 
 
 @router.get("/alerts", response_model=Page[AlertOut])
@@ -28,7 +36,7 @@ def list_alerts(
     limit: Limit = 100,
     cursor: Cursor = None,
 ) -> Page[AlertOut]:
-    """Newest first."""
+    """Alerts, newest first."""
     after = decode_id_cursor(cursor)
     rows = service.list_alerts(ctx, type_=type, state=state, buyer_ref=buyer_ref, country=country,
                                before_id=after, limit=limit + 1)
@@ -38,6 +46,7 @@ def list_alerts(
 
 @router.get("/alerts/{alert_id}", response_model=AlertOut)
 def get_alert(alert_id: IdPath, ctx: ContextDep, _: ReadAccess) -> AlertOut:
+    """One alert, with what raised it."""
     return service.alert_out(service.get_alert(ctx, alert_id))
 
 
@@ -69,8 +78,10 @@ def resolve(alert_id: IdPath, ctx: ContextDep, principal: IngestAccess, idem: Id
 
 @router.post("/claims", response_model=ClaimOut, status_code=201)
 def file_claim(body: ClaimIn, ctx: ContextDep, _: IngestAccess, idem: IdempotencyDep) -> Response:
-    """Declare unpaid invoices to the insurer: they keep their cover past the claim deadline (if filed by it),
-    their deadline alerts stop, and the expected indemnity is shown."""
+    """File a claim for unpaid invoices.
+
+    Declared to the insurer, they keep their cover past the claim deadline (if filed by it), their deadline
+    alerts stop, and the expected indemnity is shown."""
     if (replayed := idem.replay()) is not None:
         return replayed
     return idem.respond(201, service.file_claim(ctx, body))
@@ -81,6 +92,7 @@ def list_claims(
     ctx: ContextDep, _: ReadAccess, buyer_ref: Annotated[Ref | None, Query()] = None,
     limit: Limit = 100, cursor: Cursor = None,
 ) -> Page[ClaimOut]:
+    """Claims filed, newest first."""
     after = decode_id_cursor(cursor)
     rows = service.list_claims(ctx, buyer_ref=buyer_ref, limit=limit + 1,
                                before_id=after)
@@ -90,6 +102,7 @@ def list_claims(
 
 @router.get("/settings", response_model=SettingsOut, tags=["settings"])
 def get_settings(ctx: ContextDep, _: ReadAccess) -> SettingsOut:
+    """The tenant's alert settings."""
     return service.settings_out(ctx.tenant)
 
 

@@ -6,14 +6,16 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
+from app.alerts.rules import ALERT_TYPES
 from app.core.fields import IsoDate, Ref, StrictModel
 
 AlertState = Literal["open", "acknowledged", "resolved"]
+AlertType = Literal[ALERT_TYPES]  # type: ignore[valid-type]
 
 
 class AlertOut(BaseModel):
     id: int
-    type: str
+    type: AlertType
     state: AlertState
     subject: str
     buyer_ref: str | None
@@ -24,7 +26,8 @@ class AlertOut(BaseModel):
     opened_on: date
     acknowledged_at: datetime | None
     resolved_at: datetime | None
-    resolution: str | None = Field(description="cleared (the condition went away) or manual")
+    resolution: Literal["cleared", "manual"] | None = Field(
+        description="cleared (the condition went away) or manual")
     acknowledged_by: str | None = Field(default=None, description="The API key (its name) that acknowledged it")
     acknowledged_note: str | None = None
     resolved_by: str | None = Field(default=None, description="The API key (its name) that resolved it by hand")

@@ -39,10 +39,12 @@ def alert_settings(tenant: Tenant) -> rules.AlertSettings:
 
 def alert_out(a: Alert) -> AlertOut:
     return AlertOut(
+        # The database holds the enums' values (type, state, resolution).
         id=a.id, type=a.type, state=a.state,  # type: ignore[arg-type]
         subject=a.subject, buyer_ref=a.buyer_ref, country=a.country, invoice_ref=a.invoice_ref,
         details=a.details, opened_at=a.opened_at, opened_on=a.opened_on, acknowledged_at=a.acknowledged_at,
-        resolved_at=a.resolved_at, resolution=a.resolution, acknowledged_by=a.acknowledged_by,
+        resolved_at=a.resolved_at, resolution=a.resolution,  # type: ignore[arg-type]
+        acknowledged_by=a.acknowledged_by,
         acknowledged_note=a.acknowledged_note, resolved_by=a.resolved_by, resolved_note=a.resolved_note,
         note=a.resolved_note or a.acknowledged_note,
     )
@@ -104,13 +106,13 @@ def reconcile_buyers(ctx: Context, results: Sequence[tuple[Buyer, engine.BuyerCo
     for buyer_id, wanted in wanted_by_buyer.items():
         buyer, _ = by_id[buyer_id]
         for key, w in wanted.items():
-            alert = open_by_key.get(key)
-            if alert is None:
+            current = open_by_key.get(key)
+            if current is None:
                 _open(ctx, w, buyer_id)
                 continue
-            claimed.add(alert.id)
-            if alert.buyer_id != buyer_id:
-                alert.buyer_id, alert.buyer_ref, alert.country = buyer_id, buyer.ref, buyer.country
+            claimed.add(current.id)
+            if current.buyer_id != buyer_id:
+                current.buyer_id, current.buyer_ref, current.country = buyer_id, buyer.ref, buyer.country
     for alert in open_by_key.values():
         if alert.id in claimed or alert.type in rules.STICKY or alert.buyer_id not in by_id:
             continue

@@ -40,6 +40,11 @@ class Settings(BaseSettings):
         description="Comma-separated networks (e.g. 127.0.0.0/8,10.1.0.0/16) webhooks may target although not "
         "public. Metadata and link-local addresses stay refused even when listed.",
     )
+    cors_origins: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(),
+        description="Comma-separated origins (e.g. https://dashboard.example.com) whose browsers may call the API; "
+        "empty: no CORS headers at all.",
+    )
     webhook_ca_file: str | None = Field(
         default=None, description="A PEM file of certificate authorities trusted for https webhook receivers, in "
         "addition to the public ones (a private CA for receivers in an allowed network)."
@@ -69,6 +74,13 @@ class Settings(BaseSettings):
     def _split_networks(cls, value: Any) -> Any:
         if isinstance(value, str):
             return tuple(ipaddress.ip_network(part.strip()) for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(part.strip().rstrip("/") for part in value.split(",") if part.strip())
         return value
 
     @model_validator(mode="after")

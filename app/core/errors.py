@@ -134,11 +134,49 @@ def problem_response(problem: ProblemError, request: Request | None = None) -> J
     )
 
 
-def validation_problem(errors: Sequence[dict[str, Any]]) -> Invalid:
+def validation_problem(errors: Sequence[Any]) -> Invalid:
     items = [{"pointer": pointer(e.get("loc", ())), "detail": e.get("msg", "invalid")} for e in errors]
     first = items[0] if items else {"pointer": "", "detail": "invalid"}
     where = first["pointer"] or "the request"
     return Invalid(f"{where}: {first['detail']}", errors=items)
+
+
+class UnsupportedMediaType(ProblemError):
+    status = 415
+    type = "unsupported-media-type"
+    title = "Unsupported media type"
+
+
+def malformed_body(detail: str) -> ProblemError:
+    """400 for a body that cannot be read as JSON (malformed, or not UTF-8): one shape for both."""
+    return ProblemError(f"The body is not valid JSON: {detail}. Send a JSON document, in UTF-8.", status=400,
+                        type="malformed-body", title="Malformed body",
+                        errors=[{"pointer": "", "detail": f"not valid JSON ({detail})"}])
+
+
+def _is_json(content_type: str) -> bool:
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+
+
+def _body_problem(request: Request, errors: Sequence[dict[str, Any]]) -> ProblemError | None:
+    """415 for a JSON body sent as something else, 400 for one that is not JSON: before any field is judged."""
+    body_errors = [e for e in errors if tuple(e.get("loc", ()))[:1] == ("body",)]
+    if not body_errors:
+        return None
+    has_body = request.headers.get("content-length", "0") != "0" or "transfer-encoding" in request.headers
+    content_type = request.headers.get("content-type", "")
+    if has_body and not _is_json(content_type):
+        sent = f"'{content_type}'" if content_type else "no Content-Type"
+        return UnsupportedMediaType(
+            f"This operation takes a JSON body: send 'Content-Type: application/json' (the request has {sent}).",
+            errors=[{"pointer": "", "detail": "Content-Type must be application/json"}],
+        )
+    decode = next((e for e in body_errors if e.get("type") == "json_invalid"), None)
+    if decode is not None:
+        reason = (decode.get("ctx") or {}).get("error") or "JSON decode error"
+        return malformed_body(str(reason).split(":")[0])
+    return None
 
 
 def install(app: FastAPI) -> None:
@@ -148,10 +186,16 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return problem_response(validation_problem(exc.errors()), request)
+        problem = _body_problem(request, exc.errors()) or validation_problem(exc.errors())
+        return problem_response(problem, request)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if isinstance(exc.__cause__, TooLarge):  # the body limit, hit while FastAPI read the body
+            return problem_response(exc.__cause__, request)
+        if exc.status_code == 400 and exc.detail == "There was an error parsing the body":
+            # FastAPI's answer to a body it cannot decode (not UTF-8): the same problem as malformed JSON.
+            return problem_response(malformed_body("not UTF-8 text"), request)
         titles = {404: "Not found", 405: "Method not allowed", 401: "Unauthorized", 403: "Forbidden"}
         problem = ProblemError(
             str(exc.detail),

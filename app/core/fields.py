@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
+import sys
+import unicodedata
 from datetime import date
 from decimal import Decimal, InvalidOperation
-from typing import Annotated, Any, ClassVar, Self
+from typing import Annotated, Any, ClassVar, Self, get_args
 
 from pydantic import (
     AfterValidator,
@@ -14,13 +16,14 @@ from pydantic import (
     ConfigDict,
     StringConstraints,
     ValidationError,
+    ValidationInfo,
     WithJsonSchema,
     field_validator,
     model_validator,
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from app.core.money import fits_currency, is_country, is_currency
+from app.core.money import countries, currencies_in_use, fits_currency, is_country, is_currency
 from app.core.types import Money, Rate, storage_max
 
 # Policy references stay plain codes (they appear inside paths such as /v1/policies/{ref}/limits).
@@ -28,11 +31,32 @@ REF_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,99}$"
 # Ledger references (invoices, credit notes, payments, buyers) are stored as the ERP writes them:
 # any printable Unicode, spaces and "/" included ("FA 2026/001", "018304 / 28865"), up to 200 characters.
 REF_MAX_LENGTH = 200
-_NOT_PRINTABLE = r"\x00-\x1f\x7f-\x9f\xa0\u1680\u2000-\u200f\u2028-\u202f\u205f-\u206f\u3000\ufeff"
-# What a JSON Schema regex can say of it (the validator below is exact: str.isprintable()).
+
+
+def _refused_ranges() -> str:
+    """Code points a reference may not hold, as regex ranges: the Unicode categories of control (Cc), format (Cf),
+    surrogate (Cs) and separator (Zs, Zl, Zp) characters, the space excepted. Derived from the same Unicode
+    database as `ref_problem`, so the published pattern and the validator agree exactly."""
+    ranges: list[tuple[int, int]] = []
+    for code in range(sys.maxunicode + 1):
+        if code != 0x20 and unicodedata.category(chr(code)) in _REFUSED_CATEGORIES:
+            if ranges and ranges[-1][1] == code - 1:
+                ranges[-1] = (ranges[-1][0], code)
+            else:
+                ranges.append((code, code))
+
+    # Literal characters (none of them is special inside a regex class): portable to every regex dialect.
+    return "".join(chr(a) if a == b else f"{chr(a)}-{chr(b)}" for a, b in ranges if not 0xD800 <= a <= 0xDFFF)
+
+
+_REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zs", "Zl", "Zp"})
+_NOT_PRINTABLE = _refused_ranges()
+# Not a space (U+0020) at either end; in between, anything but the refused categories.
 LEDGER_REF_PATTERN = rf"^[^\s{_NOT_PRINTABLE}]([^{_NOT_PRINTABLE}]*[^\s{_NOT_PRINTABLE}])?$"
 _DECIMAL = re.compile(r"^-?\d{1,18}(\.\d{1,10})?$")
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+# Dates the computations can carry: years 1900 to 2999 (a due date plus credit periods, claim deadlines and
+# extensions stays a date; Python's ends in 9999). The schema's pattern says the same.
+_DATE = re.compile(r"^(19\d\d|2\d\d\d)-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$")
 # Bounds derived from the storage types. Money is a scaled 64-bit integer on SQLite (at most 922,337,203,685,477):
 # one amount stays below about a thousandth of that (1e12, one trillion), so that a buyer's total of hundreds of the
 # largest invoices still fits.
@@ -48,12 +72,32 @@ class StrictModel(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_for_int(cls, value: Any, info: ValidationInfo) -> Any:
+        # Pydantic's lax mode reads true/false as 1/0 for an integer field; JSON has integers for that.
+        if info.field_name is None or not _holds_bool(value):
+            return value
+        annotation = cls.model_fields[info.field_name].annotation
+        if _mentions_int(annotation):
+            raise ValueError("must be an integer, not a boolean")
+        return value
+
     @field_validator("*", mode="after")
     @classmethod
     def _no_nul(cls, value: Any) -> Any:
         if _has_nul(value):
             raise ValueError("must not contain a NUL (\\u0000) character")
         return value
+
+
+def _holds_bool(value: Any) -> bool:
+    return isinstance(value, bool) or (isinstance(value, list) and any(isinstance(v, bool) for v in value))
+
+
+def _mentions_int(annotation: Any) -> bool:
+    """`int`, `int | None`, `list[int]`..."""
+    return annotation is int or any(_mentions_int(arg) for arg in get_args(annotation))
 
 
 def _has_nul(value: Any) -> bool:
@@ -83,7 +127,7 @@ def _iso_date(value: Any) -> date:
     if isinstance(value, date):
         return value
     if not isinstance(value, str) or not _DATE.match(value):
-        raise ValueError("must be a date as YYYY-MM-DD")
+        raise ValueError("must be a date as YYYY-MM-DD, from 1900 to 2999")
     try:
         return date.fromisoformat(value)
     except ValueError as exc:
@@ -105,16 +149,22 @@ def _currency(value: Any) -> str:
 DecimalStr = Annotated[
     Decimal,
     BeforeValidator(_decimal),
-    WithJsonSchema({"type": "string", "pattern": r"^-?\d+(\.\d+)?$", "examples": ["1250.00"]}),
+    # No minus: no amount, rate or bound of the API may be negative (the validators refuse one).
+    WithJsonSchema({"type": "string", "pattern": r"^\d{1,18}(\.\d{1,10})?$", "examples": ["1250.00"]}),
 ]
 IsoDate = Annotated[
-    date, BeforeValidator(_iso_date), WithJsonSchema({"type": "string", "format": "date"})
+    date, BeforeValidator(_iso_date),
+    WithJsonSchema({"type": "string", "format": "date", "pattern": _DATE.pattern, "examples": ["2026-11-20"]})
 ]
 Country = Annotated[
-    str, BeforeValidator(_country), WithJsonSchema({"type": "string", "pattern": "^[A-Z]{2}$", "examples": ["FR"]})
+    str, BeforeValidator(_country),
+    WithJsonSchema({"type": "string", "enum": countries(), "examples": ["FR"],
+                    "description": "ISO 3166-1 alpha-2 country code"}),
 ]
 Currency = Annotated[
-    str, BeforeValidator(_currency), WithJsonSchema({"type": "string", "pattern": "^[A-Z]{3}$", "examples": ["EUR"]})
+    str, BeforeValidator(_currency),
+    WithJsonSchema({"type": "string", "enum": currencies_in_use(), "examples": ["EUR"],
+                    "description": "ISO 4217 currency code in use"}),
 ]
 PolicyRef = Annotated[str, StringConstraints(pattern=REF_PATTERN)]
 
@@ -128,10 +178,10 @@ def ref_problem(value: str) -> str | None:
     if value != value.strip():
         return "must not start or end with whitespace"
     for position, char in enumerate(value):
-        if char != " " and not char.isprintable():
+        if char != " " and unicodedata.category(char) in _REFUSED_CATEGORIES:
             return (
                 f"must hold printable characters only: character {position + 1} is U+{ord(char):04X} "
-                "(control, format, separator or unassigned)"
+                "(a control, format or separator character)"
             )
     return None
 

@@ -10,12 +10,12 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 from fastapi import Depends, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy import Integer, String, Text, UniqueConstraint, delete, select
+from sqlalchemy import CursorResult, Integer, String, Text, UniqueConstraint, delete, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from app.core.clock import utcnow
@@ -108,4 +108,4 @@ IdempotencyDep = Annotated[Idempotency, Depends(idempotency)]
 def purge_expired(session: Session, ttl_hours: int) -> int:
     cutoff = utcnow() - timedelta(hours=ttl_hours)
     result = session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.created_at < cutoff))
-    return result.rowcount or 0
+    return cast(CursorResult[Any], result).rowcount or 0

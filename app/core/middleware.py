@@ -4,27 +4,35 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import re
+from typing import Any
 
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.core.errors import PROBLEM_BASE, PROBLEM_JSON
+from app.core.errors import PROBLEM_BASE, PROBLEM_JSON, TooLarge
+
+log = logging.getLogger("coverwatch.errors")
 
 
-async def _send_problem(send: Send, status: int, title: str, detail: str, type_: str) -> None:
+async def _send_problem(send: Send, status: int, title: str, detail: str, type_: str,
+                        headers: list[tuple[bytes, bytes]] | None = None) -> None:
     body = json.dumps({"type": PROBLEM_BASE + type_, "title": title, "status": status, "detail": detail}).encode()
     await send(
         {
             "type": "http.response.start",
             "status": status,
-            "headers": [(b"content-type", PROBLEM_JSON.encode()), (b"content-length", str(len(body)).encode())],
+            "headers": [(b"content-type", PROBLEM_JSON.encode()), (b"content-length", str(len(body)).encode()),
+                        *(headers or [])],
         }
     )
     await send({"type": "http.response.body", "body": body})
 
 
-class _BodyTooLarge(Exception):
-    pass
+class _BodyTooLarge(TooLarge):
+    """Raised from `receive`: FastAPI wraps what reading the body raises in a 400, whose cause this stays
+    (app.core.errors turns that 400 back into this 413)."""
 
 
 class BodySizeLimit:
@@ -52,7 +60,7 @@ class BodySizeLimit:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
-                    raise _BodyTooLarge
+                    raise _BodyTooLarge(detail)
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -106,7 +114,9 @@ class ETagMiddleware:
             if message.get("more_body"):
                 return
             body = b"".join(chunks)
-            etag = 'W/"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+            # The tenant is part of the tag: two tenants' equal answers (an empty list) never share one.
+            tenant = str(scope.get("state", {}).get("tenant_id", "")).encode()
+            etag = 'W/"' + hashlib.sha256(tenant + b"\n" + body).hexdigest()[:32] + '"'
             if if_none_match is not None and etag in [t.strip() for t in if_none_match.split(",")]:
                 await send({"type": "http.response.start", "status": 304, "headers": [(b"etag", etag.encode())]})
                 await send({"type": "http.response.body", "body": b""})
@@ -117,3 +127,81 @@ class ETagMiddleware:
             await send({"type": "http.response.body", "body": body})
 
         await self.app(scope, receive, buffering_send)
+
+
+class AllowedMethods:
+    """405 with a true `Allow` header: every method of every path template the path matches.
+
+    Starlette answers a method mismatch with the methods of the first route it partly matched only
+    (`OPTIONS /v1/buyers/X` said `Allow: PUT` although GET works). A path may match several templates
+    (`/v1/invoices/batch` is the batch endpoint and the invoice numbered "batch"): `Allow` names them all.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self._templates: list[tuple[re.Pattern[str], int, str, frozenset[str]]] | None = None
+
+    def _load(self, routes: list[Any]) -> list[tuple[re.Pattern[str], int, str, frozenset[str]]]:
+        from fastapi import routing
+
+        methods: dict[str, set[str]] = {}
+        regexes: dict[str, re.Pattern[str]] = {}
+        for context in routing.iter_route_contexts(routes):
+            path_format, verbs = getattr(context, "path_format", None), getattr(context, "methods", None)
+            if path_format is None or not verbs or not hasattr(context, "path_regex"):
+                continue
+            methods.setdefault(path_format, set()).update(verbs)
+            regexes[path_format] = context.path_regex
+        for verbs in methods.values():
+            if "GET" in verbs:
+                verbs.add("HEAD")
+        return [(regexes[p], p.count("{"), p, frozenset(v)) for p, v in methods.items()]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if self._templates is None:
+            self._templates = self._load(scope["app"].routes)
+        matches = [verbs for regex, _, _, verbs in self._templates if regex.match(scope["path"])]
+        if matches:
+            allowed = frozenset().union(*matches)
+            if scope["method"] not in allowed:
+                allow = ", ".join(sorted(allowed))
+                await _send_problem(send, 405, "Method not allowed",
+                                    f"{scope['method']} is not allowed here; allowed: {allow}.",
+                                    "method-not-allowed", headers=[(b"allow", allow.encode())])
+                return
+        await self.app(scope, receive, send)
+
+
+class UnexpectedErrors:
+    """A 500 problem for an unexpected exception, answered here so that the connection stays open.
+
+    Starlette's outermost error middleware re-raises after answering, and the server then drops the
+    keep-alive connection; an error caught inside the stack is one response like any other.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception:
+            log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
+            if started:
+                raise
+            await _send_problem(send, 500, "Internal server error",
+                                "An unexpected error occurred; nothing was written.", "internal-error")

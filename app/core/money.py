@@ -21,6 +21,11 @@ def is_currency(code: str) -> bool:
     return code in _currencies()
 
 
+def currencies_in_use() -> list[str]:
+    """The ISO 4217 codes `is_currency` accepts, sorted (the API's currency enum)."""
+    return sorted(_currencies())
+
+
 def is_known_currency(code: str) -> bool:
     """Any ISO 4217 code, historic ones included (the ECB history file still has BGN, CYP, DEM...)."""
     return code in list_currencies()
@@ -52,6 +57,11 @@ def fits_currency(amount: Decimal, currency: str) -> bool:
 @lru_cache(maxsize=1)
 def _countries() -> frozenset[str]:
     return frozenset(c.alpha_2 for c in pycountry.countries)
+
+
+def countries() -> list[str]:
+    """The codes `is_country` accepts, sorted (the API's country enum)."""
+    return sorted(_countries())
 
 
 def is_country(code: str) -> bool:

@@ -24,7 +24,15 @@ def encode_cursor(values: list[Any]) -> str:
 
 
 def decode_cursor(cursor: str | None, arity: int) -> list[Any] | None:
-    if cursor is None:
+    """The values of a keyset cursor: `arity` strings (what `encode_cursor` of row keys wrote); else a 422."""
+    values = _decode(cursor, arity)
+    if values is not None and not all(isinstance(v, str) for v in values):
+        raise Invalid("cursor: not a cursor this endpoint returned", field="/cursor")
+    return values
+
+
+def _decode(cursor: str | None, arity: int) -> list[Any] | None:
+    if not cursor:  # absent, or an empty `cursor=`: the first page
         return None
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
@@ -41,7 +49,7 @@ MAX_ID = 2**63 - 1
 
 def decode_id_cursor(cursor: str | None) -> int | None:
     """A cursor holding one row id (newest-first lists)."""
-    values = decode_cursor(cursor, 1)
+    values = _decode(cursor, 1)
     if values is None:
         return None
     value = values[0]
@@ -52,4 +60,4 @@ def decode_id_cursor(cursor: str | None) -> int | None:
 
 Limit = Annotated[int, Query(ge=1, le=1000, description="Page size")]
 IdPath = Annotated[int, Path(ge=1, le=MAX_ID, description="The row id")]
-Cursor = Annotated[str | None, Query(description="next_cursor of the previous page")]
+Cursor = Annotated[str | None, Query(description="next_cursor of the previous page (absent or empty: the first page)")]

@@ -72,6 +72,7 @@ def authenticate(request: Request, session: SessionDep) -> Principal:
     if row is None or row.ApiKey.revoked_at is not None:
         raise Unauthorized("Unknown or revoked API key.", headers=_CHALLENGE)
     bind_tenant(session, row.Tenant.id)
+    request.state.tenant_id = row.Tenant.id  # ETags include it (app.core.middleware)
     return Principal(tenant=row.Tenant, key_id=row.ApiKey.id, scope=Scope(row.ApiKey.scope))
 
 
@@ -81,6 +82,8 @@ def _require(required: Scope):  # type: ignore[no-untyped-def]
             raise Forbidden(f"This API key has the '{principal.scope}' scope; '{required}' is required.")
         return principal
 
+    # Read by app.core.openapi, which documents each operation's scope.
+    dependency.required_scope = required  # type: ignore[attr-defined]
     return dependency
 
 

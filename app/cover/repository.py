@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import date
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import Date, String, bindparam, column, select, text, tuple_
 from sqlalchemy.dialects.postgresql import distinct_on
@@ -93,9 +94,9 @@ def rates_on(session: Session, day: date) -> dict[tuple[str, str], Decimal]:
     tenant_id = session.info.get(TENANT_KEY)
     if tenant_id is None:
         raise RuntimeError("rates_on needs a session bound to a tenant")
-    stmt = text(_SQLITE_LATEST_RATES).bindparams(bindparam("day", type_=Date())).columns(
+    raw = text(_SQLITE_LATEST_RATES).bindparams(bindparam("day", type_=Date())).columns(
         column("base", String()), column("quote", String()), column("rate", FxRate.__table__.c.rate.type))
-    rows = session.execute(stmt, {"tenant": tenant_id, "day": day})
+    rows: Any = session.execute(raw, {"tenant": tenant_id, "day": day})
     return {(b, q): Decimal(r) for b, q, r in rows if r is not None}
 
 

@@ -51,6 +51,7 @@ def put_policy(
 
 @router.get("/policies", response_model=list[PolicyOut])
 def list_policies(ctx: ContextDep, _: ReadAccess) -> list[PolicyOut]:
+    """Policies, with the terms in force today."""
     return service.list_policies(ctx)
 
 
@@ -75,6 +76,7 @@ def buyer_limits(
     buyer_ref: RefPath, ctx: ContextDep, _: ReadAccess,
     at: Annotated[IsoDate | None, Query(description="Limits in force on this date (default today)")] = None,
 ) -> BuyerLimitsOut:
+    """A buyer's limits in force on a date, and every decision on it."""
     return service.buyer_limits(ctx, ledger_service.get_buyer(ctx, buyer_ref), at or ctx.today)
 
 
@@ -82,6 +84,7 @@ def buyer_limits(
 def put_country_limit(
     country: Annotated[Country, Path()], body: CountryLimitIn, ctx: ContextDep, _: AdminAccess, response: Response
 ) -> CountryLimitOut:
+    """Set a policy's limit for a country."""
     row, created = service.put_country_limit(ctx, country, body)
     response.status_code = 201 if created else 200
     return service.country_limit_out(row, _refs(ctx))
@@ -89,6 +92,7 @@ def put_country_limit(
 
 @router.get("/country-limits", response_model=list[CountryLimitOut])
 def list_country_limits(ctx: ContextDep, _: ReadAccess) -> list[CountryLimitOut]:
+    """Country limits."""
     refs = _refs(ctx)
     return [service.country_limit_out(r, refs) for r in repo.country_limits(ctx.session)]
 
@@ -127,6 +131,7 @@ def list_fx_rates(
     quote: Annotated[Currency | None, Query()] = None, on: Annotated[IsoDate | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[FxRateOut]:
+    """FX rates stored."""
     rows = repo.rates_page(ctx.session, base=base, quote=quote, on=on, limit=limit)
     return [FxRateOut(date=r.day, base=r.base, quote=r.quote, rate=r.rate.normalize()) for r in rows]
 

@@ -108,7 +108,9 @@ def last_valued_on(session: Session) -> Any:
 def missing_rates(session: Session) -> dict[str, int]:
     """Missing FX rate pairs ("USD/EUR") the stored rows need, with how many buyers each one leaves unknown."""
     counts: dict[str, int] = {}
-    for detail in session.scalars(select(BuyerExposure.detail).where(BuyerExposure.error_count > 0)):
+    details: list[dict[str, Any]] = list(
+        session.scalars(select(BuyerExposure.detail).where(BuyerExposure.error_count > 0)))
+    for detail in details:
         for pair in detail.get("missing_rates", []):
             counts[pair] = counts.get(pair, 0) + 1
     return counts

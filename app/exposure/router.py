@@ -13,8 +13,8 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from app.core.context import ContextDep
-from app.core.errors import NotFound
-from app.core.fields import Country, DecimalStr
+from app.core.errors import Invalid, NotFound
+from app.core.fields import MONEY_STORAGE_MAX, Country, DecimalStr
 from app.core.idempotency import IdempotencyDep
 from app.core.pagination import Cursor, Limit, Page, decode_cursor, encode_cursor
 from app.core.paths import RefPath
@@ -34,7 +34,8 @@ from app.exposure.schemas import (
 router = APIRouter(prefix="/v1", tags=["exposure"])
 SortKey = Literal[tuple([*SORTABLE, *(f"-{k}" for k in SORTABLE)])]  # type: ignore[valid-type]
 
-NOT_MODIFIED = {304: {"description": "Nothing changed since the ETag sent in If-None-Match"}}
+NOT_MODIFIED: dict[int | str, dict[str, Any]] = {
+    304: {"description": "Nothing changed since the ETag sent in If-None-Match"}}
 
 
 class NotModified(Exception):
@@ -47,10 +48,10 @@ def not_modified_response(exc: NotModified) -> Response:
 
 
 def poll_etag(ctx: ContextDep, request: Request, response: Response) -> str:
-    """The tag of an exposure read, known before any work: the tenant's exposure version, the URL and the day.
+    """The tag of an exposure read, known before any work: the tenant, its exposure version, the URL and the day.
 
     A matching If-None-Match ends the request with a 304 here."""
-    key = f"{request.url.path}?{request.url.query}|{ctx.today.isoformat()}"
+    key = f"{ctx.tenant.id}|{request.url.path}?{request.url.query}|{ctx.today.isoformat()}"
     etag = f'W/"x{ctx.tenant.exposure_version}-{hashlib.sha256(key.encode()).hexdigest()[:16]}"'
     sent = request.headers.get("if-none-match")
     if sent is not None and etag in [t.strip() for t in sent.split(",")]:
@@ -74,16 +75,23 @@ def exposure_buyers(
     country: Annotated[Country | None, Query()] = None,
     status: BuyerStatus | None = None,
     min_uncovered: Annotated[DecimalStr | None, Query()] = None,
-    sort: Annotated[SortKey, Query(description="An amount, utilisation or buyer_ref; prefix '-' for descending")]
-    = "buyer_ref",
+    sort: Annotated[SortKey, Query(  # type: ignore[valid-type]
+        description="An amount, utilisation or buyer_ref; prefix '-' for descending")] = "buyer_ref",
     limit: Limit = 100,
     cursor: Cursor = None,
 ) -> Any:
     """One row per buyer, amounts in its cover currency."""
-    name = sort.removeprefix("-")
-    after = decode_cursor(cursor, 2)
+    name = str(sort).removeprefix("-")
+    after: Any = decode_cursor(cursor, 2)
+    if after is not None and name != "buyer_ref":
+        try:  # an amount or a utilisation, as the previous page wrote it
+            after = (Decimal(after[0]), after[1])
+        except ArithmeticError as exc:
+            raise Invalid("cursor: not a cursor this endpoint returned", field="/cursor") from exc
+        if not after[0].is_finite() or abs(after[0]) > MONEY_STORAGE_MAX:
+            raise Invalid("cursor: not a cursor this endpoint returned", field="/cursor")
     rows = queries.buyers_page(ctx, country=country, status=status, min_uncovered=min_uncovered, sort=name,
-                               descending=sort.startswith("-"), after=after, limit=limit + 1)
+                               descending=str(sort).startswith("-"), after=after, limit=limit + 1)
     items = [queries.buyer_out(r) for r in rows[:limit]]
     next_cursor = None
     if len(rows) > limit:

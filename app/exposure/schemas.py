@@ -128,5 +128,5 @@ class CreditCheckOut(BaseModel):
     uncovered: Decimal
     headroom_primary: Decimal = Field(description="Primary limit left after this invoice")
     headroom_top_up: Decimal = Field(description="Top Up limit left after this invoice")
-    reasons: list[str]
+    reasons: list[Reason]
     exposure_after: Decimal

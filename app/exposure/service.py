@@ -11,7 +11,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from datetime import date, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import select, update
 
@@ -24,7 +24,7 @@ from app.cover.inputs import CoverInputs, engine_decisions
 from app.cover.models import StopOfCover
 from app.exposure import repository as repo
 from app.exposure.models import BuyerExposure
-from app.exposure.schemas import CreditCheckIn, CreditCheckOut
+from app.exposure.schemas import CreditCheckIn, CreditCheckOut, Reason
 from app.ledger import repository as ledger_repo
 from app.ledger.models import Buyer, Invoice
 from app.tenants.models import Tenant
@@ -244,7 +244,7 @@ def credit_check(ctx: Context, body: CreditCheckIn) -> CreditCheckOut:
         raise FxRateMissing(sorted(result.missing_rates), ctx.today)
     cover = next(i for i in result.invoices if i.invoice_ref == PROBE_REF)
     c = result.currency
-    reasons = [cover.reason] if cover.reason else []
+    reasons = cast(list[Reason], [cover.reason] if cover.reason else [])
     covered = cover.covered_primary + cover.covered_top_up
     if cover.uncovered == 0:
         decision = "covered"

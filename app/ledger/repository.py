@@ -84,7 +84,7 @@ def invoices_page(
     after: tuple[str, str] | None,
     limit: int,
 ) -> list[tuple[Invoice, str]]:
-    stmt: Select[tuple[Invoice, str]] = (
+    stmt: Select[Invoice, str] = (
         select(Invoice, Buyer.ref)
         .join(Buyer, Buyer.id == Invoice.buyer_id)
         .order_by(Invoice.ref, Invoice.kind)

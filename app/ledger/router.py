@@ -35,6 +35,7 @@ def _created(response: Response, outcome: str) -> None:
 
 @router.put("/buyers/{buyer_ref:ref}", response_model=BuyerOut, responses={201: {"model": BuyerOut}})
 def put_buyer(buyer_ref: RefPath, body: BuyerIn, ctx: ContextDep, _: IngestAccess, response: Response) -> BuyerOut:
+    """Create or update a buyer."""
     buyer, created = service.upsert_buyer(ctx, buyer_ref, body)
     _created(response, "created" if created else "updated")
     return service.buyer_out(ctx, buyer)
@@ -45,6 +46,7 @@ def list_buyers(
     ctx: ContextDep, _: ReadAccess, country: Annotated[Country | None, Query()] = None,
     limit: Limit = 100, cursor: Cursor = None,
 ) -> Page[BuyerOut]:
+    """Buyers, by reference."""
     after = decode_cursor(cursor, 1)
     rows = repo.buyers_page(ctx.session, country=country, after=after[0] if after else None, limit=limit + 1)
     items = [service.buyer_out(ctx, b) for b in rows[:limit]]
@@ -53,6 +55,7 @@ def list_buyers(
 
 @router.get("/buyers/{buyer_ref:ref}", response_model=BuyerOut)
 def get_buyer(buyer_ref: RefPath, ctx: ContextDep, _: ReadAccess) -> BuyerOut:
+    """A buyer, with its balances."""
     return service.buyer_out(ctx, service.get_buyer(ctx, buyer_ref), with_balances=True)
 
 
@@ -60,6 +63,7 @@ def get_buyer(buyer_ref: RefPath, ctx: ContextDep, _: ReadAccess) -> BuyerOut:
 def put_invoice(
     invoice_ref: RefPath, body: InvoiceIn, ctx: ContextDep, _: IngestAccess, response: Response
 ) -> InvoiceOut:
+    """Create or correct an invoice or a credit note."""
     invoice, outcome = service.put_invoice(ctx, invoice_ref, body)
     _created(response, outcome)
     return service.invoice_detail(ctx, invoice)
@@ -84,6 +88,7 @@ def list_invoices(
     limit: Limit = 100,
     cursor: Cursor = None,
 ) -> Page[InvoiceOut]:
+    """Invoices and credit notes, by reference then kind."""
     after = decode_cursor(cursor, 2)
     buyer_id = None
     if buyer_ref is not None:
@@ -124,6 +129,7 @@ def get_credit_note(credit_note_ref: RefPath, ctx: ContextDep, _: ReadAccess) ->
 def put_payment(
     payment_ref: RefPath, body: PaymentIn, ctx: ContextDep, _: IngestAccess, response: Response
 ) -> PaymentOut:
+    """Record a payment and allocate it to invoices."""
     payment, outcome = service.put_payment(ctx, payment_ref, body)
     _created(response, outcome)
     return service.payment_out(ctx, payment)
@@ -137,6 +143,7 @@ def post_payment_batch(body: BatchIn, ctx: ContextDep, _: IngestAccess, idem: Id
 
 @router.get("/payments/{payment_ref:ref}", response_model=PaymentOut)
 def get_payment(payment_ref: RefPath, ctx: ContextDep, _: ReadAccess) -> PaymentOut:
+    """A payment, with its allocations."""
     return service.payment_out(ctx, service.get_payment(ctx, payment_ref))
 
 

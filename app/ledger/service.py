@@ -10,7 +10,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from pydantic import BaseModel, ValidationError
 
@@ -112,7 +112,7 @@ def _validate_items(raw: Sequence[dict[str, Any]], model: type[M], ref_field: st
         try:
             item.body = model.model_validate(data)
         except ValidationError as exc:
-            item.problem = validation_problem(exc.errors())
+            item.problem = validation_problem(cast(list[dict[str, Any]], exc.errors()))
         items.append(item)
     return items
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Row, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.alerts.models import Alert
@@ -15,7 +15,7 @@ from app.webhooks.models import WebhookDelivery
 EXPOSURE_FIELDS = ("outstanding", "covered_primary", "covered_top_up", "uncovered")
 
 
-def exposure_by_tenant(session: Session) -> list[Row[Any]]:
+def exposure_by_tenant(session: Session) -> list[Any]:  # rows of several columns
     """(tenant id, currency, buyers, outstanding, covered by the primary, by the Top Up, uncovered)."""
     stmt = select(
         BuyerExposure.tenant_id, BuyerExposure.currency, func.count(),
@@ -24,7 +24,7 @@ def exposure_by_tenant(session: Session) -> list[Row[Any]]:
     return list(session.execute(stmt))
 
 
-def open_alerts(session: Session) -> list[Row[Any]]:
+def open_alerts(session: Session) -> list[Any]:  # rows of several columns
     """(tenant id, type, count) of the alerts not resolved."""
     stmt = select(Alert.tenant_id, Alert.type, func.count()).where(Alert.state != "resolved").group_by(
         Alert.tenant_id, Alert.type)

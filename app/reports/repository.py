@@ -10,7 +10,7 @@ from collections.abc import Iterable, Iterator
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Result, Row, case, func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from app.alerts.models import Alert
@@ -22,7 +22,7 @@ from app.ledger.models import Allocation, Buyer, Invoice, Payment
 STREAM = 2000
 
 
-def _stream(session: Session, stmt: Any) -> Result[Any]:
+def _stream(session: Session, stmt: Any) -> Any:  # rows of several columns
     """The rows as they come (`partitions()` gives them a chunk at a time)."""
     return session.execute(stmt.execution_options(yield_per=STREAM))
 
@@ -38,7 +38,8 @@ def invoice_covers(session: Session, buyer_ids: Iterable[int]) -> dict[int, dict
     for start in range(0, len(ids), 1000):
         stmt = select(BuyerExposure.buyer_id, BuyerExposure.currency, BuyerExposure.valued_on,
                       BuyerExposure.detail).where(BuyerExposure.buyer_id.in_(ids[start : start + 1000]))
-        for buyer_id, currency, valued_on, detail in session.execute(stmt):
+        rows: Any = session.execute(stmt)
+        for buyer_id, currency, valued_on, detail in rows:
             out[buyer_id] = {
                 i["invoice_ref"]: {**i, "currency": currency, "valued_on": valued_on}
                 for i in (detail or {}).get("invoices", [])
@@ -49,7 +50,7 @@ def invoice_covers(session: Session, buyer_ids: Iterable[int]) -> dict[int, dict
 # --- ledger reads -----------------------------------------------------------------------------------
 
 
-def open_invoices_by_buyer(session: Session, *, country: str | None) -> Result[Any]:
+def open_invoices_by_buyer(session: Session, *, country: str | None) -> Any:  # rows of several columns
     """(buyer ref, name, country, currency, open balance, due date) of every open invoice, by buyer."""
     stmt = (
         select(Buyer.ref, Buyer.name, Buyer.country, Invoice.currency, Invoice.open_balance, Invoice.due_date)
@@ -62,7 +63,7 @@ def open_invoices_by_buyer(session: Session, *, country: str | None) -> Result[A
     return _stream(session, stmt)
 
 
-def overdue_invoices(session: Session, due_before: date) -> Result[Any]:
+def overdue_invoices(session: Session, due_before: date) -> Any:  # rows of several columns
     """Open invoices whose original due date is before `due_before`, with their buyer, by buyer."""
     stmt = (
         select(Invoice, Buyer.ref, Buyer.name, Buyer.country)
@@ -73,7 +74,7 @@ def overdue_invoices(session: Session, due_before: date) -> Result[Any]:
     return _stream(session, stmt)
 
 
-def turnover_by_day(session: Session, start: date, end: date) -> list[Row[Any]]:
+def turnover_by_day(session: Session, start: date, end: date) -> list[Any]:  # rows of several columns
     """Invoices and credit notes delivered between `start` and `end`: summed per day, country, currency, kind."""
     stmt = (
         select(Invoice.issue_date, Buyer.country, Invoice.currency, Invoice.kind, func.count(),
@@ -86,7 +87,7 @@ def turnover_by_day(session: Session, start: date, end: date) -> list[Row[Any]]:
     return list(session.execute(stmt))
 
 
-def paid_invoices(session: Session, start: date, end: date) -> Result[Any]:
+def paid_invoices(session: Session, start: date, end: date) -> Any:  # rows of several columns
     """Invoices paid in full whose last payment was received between `start` and `end`, by buyer:
     (buyer ref, name, country, currency, amount, original due date, paid on)."""
     paid_on = func.max(Payment.received_on)
@@ -112,7 +113,7 @@ def buyers_in_order(session: Session, *, country: str | None = None) -> Iterator
     yield from session.scalars(stmt.execution_options(yield_per=STREAM))
 
 
-def invoices_with_buyer(session: Session) -> Result[Any]:
+def invoices_with_buyer(session: Session) -> Any:  # rows of several columns
     """Every invoice and credit note with its buyer's ref and country, by buyer (plain rows: no ORM objects)."""
     stmt = (
         select(Invoice.ref, Invoice.buyer_id, Invoice.kind, Invoice.currency, Invoice.amount, Invoice.issue_date,
@@ -132,7 +133,7 @@ def exposure_rows(session: Session) -> Iterator[BuyerExposure]:
                                .execution_options(yield_per=STREAM))
 
 
-def snapshot_peaks(session: Session, start: date, end: date) -> list[Row[Any]]:
+def snapshot_peaks(session: Session, start: date, end: date) -> list[Any]:  # rows of several columns
     """Per buyer over the snapshots of [start, end]: days, peak outstanding, peak not covered by the primary
     (covered by the Top Up + uncovered), peak uncovered, days with something above the primary; with the
     buyer's current exposure row (name, country, limits in force)."""
@@ -163,7 +164,7 @@ def alerts_in_order(session: Session) -> Iterator[Alert]:
     yield from session.scalars(select(Alert).order_by(Alert.id).execution_options(yield_per=STREAM))
 
 
-def decisions_in_order(session: Session) -> Result[Any]:
+def decisions_in_order(session: Session) -> Any:  # rows of several columns
     stmt = (
         select(LimitDecision, Policy.ref, Policy.currency, Buyer.ref)
         .join(Policy, Policy.id == LimitDecision.policy_id)

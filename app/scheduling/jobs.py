@@ -18,9 +18,10 @@ import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, func, insert, literal, select
+from sqlalchemy import CursorResult, delete, func, insert, literal, select
 
 from app.core.clock import utcnow
 from app.core.config import Settings
@@ -137,7 +138,7 @@ def snapshot(ctx: Context) -> int:
         BuyerExposure.utilisation, BuyerExposure.status,
     ).where(BuyerExposure.tenant_id == ctx.tenant.id)
     result = session.execute(insert(ExposureSnapshot).from_select(columns, source))
-    return result.rowcount or 0
+    return cast(CursorResult[Any], result).rowcount or 0
 
 
 def daily_scan(db: Database, settings: Settings, *, force: bool = False, now: datetime | None = None,

@@ -35,11 +35,13 @@ def issue_key(body: ApiKeyIn, session: SessionDep, _: AdminAccess, idem: Idempot
 
 @router.get("", response_model=list[ApiKeyOut])
 def list_keys(session: SessionDep, _: AdminAccess) -> list[ApiKeyOut]:
+    """The tenant's API keys (never the keys themselves)."""
     return [_out(r) for r in service.list_keys(session)]
 
 
 @router.delete("/{key_id}", response_model=ApiKeyOut)
 def revoke_key(key_id: str, session: SessionDep, _: AdminAccess) -> ApiKeyOut:
+    """Revoke an API key: refused from the next request on."""
     return _out(service.revoke_key(session, key_id))
 
 

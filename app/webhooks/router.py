@@ -36,11 +36,13 @@ def create_endpoint(body: EndpointIn, ctx: ContextDep, _: AdminAccess, idem: Ide
 
 @router.get("/webhook-endpoints", response_model=list[EndpointOut])
 def list_endpoints(ctx: ContextDep, _: AdminAccess) -> list[EndpointOut]:
+    """Webhook receivers."""
     return [service.endpoint_out(e) for e in service.list_endpoints(ctx)]
 
 
 @router.get("/webhook-endpoints/{endpoint_id}", response_model=EndpointOut)
 def get_endpoint(endpoint_id: str, ctx: ContextDep, _: AdminAccess) -> EndpointOut:
+    """A webhook receiver."""
     return service.endpoint_out(service.get_endpoint(ctx, endpoint_id))
 
 
@@ -52,6 +54,7 @@ def patch_endpoint(endpoint_id: str, body: EndpointPatch, ctx: ContextDep, _: Ad
 
 @router.delete("/webhook-endpoints/{endpoint_id}", status_code=204)
 def delete_endpoint(endpoint_id: str, ctx: ContextDep, _: AdminAccess) -> Response:
+    """Delete a webhook receiver."""
     service.delete_endpoint(ctx, endpoint_id)
     return Response(status_code=204)
 
@@ -84,7 +87,7 @@ def list_deliveries(
     status: Literal["pending", "delivered", "failed"] | None = None,
     event_type: Annotated[EventType | None, Query()] = None, limit: Limit = 100, cursor: Cursor = None,
 ) -> Page[DeliveryOut]:
-    """Newest first, with every attempt: status code, latency, error."""
+    """Webhook deliveries, newest first, with every attempt: status code, latency, error."""
     after = decode_id_cursor(cursor)
     rows = service.list_deliveries(ctx, endpoint_id=endpoint_id, status=status, event_type=event_type,
                                    before_id=after, limit=limit + 1)
