@@ -80,7 +80,7 @@ def test_the_readme_session_runs_as_written(tmp_path: Path):
 
     buyer, decision, invoice, check, exposure = outputs
     assert (buyer["buyer_ref"], buyer["name"], buyer["country"]) == ("LECLERC", "Leclerc SA", "FR")
-    assert (decision["status"], decision["amount"], decision["policy_ref"]) == ("granted", "20000.00", "AT-2026")
+    assert (decision["status"], decision["amount"], decision["policy_ref"]) == ("granted", "20000.00", "AT-WT-01")
     assert (invoice["invoice_ref"], invoice["amount"], invoice["open_balance"]) == ("FA 2026/001", "18000.00",
                                                                                     "18000.00")
     assert (check["decision"], check["covered_primary"], check["covered_top_up"], check["uncovered"]) == (
