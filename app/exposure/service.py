@@ -161,6 +161,7 @@ def refresh_buyers(
     inputs = inputs or CoverInputs.load(session, ctx.today)
     out: dict[int, engine.BuyerCover] = {}
     countries: set[str] = set()
+    missing_rates_moved = False  # only then can the tenant's fx_rate_missing alerts change
     for start in range(0, len(ids), CHUNK):
         buyers = ledger_repo.lock_buyers(session, ids[start : start + CHUNK])
         results = evaluate_buyers(ctx, buyers, inputs)
@@ -169,6 +170,8 @@ def refresh_buyers(
         for buyer, result in results:
             values = row_values(buyer, result)
             row = stored.get(buyer.id)
+            before = row.detail.get("missing_rates", []) if row is not None else []
+            missing_rates_moved = missing_rates_moved or before != values["detail"]["missing_rates"]
             if row is None:
                 session.add(BuyerExposure(buyer_id=buyer.id, **values))
             else:
@@ -180,7 +183,8 @@ def refresh_buyers(
         session.flush()
         alerts.reconcile_buyers(ctx, results)
     alerts.reconcile_countries(ctx, countries)
-    alerts.reconcile_fx(ctx)
+    if missing_rates_moved:
+        alerts.reconcile_fx(ctx)
     bump_version(ctx)
     return out
 
