@@ -35,9 +35,10 @@ def _worker() -> str:
     return os.environ.get("PYTEST_XDIST_WORKER", "main")
 
 
-def _postgres_url() -> str:
+def fresh_postgres_schema(prefix: str = "cw_test") -> str:
+    """A URL to an empty schema of the test database, one per xdist worker and prefix."""
     base = make_url(os.environ.get("COVERWATCH_TEST_POSTGRES_URL", PG_DEFAULT))
-    schema = f"cw_test_{_worker()}"
+    schema = f"{prefix}_{_worker()}"
     admin = create_engine(base, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
@@ -52,7 +53,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
         path: Path = tmp_path_factory.mktemp("db") / "coverwatch.db"
         url = f"sqlite:///{path}"
     else:
-        url = _postgres_url()
+        url = fresh_postgres_schema()
     upgrade(url)
     return url
 

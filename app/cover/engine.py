@@ -455,18 +455,24 @@ def stop_periods(
 # --- the walk -------------------------------------------------------------------------------------
 
 
-def _bucket(result: BuyerCover, amount: Decimal, due: date, valued_on: date) -> None:
+def bucket(due: date, valued_on: date) -> str:
+    """DOMAIN.md rule 5's aging bucket of an amount due on `due`: not yet due, then overdue 1-30, 31-60, 61-90,
+    over 90 days (the name of the BuyerCover field it adds to)."""
     days = (valued_on - due).days
     if days <= 0:
-        result.not_due += amount
-    elif days <= 30:
-        result.overdue_1_30 += amount
-    elif days <= 60:
-        result.overdue_31_60 += amount
-    elif days <= 90:
-        result.overdue_61_90 += amount
-    else:
-        result.overdue_over_90 += amount
+        return "not_due"
+    if days <= 30:
+        return "overdue_1_30"
+    if days <= 60:
+        return "overdue_31_60"
+    if days <= 90:
+        return "overdue_61_90"
+    return "overdue_over_90"
+
+
+def _bucket(result: BuyerCover, amount: Decimal, due: date, valued_on: date) -> None:
+    field_name = bucket(due, valued_on)
+    setattr(result, field_name, getattr(result, field_name) + amount)
 
 
 def _buyer_primary(primaries: Sequence[Policy], country: str, valued_on: date) -> Policy | None:

@@ -81,20 +81,6 @@ def _add_totals(totals: dict[str, Row], key: str, row: Row, fields: tuple[str, .
 # --- aging ------------------------------------------------------------------------------------------
 
 
-def bucket(due: date, as_of: date) -> str:
-    """DOMAIN.md rule 5: not yet due, then overdue 1-30, 31-60, 61-90, over 90 days."""
-    days = (as_of - due).days
-    if days <= 0:
-        return "not_due"
-    if days <= 30:
-        return "overdue_1_30"
-    if days <= 60:
-        return "overdue_31_60"
-    if days <= 90:
-        return "overdue_61_90"
-    return "overdue_over_90"
-
-
 def aging_rows(ctx: Context, as_of: date, country: str | None) -> Iterator[Row]:
     """Open balances as recorded now, per buyer and currency, aged on `as_of` by due date."""
     current: Row | None = None
@@ -106,7 +92,7 @@ def aging_rows(ctx: Context, as_of: date, country: str | None) -> Iterator[Row]:
                        "invoices": 0, "outstanding": ZERO, **dict.fromkeys(BUCKETS, ZERO)}
         current["invoices"] += 1
         current["outstanding"] += balance
-        current[bucket(due, as_of)] += balance
+        current[engine.bucket(due, as_of)] += balance
     if current is not None:
         yield _quantized(current, ("outstanding", *BUCKETS))
 

@@ -18,14 +18,13 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+
+from tests.conftest import fresh_postgres_schema
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
-PG_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 
 def free_port() -> int:
@@ -84,14 +83,7 @@ def start_server(args: list[str], env: dict[str, str], wait_for: str | None = No
 
 
 def postgres_url() -> str:
-    base = make_url(os.environ.get("COVERWATCH_TEST_POSTGRES_URL", PG_DEFAULT))
-    schema = f"cw_console_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    admin.dispose()
-    return base.update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(hide_password=False)
+    return fresh_postgres_schema("cw_console")
 
 
 @pytest.fixture(scope="session")
