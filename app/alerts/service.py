@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
+from functools import partial
+from typing import Any
 
 from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
@@ -24,7 +26,7 @@ from app.cover import engine
 from app.ledger import repository as ledger_repo
 from app.ledger.models import Buyer
 from app.tenants.models import Tenant
-from app.webhooks.service import emit
+from app.webhooks.service import emit, emit_many
 
 OPEN_STATES = ("open", "acknowledged")
 
@@ -50,25 +52,42 @@ def alert_out(a: Alert) -> AlertOut:
     )
 
 
-def _event(session: Session, alert: Alert, type_: str) -> None:
-    session.flush()
-    emit(session, alert.tenant_id, type_, alert_out(alert).model_dump(mode="json"))
+class _Changes:
+    """Alert openings and resolutions of one reconciliation, written together: the new alerts in one INSERT,
+    their webhook events (only where an endpoint subscribes) in one more, never a flush per alert."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.events: list[tuple[str, Alert]] = []
+
+    def open(self, wanted: rules.Wanted, buyer_id: int | None) -> None:
+        alert = Alert(type=wanted.type, subject=wanted.subject, state="open", buyer_id=buyer_id,
+                      buyer_ref=wanted.buyer_ref, country=wanted.country, invoice_ref=wanted.invoice_ref,
+                      details=wanted.details, opened_at=utcnow(), opened_on=self.ctx.today)
+        self.ctx.session.add(alert)
+        self.events.append(("alert.opened", alert))
+
+    def resolve(self, alert: Alert, resolution: str) -> None:
+        alert.state = "resolved"
+        alert.resolved_at = utcnow()
+        alert.resolution = resolution
+        self.events.append(("alert.resolved", alert))
+
+    def changed(self, alert: Alert, type_: str) -> None:
+        self.events.append((type_, alert))
+
+    def write(self) -> None:
+        if not self.events:
+            return
+        session = self.ctx.session
+        session.flush()
+        emit_many(session, self.ctx.tenant.id,
+                  [(type_, partial(_payload, alert)) for type_, alert in self.events])
+        self.events = []
 
 
-def _open(ctx: Context, wanted: rules.Wanted, buyer_id: int | None) -> Alert:
-    alert = Alert(type=wanted.type, subject=wanted.subject, state="open", buyer_id=buyer_id,
-                  buyer_ref=wanted.buyer_ref, country=wanted.country, invoice_ref=wanted.invoice_ref,
-                  details=wanted.details, opened_at=utcnow(), opened_on=ctx.today)
-    ctx.session.add(alert)
-    _event(ctx.session, alert, "alert.opened")
-    return alert
-
-
-def _resolve(ctx: Context, alert: Alert, resolution: str) -> None:
-    alert.state = "resolved"
-    alert.resolved_at = utcnow()
-    alert.resolution = resolution
-    _event(ctx.session, alert, "alert.resolved")
+def _payload(alert: Alert) -> dict[str, Any]:
+    return alert_out(alert).model_dump(mode="json")
 
 
 def _open_alerts(session: Session, *, buyer_ids: Sequence[int] = (), countries: Sequence[str] = (),
@@ -103,12 +122,13 @@ def reconcile_buyers(ctx: Context, results: Sequence[tuple[Buyer, engine.BuyerCo
     for alert in _open_alerts_by_keys(ctx.session, elsewhere):
         open_by_key[(alert.type, alert.subject)] = alert
     claimed: set[int] = set()
+    changes = _Changes(ctx)
     for buyer_id, wanted in wanted_by_buyer.items():
         buyer, _ = by_id[buyer_id]
         for key, w in wanted.items():
             current = open_by_key.get(key)
             if current is None:
-                _open(ctx, w, buyer_id)
+                changes.open(w, buyer_id)
                 continue
             claimed.add(current.id)
             if current.buyer_id != buyer_id:
@@ -119,7 +139,8 @@ def reconcile_buyers(ctx: Context, results: Sequence[tuple[Buyer, engine.BuyerCo
         _, result = by_id[alert.buyer_id]
         if alert.type == rules.LIMIT_REDUCED_BELOW_EXPOSURE and result.uncovered > 0:
             continue  # raised by the decision; clears once everything is covered again
-        _resolve(ctx, alert, "cleared")
+        changes.resolve(alert, "cleared")
+    changes.write()
 
 
 def _open_alerts_by_keys(session: Session, keys: Sequence[tuple[str, str]]) -> list[Alert]:
@@ -138,12 +159,19 @@ def reconcile_fx(ctx: Context) -> None:
     missing = missing_rates(ctx.session)
     wanted = {w.key: w for w in rules.fx_conditions(missing, ctx.today)}
     current = {(a.type, a.subject): a for a in _open_alerts(ctx.session, types=[rules.FX_RATE_MISSING])}
+    _settle(ctx, wanted, current)
+
+
+def _settle(ctx: Context, wanted: dict[tuple[str, str], rules.Wanted], current: dict[tuple[str, str], Alert]) -> None:
+    """Open what is wanted and not open, resolve what is open and no longer wanted (alerts on no buyer)."""
+    changes = _Changes(ctx)
     for key, w in wanted.items():
         if key not in current:
-            _open(ctx, w, None)
+            changes.open(w, None)
     for key, alert in current.items():
         if key not in wanted:
-            _resolve(ctx, alert, "cleared")
+            changes.resolve(alert, "cleared")
+    changes.write()
 
 
 def reconcile_countries(ctx: Context, countries: Iterable[str]) -> None:
@@ -161,12 +189,7 @@ def reconcile_countries(ctx: Context, countries: Iterable[str]) -> None:
     wanted = {w.key: w for w in rules.country_conditions(rows)}
     current = {(a.type, a.subject): a for a in _open_alerts(ctx.session, countries=wanted_countries,
                                                              types=[rules.COUNTRY_ABOVE_LIMIT])}
-    for key, w in wanted.items():
-        if key not in current:
-            _open(ctx, w, None)
-    for key, alert in current.items():
-        if key not in wanted:
-            _resolve(ctx, alert, "cleared")
+    _settle(ctx, wanted, current)
 
 
 def after_decision(ctx: Context, buyer: Buyer, result: engine.BuyerCover, status: str,
@@ -176,7 +199,9 @@ def after_decision(ctx: Context, buyer: Buyer, result: engine.BuyerCover, status
         return
     existing = _open_alerts(ctx.session, buyer_ids=[buyer.id], types=[rules.LIMIT_REDUCED_BELOW_EXPOSURE])
     if not existing:
-        _open(ctx, wanted, buyer.id)
+        changes = _Changes(ctx)
+        changes.open(wanted, buyer.id)
+        changes.write()
 
 
 def get_alert(ctx: Context, alert_id: int) -> Alert:
@@ -194,7 +219,9 @@ def acknowledge(ctx: Context, alert_id: int, *, by: str | None = None, note: str
         alert.state = "acknowledged"
         alert.acknowledged_at = utcnow()
         alert.acknowledged_by, alert.acknowledged_note = by, note
-        _event(ctx.session, alert, "alert.acknowledged")
+        changes = _Changes(ctx)
+        changes.changed(alert, "alert.acknowledged")
+        changes.write()
     return alert
 
 
@@ -202,7 +229,9 @@ def resolve(ctx: Context, alert_id: int, *, by: str | None = None, note: str | N
     alert = get_alert(ctx, alert_id)
     if alert.state != "resolved":
         alert.resolved_by, alert.resolved_note = by, note
-        _resolve(ctx, alert, "manual")
+        changes = _Changes(ctx)
+        changes.resolve(alert, "manual")
+        changes.write()
     return alert
 
 

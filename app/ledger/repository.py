@@ -196,6 +196,14 @@ def payment_by_ref(session: Session, ref: str) -> Payment | None:
     return session.scalars(select(Payment).where(Payment.ref == ref)).first()
 
 
+def payments_by_refs(session: Session, refs: Iterable[str]) -> dict[str, Payment]:
+    refs = list(set(refs))
+    found: dict[str, Payment] = {}
+    for start in range(0, len(refs), 1000):
+        found.update({p.ref: p for p in session.scalars(select(Payment).where(Payment.ref.in_(refs[start:start + 1000])))})
+    return found
+
+
 def buyer_balances(session: Session, buyer_id: int) -> dict[str, dict[str, Decimal]]:
     """Per currency: invoices, credit notes, payments, open invoices and unapplied credit, summed by the database."""
     out: dict[str, dict[str, Decimal]] = {}

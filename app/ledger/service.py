@@ -339,117 +339,135 @@ def _payment_body(body: PaymentIn) -> str:
     return body.model_dump_json()
 
 
-def _post_payment(ctx: Context, ref: str, body: PaymentIn) -> tuple[Payment, str, set[int]]:
-    session = ctx.session
-    buyer = repo.buyer_by_ref(session, body.buyer_ref, for_update=True)
-    if buyer is None:
-        raise Invalid(f"buyer_ref: no buyer '{body.buyer_ref}'.", field="/buyer_ref")
-    payment = repo.payment_by_ref(session, ref)
-    if payment is not None and payment.buyer_id != buyer.id:
-        repo.lock_buyers(session, [payment.buyer_id])
-    touched = {buyer.id}
-    if payment is not None:
-        if payment.reversed_at is not None:
-            raise Conflict(f"Payment '{ref}' was reversed; post the new payment under another payment_ref.")
-        if payment.body == _payment_body(body):
-            return payment, "unchanged", set()
-        touched.add(payment.buyer_id)
-        allocation.release(session, repo.allocations_of_payment(session, payment.id), skip=payment)
-        outcome = "updated"
-    else:
-        outcome = "created"
+class _PaymentIngest:
+    """Payments applied against state preloaded for the whole batch: buyers (locked, by id), the payments and the
+    invoices the items name, each read once. Unallocated cash is applied once per buyer at the end (`finish`),
+    after every item's explicit allocations: one pass over each buyer's open invoices per batch."""
 
-    # Validate the ERP's allocations against the balances as they stand (after any release above).
-    wanted: dict[str, Decimal] = {}
-    for a in body.allocations:
-        wanted[a.invoice_ref] = wanted.get(a.invoice_ref, Decimal(0)) + a.amount
-    if sum(wanted.values(), Decimal(0)) > body.amount:
-        raise Invalid("allocations: they add up to more than the payment amount.", field="/allocations")
-    targets: list[tuple[Invoice, Decimal]] = []
-    found = repo.invoices_by_refs(session, wanted)
-    for i, a in enumerate(body.allocations):
-        invoice = found.get(a.invoice_ref)
-        where = f"/allocations/{i}"
-        if invoice is None or invoice.kind != "invoice":
-            raise Invalid(f"allocations[{i}].invoice_ref: no invoice '{a.invoice_ref}'.", field=f"{where}/invoice_ref")
-        if invoice.buyer_id != buyer.id:
-            raise Invalid(
-                f"allocations[{i}].invoice_ref: invoice '{a.invoice_ref}' belongs to another buyer.",
-                field=f"{where}/invoice_ref",
-            )
-        if invoice.currency != body.currency:
-            raise Invalid(
-                f"allocations[{i}].invoice_ref: invoice '{a.invoice_ref}' is in {invoice.currency}, the payment in "
-                f"{body.currency}.",
-                field=f"{where}/invoice_ref",
-            )
-        total = wanted.pop(a.invoice_ref, None)
-        if total is None:
-            continue
-        if total > invoice.open_balance:
-            raise Invalid(
-                f"allocations[{i}].amount: {total} over-allocates invoice '{a.invoice_ref}', whose open balance is "
-                f"{quantize(invoice.open_balance, invoice.currency)}.",
-                field=f"{where}/amount",
-            )
-        targets.append((invoice, total))
+    def __init__(self, ctx: Context, items: Sequence[tuple[str, PaymentIn]]) -> None:
+        session = ctx.session
+        self.ctx = ctx
+        # Lock every buyer of the batch up front, by id (one lock order everywhere): taken item by item in the
+        # body's order, two batches (or a batch and an invoice batch) deadlocked.
+        self.buyers = repo.buyers_by_refs(session, (b.buyer_ref for _, b in items), for_update=True)
+        self.payments = repo.payments_by_refs(session, (r for r, _ in items))
+        self.invoices = repo.invoices_by_refs(session, {a.invoice_ref for _, b in items for a in b.allocations})
+        extra = {p.buyer_id for p in self.payments.values()} - {b.id for b in self.buyers.values()}
+        repo.lock_buyers(session, extra)  # a payment moving from a buyer outside the batch
+        self.touched: set[int] = set()
 
-    if payment is None:
-        payment = Payment(
-            ref=ref,
-            unapplied=body.amount,
-            body="",
-            buyer_id=buyer.id,
-            currency=body.currency,
-            amount=body.amount,
-            received_on=body.received_on,
-        )
-        session.add(payment)
-    payment.buyer_id = buyer.id
-    payment.currency = body.currency
-    payment.amount = body.amount
-    payment.received_on = body.received_on
-    payment.body = _payment_body(body)
-    session.flush()
-    explicit = Decimal(0)
-    for invoice, amount in targets:
-        invoice.open_balance -= amount
-        allocation.touch(session, invoice)
-        explicit += amount
-        session.add(
-            Allocation(buyer_id=buyer.id, invoice_id=invoice.id, payment_id=payment.id, amount=amount, explicit=True)
-        )
-    payment.unapplied = body.amount - explicit
-    allocation.settle(session, touched)
-    return payment, outcome, touched
+    def apply(self, ref: str, body: PaymentIn) -> tuple[Payment, str]:
+        payment = self.payments.get(ref)
+        if payment is None or payment.reversed_at is not None:
+            return self.post(ref, body)
+        # A correction releases the payment's allocations before checking the new ones: in a savepoint, so a
+        # rejected correction leaves nothing behind and the rest of the batch stands.
+        with self.ctx.session.begin_nested():
+            return self.post(ref, body)
+
+    def post(self, ref: str, body: PaymentIn) -> tuple[Payment, str]:
+        session = self.ctx.session
+        buyer = self.buyers.get(body.buyer_ref)
+        if buyer is None:
+            raise Invalid(f"buyer_ref: no buyer '{body.buyer_ref}'.", field="/buyer_ref")
+        payment = self.payments.get(ref)
+        if payment is not None:
+            if payment.reversed_at is not None:
+                raise Conflict(f"Payment '{ref}' was reversed; post the new payment under another payment_ref.")
+            if payment.body == _payment_body(body):
+                return payment, "unchanged"
+            self.touched.add(payment.buyer_id)
+            session.flush()  # a payment posted earlier in this batch has its id
+            allocation.release(session, repo.allocations_of_payment(session, payment.id), skip=payment)
+            outcome = "updated"
+        else:
+            outcome = "created"
+
+        # Validate the ERP's allocations against the balances as they stand (after any release above).
+        wanted: dict[str, Decimal] = {}
+        for a in body.allocations:
+            wanted[a.invoice_ref] = wanted.get(a.invoice_ref, Decimal(0)) + a.amount
+        if sum(wanted.values(), Decimal(0)) > body.amount:
+            raise Invalid("allocations: they add up to more than the payment amount.", field="/allocations")
+        targets: list[tuple[Invoice, Decimal]] = []
+        for i, a in enumerate(body.allocations):
+            invoice = self.invoices.get(a.invoice_ref)
+            where = f"/allocations/{i}"
+            if invoice is None or invoice.kind != "invoice":
+                raise Invalid(f"allocations[{i}].invoice_ref: no invoice '{a.invoice_ref}'.",
+                              field=f"{where}/invoice_ref")
+            if invoice.buyer_id != buyer.id:
+                raise Invalid(
+                    f"allocations[{i}].invoice_ref: invoice '{a.invoice_ref}' belongs to another buyer.",
+                    field=f"{where}/invoice_ref",
+                )
+            if invoice.currency != body.currency:
+                raise Invalid(
+                    f"allocations[{i}].invoice_ref: invoice '{a.invoice_ref}' is in {invoice.currency}, the payment "
+                    f"in {body.currency}.",
+                    field=f"{where}/invoice_ref",
+                )
+            total = wanted.pop(a.invoice_ref, None)
+            if total is None:
+                continue
+            if total > invoice.open_balance:
+                raise Invalid(
+                    f"allocations[{i}].amount: {total} over-allocates invoice '{a.invoice_ref}', whose open balance "
+                    f"is {quantize(invoice.open_balance, invoice.currency)}.",
+                    field=f"{where}/amount",
+                )
+            targets.append((invoice, total))
+
+        if payment is None:
+            payment = Payment(ref=ref, unapplied=body.amount, body="", buyer_id=buyer.id, currency=body.currency,
+                              amount=body.amount, received_on=body.received_on)
+            session.add(payment)
+            self.payments[ref] = payment
+        payment.buyer_id = buyer.id
+        payment.currency = body.currency
+        payment.amount = body.amount
+        payment.received_on = body.received_on
+        payment.body = _payment_body(body)
+        explicit = Decimal(0)
+        if targets:
+            session.flush()  # the allocations reference the payment
+        for invoice, amount in targets:
+            invoice.open_balance -= amount
+            allocation.touch(session, invoice)
+            explicit += amount
+            session.add(Allocation(buyer_id=buyer.id, invoice_id=invoice.id, payment_id=payment.id, amount=amount,
+                                   explicit=True))
+        payment.unapplied = body.amount - explicit
+        self.touched.add(buyer.id)
+        return payment, outcome
+
+    def finish(self) -> None:
+        """Apply what is unapplied, then refresh the touched buyers' exposure."""
+        self.ctx.session.flush()
+        allocation.settle(self.ctx.session, self.touched)
+        exposure.refresh_buyers(self.ctx, self.touched)
 
 
 def put_payment(ctx: Context, ref: str, body: PaymentIn) -> tuple[Payment, str]:
-    payment, outcome, touched = _post_payment(ctx, ref, body)
-    exposure.refresh_buyers(ctx, touched)
+    ingest = _PaymentIngest(ctx, [(ref, body)])
+    payment, outcome = ingest.post(ref, body)
+    ingest.finish()
     return payment, outcome
 
 
 def ingest_payments(ctx: Context, raw: Sequence[dict[str, Any]]) -> BatchOut:
     check_batch_size(ctx, raw)
     items = _validate_items(raw, PaymentBatchItem, "payment_ref")
-    # Lock every buyer of the batch up front, by id (one lock order everywhere): taken item by item in the
-    # body's order, two batches (or a batch and an invoice batch) deadlocked.
-    repo.buyers_by_refs(ctx.session, (i.body.buyer_ref for i in items if i.problem is None), for_update=True)
-    touched: set[int] = set()
-    for item in items:
-        if item.problem is not None:
-            continue
+    valid = [i for i in items if i.problem is None]
+    ingest = _PaymentIngest(ctx, [(i.body.payment_ref, i.body) for i in valid])
+    for item in valid:
         body = _without_ref(item.body, PaymentIn, "payment_ref")
         try:
-            # A savepoint per item: a rejected payment leaves nothing behind, the others stay.
-            with ctx.session.begin_nested():
-                _, item.outcome, item_touched = _post_payment(ctx, item.body.payment_ref, body)
-            touched |= item_touched
+            _, item.outcome = ingest.apply(item.body.payment_ref, body)
         except ProblemError as problem:
             item.problem = problem
             item.outcome = "rejected"
-    exposure.refresh_buyers(ctx, touched)
+    ingest.finish()
     return _batch_out(items)
 
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, timedelta
 from typing import Any
 
-from sqlalchemy import event, select
+from sqlalchemy import event, insert, select
 from sqlalchemy.orm import Session
 
 from app.core.clock import utcnow
@@ -115,6 +115,7 @@ def _enabled_endpoints(session: Session, tenant_id: str) -> list[WebhookEndpoint
     """The tenant's enabled endpoints, read once per transaction (a batch may raise hundreds of events)."""
     cache = session.info.setdefault(_ENDPOINTS_KEY, {})
     if tenant_id not in cache:
+        session.flush()  # an endpoint disabled in this transaction is not one any more
         cache[tenant_id] = list(session.scalars(
             select(WebhookEndpoint).where(WebhookEndpoint.tenant_id == tenant_id, WebhookEndpoint.enabled.is_(True))))
     return cache[tenant_id]
@@ -130,29 +131,53 @@ def _forget_endpoints(session: Session) -> None:
     endpoints_changed(session)
 
 
-def emit(session: Session, tenant_id: str, type_: str, data: dict[str, Any],
-         endpoints: Sequence[WebhookEndpoint] | None = None) -> WebhookEvent:
-    """Write an event and one pending delivery per subscribed, enabled endpoint, in the caller's transaction."""
-    event = WebhookEvent(id=f"msg_{uuid.uuid4().hex}", tenant_id=tenant_id, type=type_,
-                         body=event_body(tenant_id, type_, data))
-    session.add(event)
-    session.flush()  # the deliveries reference it
+Payload = dict[str, Any] | Callable[[], dict[str, Any]]
+
+
+def emit_many(session: Session, tenant_id: str, events: Sequence[tuple[str, Payload]],
+              endpoints: Sequence[WebhookEndpoint] | None = None) -> list[WebhookEvent]:
+    """Write events and one pending delivery per subscribed, enabled endpoint, in the caller's transaction,
+    in one statement each. An event no endpoint subscribes to is not written at all (nobody would ever read
+    it): its payload, when given as a function, is not even built. `endpoints`, when given, all get the events
+    whatever they subscribe to (a ping)."""
+    chosen = endpoints is not None
     if endpoints is None:
         endpoints = _enabled_endpoints(session, tenant_id)
+    if not endpoints or not events:
+        return []
     now = utcnow()
-    for endpoint in endpoints:
-        if endpoint.event_types and type_ not in endpoint.event_types:
+    written: list[WebhookEvent] = []
+    deliveries: list[dict[str, Any]] = []
+    for type_, data in events:
+        targets = [e for e in endpoints if chosen or not e.event_types or type_ in e.event_types]
+        if not targets:
             continue
-        session.add(WebhookDelivery(tenant_id=tenant_id, event_id=event.id, endpoint_id=endpoint.id,
-                                    status="pending", attempts=0, next_attempt_at=now, window_start=now))
-    session.flush()
-    return event
+        payload = data() if callable(data) else data
+        event = WebhookEvent(id=f"msg_{uuid.uuid4().hex}", tenant_id=tenant_id, type=type_,
+                             body=event_body(tenant_id, type_, payload))
+        written.append(event)
+        deliveries.extend({"tenant_id": tenant_id, "event_id": event.id, "endpoint_id": endpoint.id,
+                           "status": "pending", "attempts": 0, "next_attempt_at": now, "window_start": now,
+                           "created_at": now} for endpoint in targets)
+    if written:
+        session.add_all(written)
+        session.flush()  # the deliveries reference them
+        session.execute(insert(WebhookDelivery), deliveries)
+    return written
+
+
+def emit(session: Session, tenant_id: str, type_: str, data: Payload,
+         endpoints: Sequence[WebhookEndpoint] | None = None) -> WebhookEvent | None:
+    """One event (see `emit_many`); None when no endpoint subscribes to it."""
+    written = emit_many(session, tenant_id, [(type_, data)], endpoints)
+    return written[0] if written else None
 
 
 def ping(ctx: Context, endpoint_id: str) -> WebhookDelivery:
     endpoint = get_endpoint(ctx, endpoint_id)
     event = emit(ctx.session, ctx.tenant.id, "ping", {"endpoint_id": endpoint.id, "message": "Coverwatch test"},
                  endpoints=[endpoint])
+    assert event is not None  # sent to this endpoint whatever it subscribes to
     return ctx.session.scalars(select(WebhookDelivery).where(WebhookDelivery.event_id == event.id)).one()
 
 

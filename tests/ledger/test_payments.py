@@ -118,3 +118,21 @@ def test_payment_batch_each_item_on_its_own(api):
     assert out["items"][3]["problem"]["errors"][0]["pointer"] == "/received_on"
     assert api.get("/v1/payments/P2").status_code == 404
     assert [open_balance(api, r) for r in ("OLD", "MID", "NEW")] == [50, 200, 270]
+
+
+def test_a_batch_applies_every_explicit_allocation_before_unallocated_cash(api):
+    """Unallocated cash of a batch goes to what the batch's own allocations left open (oldest due date first),
+    whatever the items' order: the ERP's allocations are never refused because an earlier item of the same
+    batch happened to be applied to that invoice automatically."""
+    _three(api)
+    items = [
+        {"payment_ref": "P1", "buyer_ref": "B1", "amount": "100.00", "currency": "EUR", "received_on": "2026-03-01"},
+        {"payment_ref": "P2", "buyer_ref": "B1", "amount": "100.00", "currency": "EUR", "received_on": "2026-03-01",
+         "allocations": [{"invoice_ref": "OLD", "amount": "100.00"}]},
+        {"payment_ref": "P2", "buyer_ref": "B1", "amount": "100.00", "currency": "EUR", "received_on": "2026-03-01",
+         "allocations": [{"invoice_ref": "OLD", "amount": "100.00"}]},
+    ]
+    out = ok(api.post("/v1/payments/batch", json={"items": items}))
+    assert [i["outcome"] for i in out["items"]] == ["created", "created", "unchanged"]
+    assert [open_balance(api, r) for r in ("OLD", "MID", "NEW")] == [0, 100, 300]
+    assert [(a["invoice_ref"], a["amount"]) for a in ok(api.get("/v1/payments/P1"))["applied"]] == [("MID", "100.00")]

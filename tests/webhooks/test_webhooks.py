@@ -163,3 +163,30 @@ def test_a_receiver_shared_by_several_tenants_tells_them_apart(make_tenant, rece
         tenant_id = got.json["tenant_id"]
         Webhook(secrets[tenant_id]).verify(got.body, got.headers)  # signed with that tenant's endpoint secret
     assert sorted(r.json["tenant_id"] for r in receiver.received) == sorted(t.id for t in tenants)
+
+
+def test_no_event_is_written_where_no_endpoint_subscribes(api, tenant, database, receiver):
+    """Events exist to be delivered: without a subscriber the outbox stays empty, with one only its types."""
+    from sqlalchemy import select
+
+    from app.webhooks.models import WebhookDelivery, WebhookEvent
+
+    def outbox() -> list[str]:
+        with database.session(tenant.id) as s:
+            return sorted(s.scalars(select(WebhookEvent.type)))
+
+    buyer(api, "B1")
+    invoice(api, "I1", "10.00", "2026-02-01", "2026-03-01")  # no limit: a no_cover alert opens
+    assert [a["type"] for a in ok(api.get("/v1/alerts"))["items"]] == ["no_cover"]
+    assert outbox() == []
+    _endpoint(api, receiver, event_types=["alert.resolved"])
+    buyer(api, "B2")
+    invoice(api, "I2", "10.00", "2026-02-01", "2026-03-01", buyer_ref="B2")  # a second no_cover: not subscribed
+    assert len(ok(api.get("/v1/alerts"))["items"]) == 2
+    assert outbox() == []
+    ok(api.post("/v1/payments/batch", json={"items": [
+        {"payment_ref": "P1", "buyer_ref": "B1", "currency": "EUR", "amount": "10.00", "received_on": "2026-02-10"}]}))
+    assert outbox() == ["alert.resolved"]  # B1's no_cover cleared once paid
+    with database.session(tenant.id) as s:
+        [delivery] = s.scalars(select(WebhookDelivery)).all()
+        assert delivery.status == "pending"
