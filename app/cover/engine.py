@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
+from functools import cached_property
 
 ZERO = Decimal(0)
 PRIMARY_KINDS = frozenset({"whole_turnover", "excess_of_loss"})
@@ -122,7 +123,7 @@ class Policy:
     def is_primary(self) -> bool:
         return self.kind in PRIMARY_KINDS
 
-    @property
+    @cached_property
     def original_terms(self) -> Terms:
         return Terms(
             effective_from=self.starts_on, ends_on=self.ends_on, indemnity_rate=self.indemnity_rate,
@@ -135,11 +136,17 @@ class Policy:
 
     def terms(self, day: date) -> Terms:
         """The terms in force on `day` (before the first version: the original terms)."""
-        best: Terms | None = None
-        for t in self.endorsements:
-            if t.effective_from <= day and (best is None or t.effective_from > best.effective_from):
-                best = t
-        return best if best is not None else self.original_terms
+        if not self.endorsements:
+            return self.original_terms
+        cache: dict[date, Terms] = self.__dict__.setdefault("_terms_on", {})  # a walk asks the same days again
+        found = cache.get(day)
+        if found is None:
+            best: Terms | None = None
+            for t in self.endorsements:
+                if t.effective_from <= day and (best is None or t.effective_from > best.effective_from):
+                    best = t
+            found = cache[day] = best if best is not None else self.original_terms
+        return found
 
     def in_territory(self, country: str, day: date) -> bool:
         return self.terms(day).in_territory(country)

@@ -24,10 +24,24 @@ SUMMED = ("outstanding", "not_due", "overdue_1_30", "overdue_31_60", "overdue_61
 
 
 def rows_by_buyer(session: Session, buyer_ids: Iterable[int]) -> dict[int, BuyerExposure]:
+    """The stored rows as objects, as the database has them now (rows are written in bulk, bypassing objects
+    a session may already hold)."""
     ids = list(buyer_ids)
     if not ids:
         return {}
-    return {r.buyer_id: r for r in session.scalars(select(BuyerExposure).where(BuyerExposure.buyer_id.in_(ids)))}
+    stmt = select(BuyerExposure).where(BuyerExposure.buyer_id.in_(ids)).execution_options(populate_existing=True)
+    return {r.buyer_id: r for r in session.scalars(stmt)}
+
+
+def stored_keys(session: Session, buyer_ids: Iterable[int]) -> dict[int, tuple[int, str, list[str]]]:
+    """For each buyer with a stored row: the row's id, country and errors (what a refresh compares), as plain
+    values: the rows themselves are rewritten in bulk, never loaded as objects."""
+    ids = list(buyer_ids)
+    if not ids:
+        return {}
+    stmt = select(BuyerExposure.buyer_id, BuyerExposure.id, BuyerExposure.country, BuyerExposure.errors).where(
+        BuyerExposure.buyer_id.in_(ids))
+    return {buyer_id: (row_id, country, errors) for buyer_id, row_id, country, errors in session.execute(stmt)}
 
 
 def claimed_invoice_ids(session: Session, invoice_ids: list[int]) -> dict[int, date]:
@@ -41,7 +55,8 @@ def claimed_invoice_ids(session: Session, invoice_ids: list[int]) -> dict[int, d
 
 
 def row_by_ref(session: Session, buyer_ref: str) -> BuyerExposure | None:
-    return session.scalars(select(BuyerExposure).where(BuyerExposure.buyer_ref == buyer_ref)).first()
+    stmt = select(BuyerExposure).where(BuyerExposure.buyer_ref == buyer_ref).execution_options(populate_existing=True)
+    return session.scalars(stmt).first()
 
 
 def _sort_column(name: str) -> Any:

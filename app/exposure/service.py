@@ -13,8 +13,9 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, insert, select, update
 
+from app.core.clock import utcnow
 from app.core.context import Context
 from app.core.errors import FxRateMissing, Invalid
 from app.core.money import quantize
@@ -26,7 +27,7 @@ from app.exposure import repository as repo
 from app.exposure.models import BuyerExposure
 from app.exposure.schemas import CreditCheckIn, CreditCheckOut, Reason
 from app.ledger import repository as ledger_repo
-from app.ledger.models import Buyer, Invoice
+from app.ledger.models import Buyer
 from app.tenants.models import Tenant
 
 CHUNK = 500
@@ -42,7 +43,7 @@ def bump_version(ctx: Context) -> None:
     )
 
 
-def _items(invoices: Iterable[Invoice], claimed: dict[int, date]) -> dict[int, list[engine.OpenItem]]:
+def _items(invoices: Iterable[Any], claimed: dict[int, date]) -> dict[int, list[engine.OpenItem]]:
     out: dict[int, list[engine.OpenItem]] = defaultdict(list)
     for i in invoices:
         out[i.buyer_id].append(engine.OpenItem(
@@ -60,10 +61,11 @@ def evaluate_buyers(
     stop-of-cover periods its invoice history gives."""
     session = ctx.session
     ids = [b.id for b in buyers]
-    invoices = ledger_repo.open_invoices(session, ids)
+    invoices = ledger_repo.open_items(session, ids)
     items = _items(invoices, repo.claimed_invoice_ids(session, [i.id for i in invoices]))
     history: dict[int, list[engine.HistoryItem]] = defaultdict(list)
-    for i in ledger_repo.stop_history(session, ids):
+    # A stop starts on an original due date + the maximum extension: only invoices due before today can have one.
+    for i in ledger_repo.stop_history(session, ids, due_before=inputs.valued_on):
         history[i.buyer_id].append(engine.HistoryItem(i.ref, i.issue_date, i.original_due_date, i.settled_on))
     decisions: dict[int, list[engine.Decision]] = defaultdict(list)
     for row in cover_repo.decisions_of_buyers(session, ids):
@@ -92,19 +94,21 @@ def store_stops(ctx: Context, results: list[tuple[Buyer, engine.BuyerCover]], in
     for row in cover_repo.stops_of_buyers(session, [b.id for b, _ in results]):
         stored[row.buyer_id].append(row)
     ids = inputs.ids_by_ref
+    gone: list[int] = []
+    added: list[dict[str, Any]] = []
     for buyer, result in results:
         wanted = {_stop_key(s): s for s in result.stop_periods}
         have = {(inputs.refs_by_id.get(r.policy_id, ""), r.starts_on.isoformat(),
                  r.ends_on.isoformat() if r.ends_on else None, tuple(r.invoice_refs)): r for r in stored[buyer.id]}
-        for key, row in have.items():
-            if key not in wanted:
-                session.delete(row)
-        if any(key not in have for key in wanted):
-            session.flush()  # a period that changed is deleted before its new version is added
-        for key, stop in wanted.items():
-            if key not in have:
-                session.add(StopOfCover(buyer_id=buyer.id, policy_id=ids[stop.policy_ref], starts_on=stop.starts_on,
-                                        ends_on=stop.ends_on, invoice_refs=list(stop.invoice_refs)))
+        gone += [row.id for key, row in have.items() if key not in wanted]
+        added += [{"tenant_id": ctx.tenant.id, "buyer_id": buyer.id, "policy_id": ids[stop.policy_ref],
+                   "starts_on": stop.starts_on, "ends_on": stop.ends_on, "invoice_refs": list(stop.invoice_refs)}
+                  for key, stop in wanted.items() if key not in have]
+    # A period that changed is deleted before its new version is added; one statement each.
+    if gone:
+        session.execute(delete(StopOfCover).where(StopOfCover.id.in_(gone)))
+    if added:
+        session.execute(insert(StopOfCover), added)
 
 
 def row_values(buyer: Buyer, r: engine.BuyerCover) -> dict[str, Any]:
@@ -118,6 +122,7 @@ def row_values(buyer: Buyer, r: engine.BuyerCover) -> dict[str, Any]:
     values.update(
         buyer_ref=buyer.ref, buyer_name=buyer.name, country=buyer.country, currency=c, valued_on=r.valued_on,
         utilisation=utilisation, status=r.status, errors=list(r.errors), error_count=len(r.errors),
+        updated_at=utcnow(),
         detail={
             "stop_of_cover_from": r.stop_of_cover_from.isoformat() if r.stop_of_cover_from else None,
             "stop_periods": [{"policy_ref": p.policy_ref, "starts_on": p.starts_on.isoformat(),
@@ -166,21 +171,27 @@ def refresh_buyers(
         buyers = ledger_repo.lock_buyers(session, ids[start : start + CHUNK])
         results = evaluate_buyers(ctx, buyers, inputs)
         store_stops(ctx, results, inputs)
-        stored = repo.rows_by_buyer(session, [b.id for b in buyers])
+        stored = repo.stored_keys(session, [b.id for b in buyers])
+        inserts: list[dict[str, Any]] = []
+        updates: list[dict[str, Any]] = []
         for buyer, result in results:
             values = row_values(buyer, result)
-            row = stored.get(buyer.id)
-            before = row.detail.get("missing_rates", []) if row is not None else []
-            missing_rates_moved = missing_rates_moved or before != values["detail"]["missing_rates"]
-            if row is None:
-                session.add(BuyerExposure(buyer_id=buyer.id, **values))
+            before = stored.get(buyer.id)
+            if before is None:
+                missing_rates_moved = missing_rates_moved or bool(values["errors"])
+                inserts.append({"buyer_id": buyer.id, "tenant_id": ctx.tenant.id, **values})
             else:
-                countries.add(row.country)  # a buyer that moved leaves its old country's total
-                for k, v in values.items():
-                    setattr(row, k, v)
+                row_id, old_country, old_errors = before
+                missing_rates_moved = missing_rates_moved or old_errors != values["errors"]
+                countries.add(old_country)  # a buyer that moved leaves its old country's total
+                updates.append({"id": row_id, **values})
             countries.add(buyer.country)
             out[buyer.id] = result
-        session.flush()
+        # Set-based: one INSERT and one UPDATE (executemany) per chunk, not a statement per changed column set.
+        if inserts:
+            session.execute(insert(BuyerExposure), inserts)
+        if updates:
+            session.execute(update(BuyerExposure), updates)
         alerts.reconcile_buyers(ctx, results)
     alerts.reconcile_countries(ctx, countries)
     if missing_rates_moved:
@@ -221,7 +232,7 @@ def check(ctx: Context) -> list[str]:
                 problems.append(f"{buyer.ref}: no stored exposure")
                 continue
             for k, v in row_values(buyer, result).items():
-                if getattr(row, k) != v:
+                if k != "updated_at" and getattr(row, k) != v:
                     problems.append(f"{buyer.ref}: {k} stored {getattr(row, k)!r}, recomputed {v!r}")
     return problems
 

@@ -160,6 +160,15 @@ def open_invoices(session: Session, buyer_ids: Iterable[int]) -> list[Invoice]:
     return list(session.scalars(stmt))
 
 
+def open_items(session: Session, buyer_ids: Iterable[int]) -> list[Any]:
+    """What the cover engine needs of the open invoices, as plain rows (no ORM objects to build and track)."""
+    stmt = select(
+        Invoice.id, Invoice.buyer_id, Invoice.ref, Invoice.currency, Invoice.open_balance, Invoice.issue_date,
+        Invoice.due_date, Invoice.original_due_date,
+    ).where(Invoice.buyer_id.in_(list(buyer_ids)), Invoice.kind == "invoice", Invoice.open_balance > 0)
+    return list(session.execute(stmt))
+
+
 def settlement_dates(session: Session, invoice_ids: list[int]) -> dict[int, date]:
     """The latest date among the payments (received on) and credit notes (issued on) applied to each invoice."""
     note = aliased(Invoice)
@@ -177,14 +186,19 @@ def settlement_dates(session: Session, invoice_ids: list[int]) -> dict[int, date
     return found
 
 
-def stop_history(session: Session, buyer_ids: Iterable[int]) -> list[Invoice]:
-    """The invoices that can have stopped cover (DOMAIN.md rule 7): the open ones, and the ones settled after
-    their original due date. Settled on time, an invoice never passed its maximum extension unpaid."""
-    stmt = select(Invoice).where(
+def stop_history(session: Session, buyer_ids: Iterable[int], *, due_before: date | None = None) -> list[Any]:
+    """The invoices that can have stopped cover (DOMAIN.md rule 7), as plain rows: the open ones, and the ones
+    settled after their original due date (settled on time, an invoice never passed its maximum extension
+    unpaid); with `due_before`, only those originally due before it (no extension can have passed for others)."""
+    stmt = select(
+        Invoice.buyer_id, Invoice.ref, Invoice.issue_date, Invoice.original_due_date, Invoice.settled_on
+    ).where(
         Invoice.buyer_id.in_(list(buyer_ids)), Invoice.kind == "invoice",
         or_(Invoice.settled_on.is_(None), Invoice.settled_on > Invoice.original_due_date),
     )
-    return list(session.scalars(stmt))
+    if due_before is not None:
+        stmt = stmt.where(Invoice.original_due_date < due_before)
+    return list(session.execute(stmt))
 
 
 def revisions_of_invoice(session: Session, invoice_id: int) -> list[InvoiceRevision]:
@@ -200,7 +214,8 @@ def payments_by_refs(session: Session, refs: Iterable[str]) -> dict[str, Payment
     refs = list(set(refs))
     found: dict[str, Payment] = {}
     for start in range(0, len(refs), 1000):
-        found.update({p.ref: p for p in session.scalars(select(Payment).where(Payment.ref.in_(refs[start:start + 1000])))})
+        chunk = refs[start : start + 1000]
+        found.update({p.ref: p for p in session.scalars(select(Payment).where(Payment.ref.in_(chunk)))})
     return found
 
 
