@@ -12,7 +12,7 @@ from decimal import Decimal
 from functools import partial
 from typing import Any
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.alerts import rules
@@ -20,6 +20,7 @@ from app.alerts.models import Alert, Claim, ClaimInvoice
 from app.alerts.schemas import AlertOut, ClaimedInvoiceOut, ClaimIn, ClaimOut, SettingsIn, SettingsOut
 from app.core.clock import utcnow
 from app.core.context import Context
+from app.core.db import assign_ids
 from app.core.errors import Conflict, Invalid, NotFound
 from app.core.money import quantize
 from app.cover import engine
@@ -27,8 +28,6 @@ from app.ledger import repository as ledger_repo
 from app.ledger.models import Buyer
 from app.tenants.models import Tenant
 from app.webhooks.service import emit, emit_many
-
-OPEN_STATES = ("open", "acknowledged")
 
 
 def alert_settings(tenant: Tenant) -> rules.AlertSettings:
@@ -59,12 +58,14 @@ class _Changes:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self.events: list[tuple[str, Alert]] = []
+        self.opened: list[Alert] = []
 
     def open(self, wanted: rules.Wanted, buyer_id: int | None) -> None:
         alert = Alert(type=wanted.type, subject=wanted.subject, state="open", buyer_id=buyer_id,
                       buyer_ref=wanted.buyer_ref, country=wanted.country, invoice_ref=wanted.invoice_ref,
                       details=wanted.details, opened_at=utcnow(), opened_on=self.ctx.today)
         self.ctx.session.add(alert)
+        self.opened.append(alert)
         self.events.append(("alert.opened", alert))
 
     def resolve(self, alert: Alert, resolution: str) -> None:
@@ -80,10 +81,11 @@ class _Changes:
         if not self.events:
             return
         session = self.ctx.session
+        assign_ids(session, self.opened)
         session.flush()
         emit_many(session, self.ctx.tenant.id,
                   [(type_, partial(_payload, alert)) for type_, alert in self.events])
-        self.events = []
+        self.events, self.opened = [], []
 
 
 def _payload(alert: Alert) -> dict[str, Any]:
@@ -92,7 +94,8 @@ def _payload(alert: Alert) -> dict[str, Any]:
 
 def _open_alerts(session: Session, *, buyer_ids: Sequence[int] = (), countries: Sequence[str] = (),
                  types: Iterable[str]) -> list[Alert]:
-    stmt = select(Alert).where(Alert.state.in_(OPEN_STATES), Alert.type.in_(list(types)))
+    # `state <> 'resolved'` is the predicate of the partial index on open alerts: written so, the index serves.
+    stmt = select(Alert).where(Alert.state != "resolved", Alert.type.in_(list(types)))
     if buyer_ids:
         stmt = stmt.where(Alert.buyer_id.in_(list(buyer_ids)))
     if countries:
@@ -147,8 +150,10 @@ def _open_alerts_by_keys(session: Session, keys: Sequence[tuple[str, str]]) -> l
     found: list[Alert] = []
     for start in range(0, len(keys), 500):
         chunk = keys[start : start + 500]
-        stmt = select(Alert).where(Alert.state.in_(OPEN_STATES), tuple_(Alert.type, Alert.subject).in_(chunk))
-        found.extend(session.scalars(stmt))
+        stmt = select(Alert).where(Alert.state != "resolved", Alert.type.in_({t for t, _ in chunk}),
+                                   Alert.subject.in_({s for _, s in chunk}))
+        wanted = set(chunk)
+        found.extend(a for a in session.scalars(stmt) if (a.type, a.subject) in wanted)
     return found
 
 

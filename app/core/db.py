@@ -9,11 +9,11 @@ is refused). Queries never repeat the filter by hand.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from sqlalchemy import BigInteger, Engine, ForeignKey, Integer, MetaData, String, create_engine, event
+from sqlalchemy import BigInteger, Engine, ForeignKey, Integer, MetaData, String, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import (
     DeclarativeBase,
@@ -54,6 +54,20 @@ class TenantScoped:
 
 class CrossTenantWrite(RuntimeError):
     pass
+
+
+def assign_ids(session: Session, objects: Sequence[Any]) -> None:
+    """Give new rows of one table their ids before the flush, from the table's sequence in one query
+    (PostgreSQL): their INSERT is then one executemany without RETURNING, several times cheaper for a batch
+    than inserting and reading the ids back. Elsewhere (SQLite: rowids, inserted in-process) nothing to do."""
+    pending = [o for o in objects if o.id is None]
+    if not pending or session.get_bind().dialect.name != "postgresql":
+        return
+    table = type(pending[0]).__table__.name
+    ids = session.scalars(text("SELECT nextval(pg_get_serial_sequence(:table, 'id')) FROM generate_series(1, :n)"),
+                          {"table": table, "n": len(pending)})
+    for obj, id_ in zip(pending, ids, strict=True):
+        obj.id = id_
 
 
 def bind_tenant(session: Session, tenant_id: str) -> None:

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from app.alerts.models import ClaimInvoice
 from app.core.types import Ratio
 from app.exposure.models import BuyerExposure
+from app.ledger.models import Invoice
 
 SORTABLE = (
     "buyer_ref", "outstanding", "not_due", "overdue_1_30", "overdue_31_60", "overdue_61_90", "overdue_over_90",
@@ -44,14 +45,12 @@ def stored_keys(session: Session, buyer_ids: Iterable[int]) -> dict[int, tuple[i
     return {buyer_id: (row_id, country, errors) for buyer_id, row_id, country, errors in session.execute(stmt)}
 
 
-def claimed_invoice_ids(session: Session, invoice_ids: list[int]) -> dict[int, date]:
-    """Invoices declared in a claim, with the filing date (a claim filed by the deadline keeps the cover)."""
-    found: dict[int, date] = {}
-    for start in range(0, len(invoice_ids), 1000):
-        chunk = invoice_ids[start : start + 1000]
-        stmt = select(ClaimInvoice.invoice_id, ClaimInvoice.filed_on).where(ClaimInvoice.invoice_id.in_(chunk))
-        found.update({i: d for i, d in session.execute(stmt)})
-    return found
+def claimed_invoices(session: Session, buyer_ids: list[int]) -> dict[int, date]:
+    """The buyers' invoices declared in a claim, with the filing date (a claim filed by the deadline keeps the
+    cover): one query by buyer, whatever the number of open invoices."""
+    stmt = (select(ClaimInvoice.invoice_id, ClaimInvoice.filed_on)
+            .join(Invoice, Invoice.id == ClaimInvoice.invoice_id).where(Invoice.buyer_id.in_(buyer_ids)))
+    return {i: d for i, d in session.execute(stmt)}
 
 
 def row_by_ref(session: Session, buyer_ref: str) -> BuyerExposure | None:

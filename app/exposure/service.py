@@ -62,7 +62,7 @@ def evaluate_buyers(
     session = ctx.session
     ids = [b.id for b in buyers]
     invoices = ledger_repo.open_items(session, ids)
-    items = _items(invoices, repo.claimed_invoice_ids(session, [i.id for i in invoices]))
+    items = _items(invoices, repo.claimed_invoices(session, ids))
     history: dict[int, list[engine.HistoryItem]] = defaultdict(list)
     # A stop starts on an original due date + the maximum extension: only invoices due before today can have one.
     for i in ledger_repo.stop_history(session, ids, due_before=inputs.valued_on):

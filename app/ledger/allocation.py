@@ -36,7 +36,9 @@ def stamp(session: Session) -> None:
     settled = [i for i in invoices if i.open_balance <= 0]
     dates = repo.settlement_dates(session, [i.id for i in settled])
     for invoice in invoices:
-        invoice.settled_on = dates.get(invoice.id) if invoice.open_balance <= 0 else None
+        settled_on = dates.get(invoice.id) if invoice.open_balance <= 0 else None
+        if invoice.settled_on != settled_on:  # a new invoice is open and undated already: no UPDATE for it
+            invoice.settled_on = settled_on
     session.flush()
 
 

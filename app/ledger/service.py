@@ -16,6 +16,7 @@ from pydantic import BaseModel, ValidationError
 
 from app.core.clock import utcnow
 from app.core.context import Context
+from app.core.db import assign_ids
 from app.core.errors import Conflict, Invalid, NotFound, ProblemError, TooLarge, validation_problem
 from app.core.money import quantize
 from app.exposure import service as exposure
@@ -162,6 +163,7 @@ class _InvoiceIngest:
         refs = {r for r, _ in items} | {b.applies_to for _, b in items if b.applies_to}
         self.invoices = repo.documents_by_refs(ctx.session, refs)  # by (kind, ref): each kind has its numbering
         self.touched: set[int] = set()
+        self.created: list[Invoice] = []
 
     def apply(self, ref: str, body: InvoiceIn) -> str:
         session = self.ctx.session
@@ -189,13 +191,18 @@ class _InvoiceIngest:
                 **body.model_dump(include=set(_INVOICE_FIELDS)),
             )
             session.add(invoice)
-            allocation.touch(session, invoice)
+            self.created.append(invoice)
             self.invoices[(body.kind, ref)] = invoice
             self.touched.add(buyer.id)
             return "created"
         if invoice.buyer_id == buyer.id and all(getattr(invoice, f) == getattr(body, f) for f in _INVOICE_FIELDS):
             return "unchanged"
         return self._correct(invoice, buyer, body)
+
+    def finish(self) -> None:
+        """Write the new documents in one statement, then settle and refresh the touched buyers."""
+        assign_ids(self.ctx.session, self.created)
+        _finish(self.ctx, self.touched)
 
     def _correct(self, invoice: Invoice, buyer: Buyer, body: InvoiceIn) -> str:
         session = self.ctx.session
@@ -248,14 +255,14 @@ def ingest_invoices(ctx: Context, raw: Sequence[dict[str, Any]]) -> BatchOut:
             item.outcome = ingest.apply(item.body.invoice_ref, body)
         except ProblemError as problem:
             item.problem = problem
-    _finish(ctx, ingest.touched)
+    ingest.finish()
     return _batch_out(items)
 
 
 def put_invoice(ctx: Context, ref: str, body: InvoiceIn) -> tuple[Invoice, str]:
     ingest = _InvoiceIngest(ctx, [(ref, body)])
     outcome = ingest.apply(ref, body)
-    _finish(ctx, ingest.touched)
+    ingest.finish()
     return ingest.invoices[(body.kind, ref)], outcome
 
 
