@@ -24,6 +24,7 @@ from app.core.db import assign_ids
 from app.core.errors import Conflict, Invalid, NotFound
 from app.core.money import quantize
 from app.cover import engine
+from app.exposure.totals import lock_countries
 from app.ledger import repository as ledger_repo
 from app.ledger.models import Buyer
 from app.tenants.models import Tenant
@@ -190,6 +191,8 @@ def reconcile_countries(ctx: Context, countries: Iterable[str]) -> None:
     wanted_countries = sorted(touched & relevant)
     if not wanted_countries:
         return
+    # Decided on totals that include every committed change to these countries (see app/exposure/totals.py).
+    lock_countries(ctx.session, ctx.tenant.id, wanted_countries)
     rows = country_totals(ctx, only=set(wanted_countries))
     wanted = {w.key: w for w in rules.country_conditions(rows)}
     current = {(a.type, a.subject): a for a in _open_alerts(ctx.session, countries=wanted_countries,

@@ -72,3 +72,28 @@ class ExposureSnapshot(TenantScoped, Base):
     indemnifiable: Mapped[Decimal] = mapped_column(Money)
     utilisation: Mapped[Decimal | None] = mapped_column(Ratio)
     status: Mapped[str] = mapped_column(String(20))
+
+
+class ExposureTotal(TenantScoped, Base):
+    """Sums of the stored buyer rows per (country, currency, status), kept by delta in the transaction of every
+    refresh (under the country's lock), so that portfolio and country views read a handful of rows whatever the
+    number of buyers. `check` compares them with the sums of the buyer rows."""
+
+    __tablename__ = "exposure_totals"
+    __table_args__ = (UniqueConstraint("tenant_id", "country", "currency", "status"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    country: Mapped[str] = mapped_column(String(2))
+    currency: Mapped[str] = mapped_column(String(3))
+    status: Mapped[str] = mapped_column(String(20))
+    buyers: Mapped[int] = mapped_column(Integer, default=0)
+    outstanding: Mapped[Decimal] = mapped_column(Money)
+    not_due: Mapped[Decimal] = mapped_column(Money)
+    overdue_1_30: Mapped[Decimal] = mapped_column(Money)
+    overdue_31_60: Mapped[Decimal] = mapped_column(Money)
+    overdue_61_90: Mapped[Decimal] = mapped_column(Money)
+    overdue_over_90: Mapped[Decimal] = mapped_column(Money)
+    covered_primary: Mapped[Decimal] = mapped_column(Money)
+    covered_top_up: Mapped[Decimal] = mapped_column(Money)
+    uncovered: Mapped[Decimal] = mapped_column(Money)
+    indemnifiable: Mapped[Decimal] = mapped_column(Money)

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from app.alerts.models import ClaimInvoice
 from app.core.types import Ratio
-from app.exposure.models import BuyerExposure
+from app.exposure.models import BuyerExposure, ExposureTotal
 from app.ledger.models import Invoice
 
 SORTABLE = (
@@ -34,15 +34,17 @@ def rows_by_buyer(session: Session, buyer_ids: Iterable[int]) -> dict[int, Buyer
     return {r.buyer_id: r for r in session.scalars(stmt)}
 
 
-def stored_keys(session: Session, buyer_ids: Iterable[int]) -> dict[int, tuple[int, str, list[str]]]:
-    """For each buyer with a stored row: the row's id, country and errors (what a refresh compares), as plain
-    values: the rows themselves are rewritten in bulk, never loaded as objects."""
+def stored_keys(session: Session, buyer_ids: Iterable[int]) -> dict[int, Any]:
+    """For each buyer with a stored row, what a refresh compares and subtracts from the totals: the row's id,
+    country, currency, status, errors and amounts, as plain values (rows are rewritten in bulk, never loaded as
+    objects)."""
     ids = list(buyer_ids)
     if not ids:
         return {}
-    stmt = select(BuyerExposure.buyer_id, BuyerExposure.id, BuyerExposure.country, BuyerExposure.errors).where(
+    stmt = select(BuyerExposure.buyer_id, BuyerExposure.id, BuyerExposure.country, BuyerExposure.currency,
+                  BuyerExposure.status, BuyerExposure.errors, *[getattr(BuyerExposure, f) for f in SUMMED]).where(
         BuyerExposure.buyer_id.in_(ids))
-    return {buyer_id: (row_id, country, errors) for buyer_id, row_id, country, errors in session.execute(stmt)}
+    return {row.buyer_id: row for row in session.execute(stmt)}
 
 
 def claimed_invoices(session: Session, buyer_ids: list[int]) -> dict[int, date]:
@@ -94,11 +96,12 @@ def buyers_page(
 
 
 def totals_by_currency_and_status(session: Session) -> list[tuple[str, str, int, dict[str, Decimal]]]:
+    """From the totals kept by delta (a handful of rows), never from the buyer rows."""
     stmt = select(
-        BuyerExposure.currency, BuyerExposure.status, func.count(),
-        *[func.coalesce(func.sum(getattr(BuyerExposure, f)), 0) for f in SUMMED],
-    ).group_by(BuyerExposure.currency, BuyerExposure.status)
-    return [(row[0], row[1], row[2], {f: Decimal(v) for f, v in zip(SUMMED, row[3:], strict=True)})
+        ExposureTotal.currency, ExposureTotal.status, func.sum(ExposureTotal.buyers),
+        *[func.sum(getattr(ExposureTotal, f)) for f in SUMMED],
+    ).group_by(ExposureTotal.currency, ExposureTotal.status).having(func.sum(ExposureTotal.buyers) > 0)
+    return [(row[0], row[1], int(row[2]), {f: Decimal(v) for f, v in zip(SUMMED, row[3:], strict=True)})
             for row in session.execute(stmt)]
 
 
@@ -106,12 +109,12 @@ def totals_by_country(
     session: Session, only: set[str] | None = None
 ) -> list[tuple[str, str, int, dict[str, Decimal]]]:
     stmt = select(
-        BuyerExposure.country, BuyerExposure.currency, func.count(),
-        *[func.coalesce(func.sum(getattr(BuyerExposure, f)), 0) for f in SUMMED],
-    ).group_by(BuyerExposure.country, BuyerExposure.currency)
+        ExposureTotal.country, ExposureTotal.currency, func.sum(ExposureTotal.buyers),
+        *[func.sum(getattr(ExposureTotal, f)) for f in SUMMED],
+    ).group_by(ExposureTotal.country, ExposureTotal.currency).having(func.sum(ExposureTotal.buyers) > 0)
     if only is not None:
-        stmt = stmt.where(BuyerExposure.country.in_(sorted(only)))
-    return [(row[0], row[1], row[2], {f: Decimal(v) for f, v in zip(SUMMED, row[3:], strict=True)})
+        stmt = stmt.where(ExposureTotal.country.in_(sorted(only)))
+    return [(row[0], row[1], int(row[2]), {f: Decimal(v) for f, v in zip(SUMMED, row[3:], strict=True)})
             for row in session.execute(stmt)]
 
 

@@ -24,6 +24,7 @@ from app.cover import repository as cover_repo
 from app.cover.inputs import CoverInputs, engine_decisions
 from app.cover.models import StopOfCover
 from app.exposure import repository as repo
+from app.exposure import totals
 from app.exposure.models import BuyerExposure
 from app.exposure.schemas import CreditCheckIn, CreditCheckOut, Reason
 from app.ledger import repository as ledger_repo
@@ -166,6 +167,7 @@ def refresh_buyers(
     inputs = inputs or CoverInputs.load(session, ctx.today)
     out: dict[int, engine.BuyerCover] = {}
     countries: set[str] = set()
+    deltas = totals.Deltas()
     missing_rates_moved = False  # only then can the tenant's fx_rate_missing alerts change
     for start in range(0, len(ids), CHUNK):
         buyers = ledger_repo.lock_buyers(session, ids[start : start + CHUNK])
@@ -181,10 +183,11 @@ def refresh_buyers(
                 missing_rates_moved = missing_rates_moved or bool(values["errors"])
                 inserts.append({"buyer_id": buyer.id, "tenant_id": ctx.tenant.id, **values})
             else:
-                row_id, old_country, old_errors = before
-                missing_rates_moved = missing_rates_moved or old_errors != values["errors"]
-                countries.add(old_country)  # a buyer that moved leaves its old country's total
-                updates.append({"id": row_id, **values})
+                missing_rates_moved = missing_rates_moved or before.errors != values["errors"]
+                countries.add(before.country)  # a buyer that moved leaves its old country's total
+                deltas.add((before.country, before.currency, before.status), -1, before._mapping)
+                updates.append({"id": before.id, **values})
+            deltas.add((buyer.country, values["currency"], values["status"]), 1, values)
             countries.add(buyer.country)
             out[buyer.id] = result
         # Set-based: one INSERT and one UPDATE (executemany) per chunk, not a statement per changed column set.
@@ -193,6 +196,7 @@ def refresh_buyers(
         if updates:
             session.execute(update(BuyerExposure), updates)
         alerts.reconcile_buyers(ctx, results)
+    totals.apply(session, ctx.tenant.id, deltas)
     alerts.reconcile_countries(ctx, countries)
     if missing_rates_moved:
         alerts.reconcile_fx(ctx)
@@ -207,6 +211,7 @@ def stored_row(ctx: Context, buyer_id: int) -> BuyerExposure | None:
 def refresh_all(ctx: Context) -> int:
     ids = list(ctx.session.scalars(select(Buyer.id).order_by(Buyer.id)))
     refresh_buyers(ctx, ids)
+    totals.rebuild(ctx.session, ctx.tenant.id)  # a whole recompute also repairs the totals
     return len(ids)
 
 
@@ -234,7 +239,7 @@ def check(ctx: Context) -> list[str]:
             for k, v in row_values(buyer, result).items():
                 if k != "updated_at" and getattr(row, k) != v:
                     problems.append(f"{buyer.ref}: {k} stored {getattr(row, k)!r}, recomputed {v!r}")
-    return problems
+    return problems + totals.differences(session)
 
 
 # --- credit check -------------------------------------------------------------------------------
