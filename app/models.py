@@ -3,7 +3,7 @@
 from app.alerts.models import Alert, Claim, ClaimInvoice
 from app.core.idempotency import IdempotencyRecord
 from app.cover.models import CountryLimit, FxRate, LimitDecision, Policy
-from app.exposure.models import BuyerExposure, ExposureSnapshot
+from app.exposure.models import BuyerExposure, ExposureSnapshot, Revaluation
 from app.ledger.models import Allocation, Buyer, Invoice, InvoiceRevision, Payment
 from app.scheduling.models import JobRun
 from app.tenants.models import ApiKey, Tenant
@@ -27,6 +27,7 @@ __all__ = [
     "LimitDecision",
     "Payment",
     "Policy",
+    "Revaluation",
     "Tenant",
     "WebhookAttempt",
     "WebhookDelivery",

@@ -5,6 +5,8 @@ lock keyed by job and tenant (app/scheduling/locks.py), so replicas share the te
 job twice at once; a tenant that fails is rolled back, logged and counted, and the others go on.
 
 - dispatch: send due webhook deliveries (shared between replicas with SKIP LOCKED).
+- revaluations: run the background revaluations tenant-wide changes queued (claimed with SKIP LOCKED, in
+  committed chunks, resumable: app/exposure/revaluation.py).
 - revalue: apply date-driven changes (a claim deadline passing, a limit expiring) as
   soon as a tenant's day has turned: recompute its buyers (alerts follow).
 - daily_scan: at each tenant's hour (and at start-up, so a restart never skips a day):
@@ -105,6 +107,13 @@ def for_each_tenant(db: Database, settings: Settings, job: str, work: Callable[[
 
 def dispatch(db: Database, settings: Settings) -> int:
     return dispatch_pending(db, settings)
+
+
+def revaluations(db: Database, settings: Settings) -> int:
+    """Run queued background revaluations until none is left. Returns how many ran."""
+    from app.exposure.revaluation import run_pending
+
+    return len(run_pending(db, settings))
 
 
 def revalue(db: Database, settings: Settings, tenant_ids: list[str] | None = None) -> int:
