@@ -28,7 +28,7 @@ from datetime import timedelta
 from typing import Any, cast
 from uuid import uuid4
 
-from sqlalchemy import ColumnElement, CursorResult, and_, exists, false, func, or_, select, true, update
+from sqlalchemy import ColumnElement, CursorResult, and_, delete, exists, false, func, or_, select, true, update
 from sqlalchemy.orm import Session, aliased
 
 from app.core.clock import utcnow
@@ -45,6 +45,7 @@ from app.tenants.models import Tenant
 
 log = logging.getLogger("coverwatch.revaluation")
 CHUNK = 500
+KEEP_DAYS = 30  # a finished revaluation stays readable at its URL this long
 QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
 
 
@@ -166,6 +167,9 @@ def claim(db: Database, settings: Settings, runner: str, tenant_ids: list[str] |
             .order_by(Revaluation.created_at).limit(1))
     if tenant_ids is not None:
         stmt = stmt.where(Revaluation.tenant_id.in_(tenant_ids))
+    with db.read_session() as session:  # mostly nothing to do: found without SQLite's write lock
+        if session.scalars(stmt.with_only_columns(Revaluation.id)).first() is None:
+            return None
     with db.session() as session, session.begin():
         if db.dialect == "postgresql":
             stmt = stmt.with_for_update(skip_locked=True, of=Revaluation)
@@ -261,6 +265,14 @@ def requeue_stale(db: Database, settings: Settings, tenant_ids: list[str] | None
             queued.append(ctx.tenant.id)
         ctx.session.commit()
     return queued
+
+
+def purge_finished(session: Session, days: int = KEEP_DAYS) -> int:
+    """Forget the revaluations finished more than `days` ago (the daily scan's housekeeping)."""
+    cutoff = utcnow() - timedelta(days=days)
+    result = session.execute(delete(Revaluation).where(Revaluation.state.in_([DONE, FAILED]),
+                                                       Revaluation.finished_at < cutoff))
+    return cast(CursorResult[Any], result).rowcount or 0
 
 
 def progress(job: Revaluation) -> float:

@@ -313,3 +313,81 @@ def test_fx_rates_direct_inverted_and_crossed_move_exactly_the_buyers_they_shoul
         ok(api.put("/v1/fx-rates", json={"rates": [{"date": f"2026-03-{n + 1:02d}", "base": base, "quote": quote,
                                                     "rate": value}]}))
         clean(app, database, tenant)
+
+
+def test_two_runners_at_once_run_each_revaluation_once(app, database, make_tenant, settings_override):
+    """Replicas share one PostgreSQL: SKIP LOCKED and the lease give each job to one runner (on SQLite the
+    write lock serialises the claims the same way)."""
+    import threading
+
+    tenants = [make_tenant(f"T{n}") for n in range(3)]
+    for t in tenants:
+        book(t.client)
+    settings_override(inline_revaluation_max_buyers=0)
+    queued = {ok(t.client.put("/v1/policies/P", json=rate("0.85")), 202)["id"] for t in tenants}
+    results: list = []
+    start = threading.Barrier(2)
+
+    def runner() -> None:
+        start.wait()
+        results.extend(run_pending(database, app.state.settings, tenant_ids=[t.id for t in tenants], chunk=2))
+
+    threads = [threading.Thread(target=runner) for _ in range(2)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert sorted((o.id, o.state) for o in results) == sorted((i, "done") for i in queued)
+    for t in tenants:
+        clean(app, database, t)
+
+
+def test_finished_revaluations_are_forgotten_after_a_month(app, database, tenant, settings_override):
+    from app.exposure.revaluation import purge_finished
+
+    book(tenant.client)
+    settings_override(inline_revaluation_max_buyers=0)
+    job = ok(tenant.client.put("/v1/policies/P", json=rate("0.85")), 202)
+    run(app, database, tenant)
+    with database.session(tenant.id) as session, session.begin():
+        assert purge_finished(session) == 0
+        session.execute(update(Revaluation).values(finished_at=utcnow() - timedelta(days=31)))
+        assert purge_finished(session) == 1
+    assert tenant.client.get(job["href"]).status_code == 404
+
+
+def test_coverwatch_worker_runs_the_queued_revaluations(tmp_path):
+    """The embedded default's job, run by `coverwatch worker --once` in a process of its own."""
+    import os
+    import subprocess
+    import sys
+
+    from fastapi.testclient import TestClient
+
+    from app.core.config import Settings
+    from app.core.db import Database
+    from app.main import create_app
+
+    env = {**os.environ, "COVERWATCH_DATABASE_URL": f"sqlite:///{tmp_path / 'cw.db'}",
+           "COVERWATCH_TODAY": "2026-03-20"}
+
+    def cli(*args: str) -> str:
+        p = subprocess.run([sys.executable, "-m", "app.cli", *args], env=env, capture_output=True, text=True,
+                           timeout=120)
+        assert p.returncode == 0, p.stdout + p.stderr
+        return p.stdout
+
+    cli("migrate")
+    key = next(line.split(": ")[1] for line in cli("tenants", "create", "--name", "Acme SAS").splitlines()
+               if line.startswith("admin_key"))
+    db = Database(env["COVERWATCH_DATABASE_URL"])
+    app = create_app(Settings(database_url=db.url, today="2026-03-20", scheduler_enabled=False,
+                              inline_revaluation_max_buyers=0), db)
+    with TestClient(app, headers={"Authorization": f"Bearer {key}"}) as api:
+        book(api)
+        job = ok(api.put("/v1/policies/P", json=rate("0.80")), 202)
+        assert "background revaluations 1," in cli("worker", "--once")
+        assert ok(api.get(job["href"]))["state"] == "done"
+        assert exposure(api, "F1")["indemnifiable"] == "49000.00"
+    assert "matches" in cli("recompute", "--check")
+    db.dispose()
