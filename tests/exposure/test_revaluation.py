@@ -391,3 +391,77 @@ def test_coverwatch_worker_runs_the_queued_revaluations(tmp_path):
         assert exposure(api, "F1")["indemnifiable"] == "49000.00"
     assert "matches" in cli("recompute", "--check")
     db.dispose()
+
+
+def test_background_changes_ingest_and_a_runner_together_without_a_5xx(app, database, tenant, settings_override):
+    """One lock order everywhere (the queued job, then rows by id, then the tenant row; a chunk: its buyers by
+    id, their rows, the tenant row): changes answered 202, ingest and a runner at once never deadlock, and the
+    end is what a recomputation gives."""
+    import threading
+    import time
+
+    from fastapi.testclient import TestClient
+
+    api = tenant.client
+    refs = [f"B{i}" for i in range(8)]
+    domain_policies(api)
+    for ref in refs:
+        buyer(api, ref, "FR" if int(ref[1:]) % 2 else "DE")
+        limit(api, "50000.00", "2026-01-01", buyer_ref=ref)
+    settings_override(inline_revaluation_max_buyers=0)
+    statuses: dict[str, list[int]] = {"changes": [], "ingest": [], "payments": []}
+    rounds = 8
+    start = threading.Barrier(4)
+    writing = threading.Event()
+    writing.set()
+
+    def changes(client) -> None:
+        start.wait()
+        for n in range(rounds):
+            for path, body in (
+                ("/v1/policies/P", rate("0.85" if n % 2 else "0.80")),
+                ("/v1/settings", {"utilisation_threshold": "0.8" if n % 2 else "0.9"}),
+                ("/v1/fx-rates", {"rates": [{"date": "2026-03-20", "base": "EUR", "quote": "USD",
+                                             "rate": "1.3" if n % 2 else "1.2"}]}),
+            ):
+                statuses["changes"].append(client.put(path, json=body).status_code)
+
+    def ingest(client) -> None:
+        start.wait()
+        for n in range(rounds):
+            items = [{"invoice_ref": f"F{n}-{ref}", "buyer_ref": ref, "currency": "USD" if n % 2 else "EUR",
+                      "amount": "1000.00", "issue_date": "2026-03-01", "due_date": "2026-04-30"}
+                     for ref in reversed(refs)]
+            statuses["ingest"].append(client.post("/v1/invoices/batch", json={"items": items}).status_code)
+
+    def payments(client) -> None:
+        start.wait()
+        for n in range(rounds):
+            items = [{"payment_ref": f"P{n}-{ref}", "buyer_ref": ref, "currency": "EUR", "amount": "100.00",
+                      "received_on": "2026-03-10"} for ref in (refs[::-1] if n % 2 else refs)]
+            statuses["payments"].append(client.post("/v1/payments/batch", json={"items": items}).status_code)
+
+    outcomes: list = []
+
+    def runner() -> None:
+        start.wait()
+        while writing.is_set():
+            outcomes.extend(run(app, database, tenant, chunk=3))
+            time.sleep(0.01)
+
+    own = [TestClient(app, headers=dict(api.headers), raise_server_exceptions=False) for _ in range(3)]
+    writers = [threading.Thread(target=fn, args=(c,)) for fn, c in zip((changes, ingest, payments), own, strict=True)]
+    background = threading.Thread(target=runner)
+    for t in [*writers, background]:
+        t.start()
+    for t in writers:
+        t.join()
+    writing.clear()
+    background.join()
+    for c in own:
+        c.close()
+    assert statuses["ingest"] == statuses["payments"] == [200] * rounds
+    assert set(statuses["changes"]) <= {200, 202} and statuses["changes"].count(202) >= 2 * rounds
+    outcomes.extend(run(app, database, tenant, chunk=3))
+    assert outcomes and {o.state for o in outcomes} == {"done"}
+    clean(app, database, tenant)
