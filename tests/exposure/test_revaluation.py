@@ -3,8 +3,10 @@ beyond the inline maximum it answers 202 and a background revaluation (durable, 
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import select, text, update
 
 from app.core.clock import utcnow
@@ -13,7 +15,7 @@ from app.exposure import jobs, service
 from app.exposure.models import BuyerExposure, Revaluation
 from app.exposure.revaluation import run_pending
 from app.tenants.models import Tenant
-from tests.helpers import PRIMARY, buyer, domain_policies, exposure, invoice, limit, ok
+from tests.helpers import PRIMARY, TOP_UP, buyer, domain_policies, exposure, invoice, limit, ok
 
 # Buyer, country, invoice currency.
 BOOK = [("F1", "FR", "EUR"), ("F2", "FR", "EUR"), ("D1", "DE", "EUR"), ("D2", "DE", "USD"), ("I1", "IT", "EUR")]
@@ -170,8 +172,16 @@ def test_a_territory_endorsement_revalues_the_buyers_of_those_countries(app, dat
     assert r.status_code == 202 and r.json()["total"] == 1
     run(app, database, tenant)
     assert exposure(api, "I1")["uncovered"] == "64000.00"  # 59-day terms above the 30 days of Italy
+    # Changed or removed, an override moves its country too.
+    for rules, uncovered in (({"IT": {"max_credit_period_days": 60}}, "0.00"), ({}, "0.00"),
+                             ({"IT": {"max_credit_period_days": 45}}, "64000.00")):
+        r = api.put("/v1/policies/P", json=PRIMARY | override | {"country_overrides": rules})
+        assert r.status_code == 202 and r.json()["total"] == 1, r.text
+        run(app, database, tenant)
+        assert exposure(api, "I1")["uncovered"] == uncovered
     # Any other term moves everyone.
-    r = api.put("/v1/policies/P", json=PRIMARY | override | {"max_credit_period_days": 90})
+    italy = {"IT": {"max_credit_period_days": 45}}
+    r = api.put("/v1/policies/P", json=PRIMARY | override | {"country_overrides": italy, "max_credit_period_days": 90})
     assert r.status_code == 202 and r.json()["total"] == 5
     run(app, database, tenant)
     clean(app, database, tenant)
@@ -465,3 +475,45 @@ def test_background_changes_ingest_and_a_runner_together_without_a_5xx(app, data
     outcomes.extend(run(app, database, tenant, chunk=3))
     assert outcomes and {o.state for o in outcomes} == {"done"}
     clean(app, database, tenant)
+
+
+COUNTRIES = ["FR", "DE", "IT", "ES", "US"]
+some = st.lists(st.sampled_from(COUNTRIES), max_size=3, unique=True)
+endorsement = st.one_of(
+    st.tuples(st.just("P"), some, some, st.dictionaries(st.sampled_from(COUNTRIES), st.sampled_from([30, 60, 90]),
+                                                          max_size=2), st.integers(1, 80)),
+    st.tuples(st.just("T"), some, st.integers(1, 80)),
+)
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(endorsement, min_size=1, max_size=6))
+def test_territory_endorsements_in_any_order_leave_no_buyer_behind(app, database, endorsements):
+    """Versions before, between and after each other: the buyers an endorsement leaves alone are those whose
+    figures a recomputation leaves alone."""
+    from fastapi.testclient import TestClient
+
+    from app.tenants.service import create_tenant
+    from tests.conftest import Tenant
+
+    with database.session() as session, session.begin():
+        tenant, key = create_tenant(session, "territories", "EUR")
+    api = TestClient(app, headers={"Authorization": f"Bearer {key}"}, raise_server_exceptions=False)
+    domain_policies(api)
+    for n, country in enumerate(COUNTRIES):
+        ref = f"B-{country}"
+        buyer(api, ref, country)
+        limit(api, "50000.00", "2026-01-01", buyer_ref=ref)
+        for k, issued in enumerate(("2026-01-20", "2026-02-15", "2026-03-10")):
+            invoice(api, f"I-{country}-{k}", f"{30000 + n * 1000}.00", issued, "2026-04-20", buyer_ref=ref)
+    for e in endorsements:
+        day = (date(2026, 1, 1) + timedelta(days=e[-1])).isoformat()
+        if e[0] == "P":
+            _, covered, excluded, rules, _ = e
+            body = PRIMARY | {"covered_countries": covered, "excluded_countries": excluded, "effective_from": day,
+                              "country_overrides": {c: {"max_credit_period_days": d} for c, d in rules.items()}}
+            ok(api.put("/v1/policies/P", json=body))
+        else:
+            ok(api.put("/v1/policies/T", json=TOP_UP | {"countries": e[1], "effective_from": day}))
+        clean(app, database, Tenant(tenant.id, key, api))
+    api.close()
