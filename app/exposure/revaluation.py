@@ -112,11 +112,12 @@ def queue(ctx: Context, affected: Affected, reason: str) -> Revaluation:
     rows = select(BuyerExposure.id).where(BuyerExposure.stale == false())
     if not affected.everyone:
         rows = rows.where(BuyerExposure.buyer_id.in_(select(Buyer.id).where(affected.condition())))
-    # Row locks in id order, as a flush takes them: never a cycle with an ingest writing some of these rows.
-    marked = list(session.scalars(rows.order_by(BuyerExposure.id).with_for_update()))
-    for start in range(0, len(marked), 5000):
-        session.execute(update(BuyerExposure).where(BuyerExposure.id.in_(marked[start : start + 5000]))
-                        .values(stale=True).execution_options(synchronize_session=False))
+    # One UPDATE, its row locks taken in id order (as a flush takes them): never a cycle with an ingest writing
+    # some of these rows.
+    session.execute(update(BuyerExposure).where(BuyerExposure.id.in_(rows.order_by(BuyerExposure.id)
+                                                                     .with_for_update()))
+                    .values(stale=True, updated_at=BuyerExposure.updated_at)  # figures unchanged: their time too
+                    .execution_options(synchronize_session=False))
     job.total = repo.stale_buyers(session)
     session.flush()
     log.info("revaluation %s queued for tenant %s: %s (%d buyers)", job.id, ctx.tenant.id, reason, job.total)
@@ -220,7 +221,8 @@ def _chunk(session: Session, settings: Settings, job_id: str, tenant_id: str, ru
     values: dict[str, Any]
     if ids:
         ledger_repo.lock_buyers(session, ids)  # buyers first, by id, as every writer takes them
-        session.execute(update(BuyerExposure).where(BuyerExposure.buyer_id.in_(ids)).values(stale=False)
+        session.execute(update(BuyerExposure).where(BuyerExposure.buyer_id.in_(ids))
+                        .values(stale=False, updated_at=BuyerExposure.updated_at)
                         .execution_options(synchronize_session=False))
         # Read after the marks are cleared: any change that marked these rows has committed its inputs by now.
         exposure.refresh_buyers(ctx, ids, CoverInputs.load(session, ctx.today))

@@ -132,6 +132,7 @@ def test_an_fx_rate_revalues_only_the_buyers_whose_figures_use_it(app, database,
     assert (r.json()["total"], r.json()["reason"]) == (1, "FX rates EUR/USD")
     marked = rows(database, tenant)
     assert {ref for ref, (stale, _, _) in marked.items() if stale} == {"D2"}
+    assert marked["D2"][1:] == stored["D2"][1:]  # marked, not yet revalued: figures and their time unchanged
     assert {ref: v for ref, v in marked.items() if ref != "D2"} == {ref: v for ref, v in stored.items() if ref != "D2"}
     [outcome] = run(app, database, tenant)
     assert outcome.state == "done"
