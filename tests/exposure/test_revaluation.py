@@ -487,7 +487,7 @@ endorsement = st.one_of(
 )
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(endorsement, min_size=1, max_size=6))
 def test_territory_endorsements_in_any_order_leave_no_buyer_behind(app, database, endorsements):
     """Versions before, between and after each other: the buyers an endorsement leaves alone are those whose
