@@ -1,4 +1,4 @@
-"""The `coverwatch` command: serve, worker, migrate, tenants, recompute, scan, openapi."""
+"""The `coverwatch` command: serve, worker, migrate, tenants, recompute, scan, revaluations, openapi."""
 
 from __future__ import annotations
 
@@ -126,10 +126,35 @@ def scan(force: Annotated[bool, typer.Option(help="Scan even if today's scan ran
 
 
 @cli.command()
+def revaluations(
+    tenant: Annotated[str | None, typer.Option(help="One tenant id (default: all)")] = None,
+    requeue: Annotated[bool, typer.Option(
+        "--requeue", help="First queue a revaluation for tenants left with stale rows by a failed one")] = False,
+) -> None:
+    """Run the queued background revaluations now, and wait until they are done (exit 1 if one failed)."""
+    from app.exposure.revaluation import FAILED, requeue_stale, run_pending
+
+    settings = get_settings()
+    db = Database(settings.database_url)
+    only = [tenant] if tenant else None
+    if requeue:
+        for tenant_id in requeue_stale(db, settings, only):
+            typer.echo(f"tenant {tenant_id}: stale rows requeued")
+    outcomes = run_pending(db, settings, tenant_ids=only)
+    db.dispose()
+    for o in outcomes:
+        typer.echo(f"revaluation {o.id} (tenant {o.tenant_id}): {o.state}")
+    typer.echo(f"{len(outcomes)} revaluation(s) run")
+    if any(o.state == FAILED for o in outcomes):
+        raise typer.Exit(1)
+
+
+@cli.command()
 def worker(
     once: Annotated[bool, typer.Option("--once", help="Run each periodic job once, then exit")] = False,
 ) -> None:
-    """Run the scheduler (webhook dispatch, revaluation, daily scan) apart from the web processes.
+    """Run the scheduler (webhook dispatch, background revaluations, date-driven revaluation, daily scan) apart
+    from the web processes.
 
     Start web processes with COVERWATCH_SCHEDULER_ENABLED=false (or `serve --no-scheduler`) when workers run
     the jobs; any number of workers may share one PostgreSQL (jobs lock per job and tenant)."""
@@ -142,13 +167,17 @@ def worker(
     settings = get_settings()
     db = Database(settings.database_url)
     if once:
+        from app.exposure.revaluation import FAILED, run_pending
+
         sent = jobs.dispatch(db, settings)
+        background = run_pending(db, settings)
         revalued = jobs.revalue_run(db, settings)
         scanned = jobs.daily_scan_run(db, settings)
-        typer.echo(f"dispatched {sent}, revalued {len(revalued.done)}, scanned {len(scanned.done)} tenant(s); "
-                   f"failed: {len(revalued.failed) + len(scanned.failed)}")
+        failed = len(revalued.failed) + len(scanned.failed) + sum(o.state == FAILED for o in background)
+        typer.echo(f"dispatched {sent}, background revaluations {len(background)}, revalued {len(revalued.done)}, "
+                   f"scanned {len(scanned.done)} tenant(s); failed: {failed}")
         db.dispose()
-        raise typer.Exit(1 if revalued.failed or scanned.failed else 0)
+        raise typer.Exit(1 if failed else 0)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

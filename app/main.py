@@ -24,6 +24,7 @@ from app.core.paths import EncodedSlashes
 from app.cover.router import router as cover_router
 from app.einvoices.router import router as einvoices_router
 from app.exposure.history import router as history_router
+from app.exposure.revaluation_router import router as revaluation_router
 from app.exposure.router import NotModified, not_modified_response
 from app.exposure.router import router as exposure_router
 from app.imports.router import router as imports_router
@@ -90,7 +91,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
 
     for router in (keys_router, me_router, ledger_router, cover_router, history_router, exposure_router,
                    alerts_router, deadlines_router, webhooks_router, einvoices_router, reports_router, imports_router,
-                   metrics_router):
+                   metrics_router, revaluation_router):
         app.include_router(router)
     console.install(app)
 

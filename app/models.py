@@ -3,7 +3,7 @@
 from app.alerts.models import Alert, Claim, ClaimInvoice
 from app.core.idempotency import IdempotencyRecord
 from app.cover.models import CountryLimit, FxRate, LimitDecision, Policy
-from app.exposure.models import BuyerExposure, ExposureSnapshot, ExposureTotal
+from app.exposure.models import BuyerExposure, ExposureSnapshot, ExposureTotal, Revaluation
 from app.ledger.models import Allocation, Buyer, Invoice, InvoiceRevision, Payment
 from app.scheduling.models import JobRun
 from app.tenants.models import ApiKey, Tenant
@@ -28,6 +28,7 @@ __all__ = [
     "LimitDecision",
     "Payment",
     "Policy",
+    "Revaluation",
     "Tenant",
     "WebhookAttempt",
     "WebhookDelivery",

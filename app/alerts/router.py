@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 
@@ -22,6 +22,7 @@ from app.core.fields import Country, Ref
 from app.core.idempotency import IdempotencyDep
 from app.core.pagination import Cursor, IdPath, Limit, Page, decode_id_cursor, encode_cursor
 from app.core.security import AdminAccess, IngestAccess, Principal, ReadAccess
+from app.exposure.revaluation_router import ACCEPTED, accepted
 
 router = APIRouter(prefix="/v1", tags=["alerts"])
 
@@ -106,7 +107,11 @@ def get_settings(ctx: ContextDep, _: ReadAccess) -> SettingsOut:
     return service.settings_out(ctx.tenant)
 
 
-@router.put("/settings", response_model=SettingsOut, tags=["settings"])
-def put_settings(body: SettingsIn, ctx: ContextDep, _: AdminAccess) -> SettingsOut:
-    """Alert thresholds, lead times, the time zone that decides 'today', and the daily scan's hour."""
-    return service.put_settings(ctx, body)
+@router.put("/settings", response_model=SettingsOut, tags=["settings"], responses=ACCEPTED)
+def put_settings(body: SettingsIn, ctx: ContextDep, _: AdminAccess) -> Any:
+    """Alert thresholds, lead times, the time zone that decides 'today', and the daily scan's hour.
+
+    A new threshold, lead time, notice or time zone re-evaluates every buyer's alerts: beyond a few hundred
+    buyers, the answer is a 202 with the background revaluation (its URL in `Location`)."""
+    out, job = service.put_settings(ctx, body)
+    return accepted(job) if job is not None else out

@@ -24,6 +24,7 @@ from app.core.db import assign_ids
 from app.core.errors import Conflict, Invalid, NotFound
 from app.core.money import quantize
 from app.cover import engine
+from app.exposure.models import Revaluation
 from app.exposure.totals import lock_countries
 from app.ledger import repository as ledger_repo
 from app.ledger.models import Buyer
@@ -343,24 +344,40 @@ def settings_out(tenant: Tenant) -> SettingsOut:
                        daily_scan_hour=tenant.daily_scan_hour, locale=tenant.locale)
 
 
-def put_settings(ctx: Context, body: SettingsIn) -> SettingsOut:
+# Settings that decide which alerts hold, and "today" (the time zone): every buyer's to re-evaluate. The scan hour
+# and the display locale move no figure and no alert.
+_REVALUING = ("utilisation_threshold", "claim_lead_days", "limit_expiry_notice_days", "timezone")
+
+
+def put_settings(ctx: Context, body: SettingsIn) -> tuple[SettingsOut, Revaluation | None]:
+    """Store the settings; re-evaluate every buyer when a threshold, lead time, notice or the time zone changed
+    (in the background, answered with the revaluation, when they are many)."""
+    from app.exposure import revaluation
     from app.exposure import service as exposure
 
     tenant = ctx.session.get(Tenant, ctx.tenant.id)
     assert tenant is not None
-    changed = any(getattr(tenant, k) != v for k, v in body.model_dump().items())
-    if changed:
-        # One lock order everywhere: the buyers (by id) before the tenant row, as ingest takes them (its buyers,
-        # then the tenant row's exposure version). Writing the tenant row first deadlocked with ingest.
-        ledger_repo.lock_buyers(ctx.session, ctx.session.scalars(select(Buyer.id)))
-    for k, v in body.model_dump().items():
+    wanted = body.model_dump()
+    changed = {k for k, v in wanted.items() if getattr(tenant, k) != v}
+    revaluing = bool(changed & set(_REVALUING))
+    ids: list[int] | None = []
+    job = None
+    # One lock order everywhere: the buyers (by id), then their rows, before the tenant row, as ingest takes them
+    # (its buyers, then the tenant row's exposure version). Writing the tenant row first deadlocked with ingest.
+    if revaluing:
+        ids = revaluation.inline_ids(ctx, revaluation.EVERYONE)
+        if ids is None:
+            job = revaluation.queue(ctx, revaluation.EVERYONE, "settings: " + ", ".join(sorted(changed)))
+        else:
+            ledger_repo.lock_buyers(ctx.session, ids)
+    for k, v in wanted.items():
         setattr(tenant, k, v)
     ctx.session.flush()
+    if ids:
+        exposure.refresh_buyers(ctx, ids)
     if changed:
-        # Thresholds and lead times decide which alerts hold: re-evaluate every buyer now.
-        exposure.refresh_all(ctx)
-    return settings_out(tenant)
-
+        exposure.bump_version(ctx)
+    return settings_out(tenant), job
 
 
 def key_name(ctx: Context, key_id: str) -> str:

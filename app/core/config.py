@@ -66,6 +66,14 @@ class Settings(BaseSettings):
     webhook_disable_after_hours: float = Field(default=72.0, description="Disable an endpoint failing this long.")
     dispatch_interval_seconds: float = Field(default=1.0, description="How often the dispatcher looks for work.")
     revalue_interval_seconds: float = Field(default=300.0, description="How often date-driven changes are applied.")
+    inline_revaluation_max_buyers: int = Field(
+        default=200, ge=0, description="A policy, FX or settings change affecting more buyers than this is revalued "
+        "in the background (the request answers 202 with the revaluation's link); up to it, within the request.")
+    revaluation_interval_seconds: float = Field(
+        default=2.0, gt=0, description="How often each scheduler looks for queued background revaluations.")
+    revaluation_lease_seconds: float = Field(
+        default=300.0, gt=0, description="A running revaluation that has not reported for this long is taken over "
+        "by another runner, from the last chunk it committed.")
     metrics_key: str | None = Field(default=None, description="When set, GET /metrics needs 'Bearer <key>'.")
     log_level: str = Field(default="INFO")
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import csv
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response
 
@@ -27,6 +27,7 @@ from app.cover.schemas import (
     PolicyIn,
     PolicyOut,
 )
+from app.exposure.revaluation_router import ACCEPTED, accepted, revaluation_out
 from app.ledger import service as ledger_service
 
 router = APIRouter(prefix="/v1", tags=["cover"])
@@ -37,14 +38,20 @@ def _refs(ctx: ContextDep) -> dict[int, str]:
     return {p.id: p.ref for p in repo.policies(ctx.session)}
 
 
-@router.put("/policies/{policy_ref}", response_model=PolicyOut, responses={201: {"model": PolicyOut}})
+@router.put("/policies/{policy_ref}", response_model=PolicyOut, responses={201: {"model": PolicyOut}, **ACCEPTED})
 def put_policy(
     policy_ref: PolicyPath, body: PolicyIn, ctx: ContextDep, _: AdminAccess, response: Response
-) -> PolicyOut:
+) -> Any:
     """Create a policy or change it. Changed terms of an existing policy are an endorsement effective from
     `effective_from` (default today): deliveries made before it keep the terms they were made under, and
-    `versions` keeps every version. A policy's currency cannot change once it has cover decisions."""
-    policy, created = service.put_policy(ctx, policy_ref, body)
+    `versions` keeps every version. A policy's currency cannot change once it has cover decisions.
+
+    Only the buyers a change can move are revalued: none for an unchanged policy, those of the countries an
+    endorsement of the territory or country overrides names, else all. Beyond a few hundred, the change is stored
+    and answered 202 with the background revaluation (its URL in `Location`)."""
+    policy, created, job = service.put_policy(ctx, policy_ref, body)
+    if job is not None:
+        return accepted(job)
     response.status_code = 201 if created else 200
     return service.policy_out(ctx, policy)
 
@@ -97,21 +104,28 @@ def list_country_limits(ctx: ContextDep, _: ReadAccess) -> list[CountryLimitOut]
     return [service.country_limit_out(r, refs) for r in repo.country_limits(ctx.session)]
 
 
-@router.put("/fx-rates", response_model=FxImportOut)
-def put_fx_rates(body: FxRatesIn, ctx: ContextDep, _: AdminAccess) -> FxImportOut:
+@router.put("/fx-rates", response_model=FxImportOut, responses=ACCEPTED)
+def put_fx_rates(body: FxRatesIn, ctx: ContextDep, _: AdminAccess) -> Any:
     """Store rates (one `base` is worth `rate` `quote`). Exposure converts at the latest rate on or before
-    the valuation date."""
-    stored = service.put_rates(ctx, body.rates)
+    the valuation date.
+
+    Only the buyers whose figures convert with a rate that moved are revalued (all of them when it is a policy's
+    or the tenant's currency); beyond a few hundred, the answer is a 202 with the background revaluation."""
+    stored, job = service.put_rates(ctx, body.rates)
+    if job is not None:
+        return accepted(job)
     return FxImportOut(stored=stored, days=len({r.date for r in body.rates}),
                        currencies=sorted({r.quote for r in body.rates} | {r.base for r in body.rates}))
 
 
 @router.post(
-    "/fx-rates/ecb", response_model=FxImportOut,
+    "/fx-rates/ecb", response_model=FxImportOut, responses=ACCEPTED,
     openapi_extra={"requestBody": {"required": True, "content": {"text/csv": {"schema": {"type": "string"}}}}},
 )
 def import_ecb(ctx: ContextDep, _: AdminAccess, idem: IdempotencyDep, raw: RawBody) -> Response:
-    """Import the ECB euro reference rates CSV (eurofxref.csv or eurofxref-hist.csv), sent as text/csv."""
+    """Import the ECB euro reference rates CSV (eurofxref.csv or eurofxref-hist.csv), sent as text/csv.
+
+    Revalues as `PUT /v1/fx-rates` does: a 202 with the background revaluation when many buyers are moved."""
     if (replayed := idem.replay()) is not None:
         return replayed
     try:
@@ -119,9 +133,12 @@ def import_ecb(ctx: ContextDep, _: AdminAccess, idem: IdempotencyDep, raw: RawBo
     except UnicodeDecodeError as exc:
         raise Invalid("The CSV must be UTF-8 text.", field="/csv") from exc
     try:
-        imported = service.import_ecb_csv(ctx, text)
+        imported, job = service.import_ecb_csv(ctx, text)
     except csv.Error as exc:
         raise Invalid(f"The CSV cannot be read: {exc}.", field="/csv") from exc
+    if job is not None:
+        idem.respond(202, revaluation_out(job))  # a replay gets the same body (its href), without Location
+        return accepted(job)
     return idem.respond(200, imported)
 
 

@@ -36,7 +36,10 @@ from app.cover.schemas import (
     PolicyOut,
     TermsOut,
 )
+from app.exposure import revaluation
 from app.exposure import service as exposure
+from app.exposure.models import Revaluation
+from app.exposure.revaluation import EVERYONE, NOBODY, Affected
 from app.ledger import repository as ledger_repo
 from app.ledger.models import Buyer
 
@@ -99,13 +102,15 @@ def _term_values(body: PolicyIn) -> dict[str, Any]:
     }
 
 
-def put_policy(ctx: Context, ref: str, body: PolicyIn) -> tuple[Policy, bool]:
+def put_policy(ctx: Context, ref: str, body: PolicyIn) -> tuple[Policy, bool, Revaluation | None]:
     """Create a policy, correct its identity, or endorse its terms from `effective_from` (rule 8).
 
     The terms of an existing policy are versions: writing other terms adds the version effective from
     `effective_from` (default today), or replaces the version of that same day; on or before `starts_on`, it
     corrects the original terms. Deliveries are judged by the version in force on their date, so nothing made
-    before an endorsement changes. An unchanged body changes nothing and revalues nobody.
+    before an endorsement changes. An unchanged body changes nothing and revalues nobody; an endorsement of the
+    territory or country overrides only, the buyers of those countries; anything else, every buyer. Returns the
+    background revaluation when they are too many to revalue here.
     """
     session = ctx.session
     primary = _check_kind(ctx, ref, body)
@@ -136,6 +141,7 @@ def put_policy(ctx: Context, ref: str, body: PolicyIn) -> tuple[Policy, bool]:
 
     versions = repo.terms_of(session, [policy.id])
     effective = policy.starts_on if created else (body.effective_from or ctx.today)
+    dropped = False
     if effective <= policy.starts_on or not versions:
         effective = policy.starts_on
         # A correction of the original terms: it replaces the first version (and any dated on or before the start).
@@ -143,12 +149,17 @@ def put_policy(ctx: Context, ref: str, body: PolicyIn) -> tuple[Policy, bool]:
         for v in versions:
             if v.effective_from <= policy.starts_on and v is not target:
                 session.delete(v)
+                dropped = True
     else:
         target = next((v for v in versions if v.effective_from == effective), None)
     in_force = max((v for v in versions if v.effective_from <= effective), key=lambda v: v.effective_from,
                    default=None)
-    terms_changed = in_force is None or any(getattr(in_force, f) != v for f, v in values.items()) or (
-        target is not None and target.effective_from != effective)
+    moved = target is not None and target.effective_from != effective
+    terms_changed = in_force is None or any(getattr(in_force, f) != v for f, v in values.items()) or moved
+    if identity_changed or in_force is None or moved or dropped:
+        affected = EVERYONE
+    else:
+        affected = _affected_by_terms(in_force, values)
     if terms_changed:
         if target is None:
             target = PolicyTerms(policy_id=policy.id, effective_from=effective, **values)
@@ -159,9 +170,35 @@ def put_policy(ctx: Context, ref: str, body: PolicyIn) -> tuple[Policy, bool]:
                 setattr(target, f, v)
             target.recorded_at = utcnow()
         session.flush()
-    if identity_changed or terms_changed:
-        exposure.refresh_all(ctx)
-    return policy, created
+    job = None
+    if affected:
+        what = "created" if created else f"changed from {effective.isoformat()}"
+        job = revaluation.revalue(ctx, affected, f"policy {ref} {what}")
+        exposure.bump_version(ctx)
+    return policy, created, job
+
+
+_TERRITORY = ("covered_countries", "excluded_countries", "country_overrides", "top_up_countries")
+
+
+def _affected_by_terms(before: PolicyTerms, values: dict[str, Any]) -> Affected:
+    """Who new terms can move, against the terms they replace: nobody when equal; the buyers of the countries
+    whose territory, Top Up scope or country override changed when only those changed; everyone otherwise."""
+    changed = {f for f, v in values.items() if getattr(before, f) != v}
+    if not changed:
+        return NOBODY
+    if changed - set(_TERRITORY):
+        return EVERYONE
+    countries: set[str] = set()
+    for f in ("covered_countries", "top_up_countries"):
+        old, new = set(getattr(before, f)), set(values[f])
+        if old != new and not (old and new):
+            return EVERYONE  # an empty list is the whole world
+        countries |= old ^ new
+    countries |= set(before.excluded_countries) ^ set(values["excluded_countries"])
+    old_rules, new_rules = before.country_overrides, values["country_overrides"]
+    countries |= {c for c in old_rules.keys() | new_rules.keys() if old_rules.get(c) != new_rules.get(c)}
+    return Affected(countries=frozenset(countries))
 
 
 def get_policy(ctx: Context, ref: str) -> Policy:
@@ -369,8 +406,18 @@ def country_limit_out(row: CountryLimit, refs_by_id: dict[int, str]) -> CountryL
 # --- FX -------------------------------------------------------------------------------------------
 
 
-def put_rates(ctx: Context, rates: Sequence[FxRateIn]) -> int:
+def put_rates(ctx: Context, rates: Sequence[FxRateIn]) -> tuple[int, Revaluation | None]:
+    """Store rates, and revalue the buyers whose figures convert with a rate in force today that moved.
+
+    The figures use, per pair, the latest rate on or before today: direct, inverted, or crossed through a common
+    base (`engine.Rates`). A stored pair (base, quote) enters a conversion only if the conversion has its quote
+    on one side (the pair itself, inverted, or crossed through its base), so only conversions from or into a moved
+    quote currency can move. Invoices convert into their buyer's policy currency (or the tenant's), and limits and
+    caps from a policy's: a moved quote that is a policy's or the tenant's currency moves everyone; any other,
+    the buyers with open invoices in it. Returns how many rates were given, and the background revaluation if
+    one was queued."""
     session = ctx.session
+    before = repo.rates_on(session, ctx.today)
     latest: dict[tuple[str, str, date], Decimal] = {}
     for r in rates:
         if r.base == r.quote:
@@ -384,11 +431,22 @@ def put_rates(ctx: Context, rates: Sequence[FxRateIn]) -> int:
         elif row.rate != rate:
             row.rate = rate
     session.flush()
-    exposure.refresh_all(ctx)
-    return len(latest)
+    after = repo.rates_on(session, ctx.today)
+    moved = sorted(pair for pair in before.keys() | after.keys() if before.get(pair) != after.get(pair))
+    if not moved:
+        return len(latest), None
+    quotes = {quote for _, quote in moved}
+    cover_currencies = {p.currency for p in repo.policies(session)} | {ctx.tenant.currency}
+    affected = EVERYONE if quotes & cover_currencies else Affected(currencies=frozenset(quotes))
+    job = revaluation.revalue(ctx, affected, "FX rates " + ", ".join(f"{a}/{b}" for a, b in moved))
+    # A country limit converted with a moved rate is held against the country's total anew, whoever moved.
+    alerts.reconcile_countries(ctx, [c.country for c in repo.country_limits(session)
+                                     if {c.currency, ctx.tenant.currency} & quotes])
+    exposure.bump_version(ctx)  # the portfolio and country reads convert at today's rates
+    return len(latest), job
 
 
-def import_ecb_csv(ctx: Context, text: str) -> FxImportOut:
+def import_ecb_csv(ctx: Context, text: str) -> tuple[FxImportOut, Revaluation | None]:
     """The ECB euro reference rates file (eurofxref.csv / eurofxref-hist.csv): Date, then one column per currency."""
     reader = csv.reader(io.StringIO(text.lstrip("\ufeff")))
     header = next(reader, None)
@@ -424,8 +482,8 @@ def import_ecb_csv(ctx: Context, text: str) -> FxImportOut:
             rates.append(FxRateIn.model_construct(date=day, base="EUR", quote=currencies[i], rate=value))
     if not rates:
         raise Invalid("The CSV holds no rate.", field="/csv")
-    stored = put_rates(ctx, rates)
-    return FxImportOut(stored=stored, days=len(days), currencies=sorted({r.quote for r in rates}))
+    stored, job = put_rates(ctx, rates)
+    return FxImportOut(stored=stored, days=len(days), currencies=sorted({r.quote for r in rates})), job
 
 
 def _ecb_date(text: str) -> date:

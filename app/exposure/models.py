@@ -6,7 +6,20 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, Date, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.clock import utcnow
@@ -22,6 +35,9 @@ class BuyerExposure(TenantScoped, Base):
         Index("ix_buyer_exposures_tenant_status", "tenant_id", "status"),
         Index("ix_buyer_exposures_tenant_country", "tenant_id", "country"),
         Index("ix_buyer_exposures_tenant_uncovered", "tenant_id", "uncovered"),
+        # The work list of background revaluations: the few stale rows of a tenant, by buyer id.
+        Index("ix_buyer_exposures_stale", "tenant_id", "buyer_id", postgresql_where=text("stale"),
+              sqlite_where=text("stale = 1")),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -48,6 +64,9 @@ class BuyerExposure(TenantScoped, Base):
     error_count: Mapped[int] = mapped_column(Integer, default=0)
     errors: Mapped[list[str]] = mapped_column(JSON, default=list)
     detail: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # True from a tenant-wide change (policy, FX, settings) until a background revaluation re-evaluates the row
+    # with the new inputs: until then the figures are those of `valued_on` under the previous inputs.
+    stale: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow, onupdate=utcnow)
 
 
@@ -97,3 +116,27 @@ class ExposureTotal(TenantScoped, Base):
     covered_top_up: Mapped[Decimal] = mapped_column(Money)
     uncovered: Mapped[Decimal] = mapped_column(Money)
     indemnifiable: Mapped[Decimal] = mapped_column(Money)
+
+
+class Revaluation(TenantScoped, Base):
+    """A background revaluation: the stale rows of a tenant re-evaluated chunk by chunk (app/exposure/revaluation.py).
+
+    `cursor` is the last buyer id committed; `lease_until` says how long the runner that claimed it (`runner`)
+    holds it: past it, any runner takes it over from the cursor."""
+
+    __tablename__ = "revaluations"
+    __table_args__ = (Index("ix_revaluations_state_created", "state", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    reason: Mapped[str] = mapped_column(String(500))
+    state: Mapped[str] = mapped_column(String(10), default="queued")  # queued | running | done | failed
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    done: Mapped[int] = mapped_column(Integer, default=0)
+    cursor: Mapped[int] = mapped_column(BigInteger, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    runner: Mapped[str | None] = mapped_column(String(36))
+    lease_until: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime())

@@ -32,7 +32,7 @@ def buyer_out(row: BuyerExposure) -> BuyerExposureOut:
         buyer_ref=row.buyer_ref, name=row.buyer_name, country=row.country, currency=c, valued_on=row.valued_on,
         utilisation=row.utilisation.normalize() if row.utilisation is not None else None,
         status=row.status,  # type: ignore[arg-type]
-        errors=list(row.errors),
+        errors=list(row.errors), stale=bool(row.stale),
         **amounts,
     )
 
@@ -99,7 +99,7 @@ def portfolio(ctx: Context) -> PortfolioOut:
     c = ctx.tenant.currency
     return PortfolioOut(
         currency=c, valued_on=repo.last_valued_on(session), buyers=buyers, buyers_by_status=dict(by_status),
-        errors=errors, **{f: quantize(v, c) for f, v in totals.items()},
+        errors=errors, stale_buyers=repo.stale_buyers(session), **{f: quantize(v, c) for f, v in totals.items()},
     )
 
 

@@ -7,7 +7,7 @@ from datetime import date
 from decimal import ROUND_CEILING, Decimal
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, func, or_, select, true
 from sqlalchemy.orm import Session
 
 from app.alerts.models import ClaimInvoice
@@ -120,6 +120,12 @@ def totals_by_country(
 
 def last_valued_on(session: Session) -> Any:
     return session.scalar(select(func.max(BuyerExposure.valued_on)))
+
+
+def stale_buyers(session: Session, after: int = 0) -> int:
+    """Rows awaiting a background revaluation (of buyers after this id), counted on the partial index of them."""
+    return session.scalar(select(func.count()).select_from(BuyerExposure)
+                          .where(BuyerExposure.stale == true(), BuyerExposure.buyer_id > after)) or 0
 
 
 def missing_rates(session: Session) -> dict[str, int]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from typing import ClassVar, Literal
 
@@ -43,6 +43,9 @@ class BuyerExposureOut(Amounts):
         "ok; above_primary: covered only thanks to the Top Up; above_cover: something is uncovered; no_cover: "
         "exposure and no limit at all; incomplete: a figure needs a missing FX rate (see errors)"))
     errors: list[str] = Field(default_factory=list, description="Why some figures are unknown (a missing FX rate)")
+    stale: bool = Field(default=False, description=(
+        "A policy, FX or settings change awaits this buyer's background revaluation (see /v1/revaluations): the "
+        "figures are those valued on `valued_on` with the previous terms until it comes"))
 
 
 class InvoiceCoverOut(BaseModel):
@@ -91,6 +94,26 @@ class PortfolioOut(Amounts):
     buyers: int
     buyers_by_status: dict[str, int]
     errors: list[str]
+    stale_buyers: int = Field(default=0, description=(
+        "Buyers whose figures await a background revaluation after a policy, FX or settings change (0: all "
+        "current)"))
+
+
+class RevaluationOut(BaseModel):
+    """A background revaluation: the buyers a policy, FX or settings change moved, re-evaluated in chunks."""
+
+    id: str
+    href: str = Field(description="This revaluation's own URL, to poll")
+    state: Literal["queued", "running", "done", "failed"]
+    reason: str = Field(description="The change(s) it applies")
+    total: int = Field(description="Buyers to re-evaluate (counted again as it goes: later changes may add some)")
+    done: int = Field(description="Buyers re-evaluated so far")
+    progress: float = Field(ge=0, le=1, description="done / total, 1 once done")
+    error: str | None = Field(default=None, description="Why it failed")
+    created_at: datetime
+    started_at: datetime | None
+    heartbeat_at: datetime | None = Field(description="Last chunk committed")
+    finished_at: datetime | None
 
 
 class CountryExposureOut(BaseModel):

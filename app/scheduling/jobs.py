@@ -5,11 +5,13 @@ lock keyed by job and tenant (app/scheduling/locks.py), so replicas share the te
 job twice at once; a tenant that fails is rolled back, logged and counted, and the others go on.
 
 - dispatch: send due webhook deliveries (shared between replicas with SKIP LOCKED).
+- revaluations: run the background revaluations tenant-wide changes queued (claimed with SKIP LOCKED, in
+  committed chunks, resumable: app/exposure/revaluation.py).
 - revalue: apply date-driven changes (a claim deadline passing, a limit expiring) as
   soon as a tenant's day has turned: recompute its buyers (alerts follow).
 - daily_scan: at each tenant's hour (and at start-up, so a restart never skips a day):
   recompute every buyer, raise claim-deadline and limit-expiry alerts, snapshot each
-  buyer's exposure for the history, purge expired idempotency records.
+  buyer's exposure for the history, purge expired idempotency records and old finished revaluations.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from app.core.db import Database
 from app.core.idempotency import purge_expired
 from app.exposure import service as exposure
 from app.exposure.models import BuyerExposure, ExposureSnapshot
+from app.exposure.revaluation import purge_finished
 from app.scheduling.locks import try_tenant_lock
 from app.scheduling.models import JobRun
 from app.tenants.models import Tenant
@@ -107,6 +110,13 @@ def dispatch(db: Database, settings: Settings) -> int:
     return dispatch_pending(db, settings)
 
 
+def revaluations(db: Database, settings: Settings) -> int:
+    """Run queued background revaluations until none is left. Returns how many ran."""
+    from app.exposure.revaluation import run_pending
+
+    return len(run_pending(db, settings))
+
+
 def revalue(db: Database, settings: Settings, tenant_ids: list[str] | None = None) -> int:
     """Recompute the tenants whose stored exposure was valued before their today. Returns how many."""
     return len(revalue_run(db, settings, tenant_ids).done)
@@ -161,6 +171,7 @@ def daily_scan_run(db: Database, settings: Settings, *, force: bool = False, now
         exposure.refresh_all(ctx)
         snapshot(ctx)
         purge_expired(session, settings.idempotency_ttl_hours)
+        purge_finished(session)
         if ran is None:
             session.add(JobRun(job=DAILY_SCAN, day=ctx.today))
         log.info("daily scan done for tenant %s (%s)", tenant.id, ctx.today)

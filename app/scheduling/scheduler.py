@@ -38,6 +38,9 @@ def start(db: Database, settings: Settings) -> BackgroundScheduler:
                       args=args, id="dispatch", next_run_time=now)
     scheduler.add_job(_guarded(jobs.revalue, "revalue"), "interval", seconds=settings.revalue_interval_seconds,
                       args=args, id="revalue")
+    # Background revaluations queued by tenant-wide changes (app/exposure/revaluation.py), claimed job by job.
+    scheduler.add_job(_guarded(jobs.revaluations, "revaluations"), "interval",
+                      seconds=settings.revaluation_interval_seconds, args=args, id="revaluations", next_run_time=now)
     # Every 10 minutes each tenant whose hour has come gets its scan (once a day); the first run is
     # at start-up, so a restart never skips a day.
     scheduler.add_job(_guarded(jobs.daily_scan, "daily_scan"), "interval", minutes=10, args=args,

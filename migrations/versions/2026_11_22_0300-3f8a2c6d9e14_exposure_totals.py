@@ -1,7 +1,7 @@
 """exposure totals per country, currency and status, kept by delta
 
 Revision ID: 3f8a2c6d9e14
-Revises: 7c1e0a9d5b21
+Revises: 3f6b2d8e9a17
 Create Date: 2026-11-22 03:00:00
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import app.core.types
 
 revision: str = "3f8a2c6d9e14"
-down_revision: str | None = "7c1e0a9d5b21"
+down_revision: str | None = "3f6b2d8e9a17"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

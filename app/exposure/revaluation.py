@@ -1,0 +1,284 @@
+"""Tenant-wide changes without a tenant-wide request: revalue only who a change can move, in the background
+when they are many.
+
+A policy, FX or settings change names the buyers it can affect (`Affected`: nobody, the buyers of some countries,
+the buyers with open invoices in some currencies, or everyone). Up to COVERWATCH_INLINE_REVALUATION_MAX_BUYERS of
+them are refreshed in the request, as any ingest. Beyond, the request only marks their stored rows `stale` (one
+UPDATE) and queues a `Revaluation` in its own transaction; the change and the job are stored together, so a 202
+is as durable as a 200. Dashboards keep reading the stale rows meanwhile, and are told so.
+
+Runners (`run_pending`: the scheduler of `coverwatch serve` and `coverwatch worker`, or `coverwatch revaluations`)
+claim a job (`SKIP LOCKED` on PostgreSQL; SQLite has one writer at a time) under a lease, then work through the
+tenant's stale rows by buyer id after the job's cursor, one committed transaction per chunk. A runner that dies
+leaves a cursor and a lease that runs out: the next runner goes on from there. A chunk that fails fails its job
+(logged, with the error), never the other tenants' jobs.
+
+Why the stale rows are the work list: every change marks the rows it moves before its job can start, and a
+queued job starts from the first buyer, so whatever a job has not reached is still marked. A second change while
+a job is queued joins it; while one runs, it queues another that starts after it. Each chunk locks its buyers,
+clears their marks, and only then reads the inputs: a change that marked one of them committed before, so its
+inputs are read; a change that marks them later waits on the chunk and leaves them marked for its own job.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, cast
+from uuid import uuid4
+
+from sqlalchemy import ColumnElement, CursorResult, and_, delete, exists, false, func, or_, select, true, update
+from sqlalchemy.orm import Session, aliased
+
+from app.core.clock import utcnow
+from app.core.config import Settings
+from app.core.context import Context, system_context
+from app.core.db import Database
+from app.cover.inputs import CoverInputs
+from app.exposure import repository as repo
+from app.exposure import service as exposure
+from app.exposure.models import BuyerExposure, Revaluation
+from app.ledger import repository as ledger_repo
+from app.ledger.models import Buyer, Invoice
+from app.tenants.models import Tenant
+
+log = logging.getLogger("coverwatch.revaluation")
+CHUNK = 500
+KEEP_DAYS = 30  # a finished revaluation stays readable at its URL this long
+QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
+
+
+@dataclass(frozen=True)
+class Affected:
+    """The buyers a change can move. More is always correct; fewer is a bug."""
+
+    everyone: bool = False
+    countries: frozenset[str] = frozenset()
+    currencies: frozenset[str] = frozenset()  # buyers with an open invoice in one of them
+
+    def __bool__(self) -> bool:
+        return self.everyone or bool(self.countries) or bool(self.currencies)
+
+    def condition(self) -> ColumnElement[bool]:
+        """Which `Buyer` rows (of the session's tenant)."""
+        if self.everyone:
+            return true()
+        parts: list[ColumnElement[bool]] = []
+        if self.countries:
+            parts.append(Buyer.country.in_(sorted(self.countries)))
+        if self.currencies:
+            parts.append(Buyer.id.in_(select(Invoice.buyer_id).where(
+                Invoice.kind == "invoice", Invoice.open_balance > 0, Invoice.currency.in_(sorted(self.currencies)))))
+        return or_(*parts) if parts else false()
+
+
+EVERYONE = Affected(everyone=True)
+NOBODY = Affected()
+
+
+def revalue(ctx: Context, affected: Affected, reason: str) -> Revaluation | None:
+    """Bring the affected buyers up to date with a change made in this transaction: refreshed here when few,
+    else marked stale and left to a background revaluation (returned). The caller bumps the exposure version
+    last (the tenant row comes after the buyers and their rows, in every transaction)."""
+    ids = inline_ids(ctx, affected)
+    if ids is None:
+        return queue(ctx, affected, reason)
+    exposure.refresh_buyers(ctx, ids)
+    return None
+
+
+def inline_ids(ctx: Context, affected: Affected) -> list[int] | None:
+    """The affected buyers' ids when they are few enough to refresh in the request; None when they are not."""
+    if not affected:
+        return []
+    most = ctx.settings.inline_revaluation_max_buyers
+    ids = list(ctx.session.scalars(select(Buyer.id).where(affected.condition()).order_by(Buyer.id).limit(most + 1)))
+    return ids if len(ids) <= most else None
+
+
+def queue(ctx: Context, affected: Affected, reason: str) -> Revaluation:
+    """Mark the affected rows stale and queue a revaluation of the tenant's stale rows (joining one that has not
+    started yet). Nothing is locked but the queued job and the rows marked, in id order."""
+    session = ctx.session
+    stmt = select(Revaluation).where(Revaluation.state == QUEUED).order_by(Revaluation.created_at).limit(1)
+    job = session.scalars(stmt.with_for_update()).first()
+    if job is None:
+        job = Revaluation(id=str(uuid4()), reason=reason[:500], state=QUEUED, total=0, done=0, cursor=0)
+        session.add(job)
+        session.flush()
+    elif reason not in job.reason.split("; "):
+        job.reason = f"{job.reason}; {reason}"[:500]
+    rows = select(BuyerExposure.id).where(BuyerExposure.stale == false())
+    if not affected.everyone:
+        rows = rows.where(BuyerExposure.buyer_id.in_(select(Buyer.id).where(affected.condition())))
+    # One UPDATE, its row locks taken in id order (as a flush takes them): never a cycle with an ingest writing
+    # some of these rows.
+    session.execute(update(BuyerExposure).where(BuyerExposure.id.in_(rows.order_by(BuyerExposure.id)
+                                                                     .with_for_update()))
+                    .values(stale=True, updated_at=BuyerExposure.updated_at)  # figures unchanged: their time too
+                    .execution_options(synchronize_session=False))
+    job.total = repo.stale_buyers(session)
+    session.flush()
+    log.info("revaluation %s queued for tenant %s: %s (%d buyers)", job.id, ctx.tenant.id, reason, job.total)
+    return job
+
+
+def get(ctx: Context, revaluation_id: str) -> Revaluation | None:
+    return ctx.session.scalars(select(Revaluation).where(Revaluation.id == revaluation_id)).first()
+
+
+# --- runners ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    id: str
+    tenant_id: str
+    state: str  # done | failed | lost (another runner took it over, or the tenant is gone)
+
+
+def run_pending(db: Database, settings: Settings, *, tenant_ids: list[str] | None = None,
+                max_chunks: int | None = None, chunk: int = CHUNK) -> list[Outcome]:
+    """Claim and run queued revaluations (and running ones whose lease ran out) until none is left.
+
+    `max_chunks` stops after that many chunks of one job without finishing it, as a crash would (tests)."""
+    runner = str(uuid4())
+    outcomes: list[Outcome] = []
+    while (claimed := claim(db, settings, runner, tenant_ids)) is not None:
+        job_id, tenant_id = claimed
+        state = run(db, settings, job_id, tenant_id, runner, max_chunks=max_chunks, chunk=chunk)
+        outcomes.append(Outcome(job_id, tenant_id, state))
+        if state == RUNNING:  # stopped on purpose, lease held: not claimable again in this call
+            break
+    return outcomes
+
+
+def claim(db: Database, settings: Settings, runner: str, tenant_ids: list[str] | None = None
+          ) -> tuple[str, str] | None:
+    """The oldest claimable job, now this runner's for a lease: queued, or running with its lease run out. A
+    tenant whose other job is running under a live lease waits (its jobs run one after the other)."""
+    now = utcnow()
+    other = aliased(Revaluation)
+    busy = exists().where(other.tenant_id == Revaluation.tenant_id, other.id != Revaluation.id,
+                          other.state == RUNNING, other.lease_until >= now)
+    stmt = (select(Revaluation)
+            .where(or_(Revaluation.state == QUEUED, and_(Revaluation.state == RUNNING, Revaluation.lease_until < now)),
+                   ~busy)
+            .order_by(Revaluation.created_at).limit(1))
+    if tenant_ids is not None:
+        stmt = stmt.where(Revaluation.tenant_id.in_(tenant_ids))
+    with db.read_session() as session:  # mostly nothing to do: found without SQLite's write lock
+        if session.scalars(stmt.with_only_columns(Revaluation.id)).first() is None:
+            return None
+    with db.session() as session, session.begin():
+        if db.dialect == "postgresql":
+            stmt = stmt.with_for_update(skip_locked=True, of=Revaluation)
+        job = session.scalars(stmt).first()
+        if job is None:
+            return None
+        if job.state == RUNNING:
+            log.warning("revaluation %s: lease of runner %s ran out at buyer %d; taken over", job.id, job.runner,
+                        job.cursor)
+        job.state, job.runner, job.heartbeat_at = RUNNING, runner, now
+        job.lease_until = now + timedelta(seconds=settings.revaluation_lease_seconds)
+        job.started_at = job.started_at or now
+        return job.id, job.tenant_id
+
+
+def run(db: Database, settings: Settings, job_id: str, tenant_id: str, runner: str, *,
+        max_chunks: int | None = None, chunk: int = CHUNK) -> str:
+    """Run a claimed job chunk by chunk, each chunk in its own committed transaction."""
+    chunks = 0
+    while max_chunks is None or chunks < max_chunks:
+        with db.session() as session:
+            try:
+                state = _chunk(session, settings, job_id, tenant_id, runner, chunk)
+            except Exception as exc:
+                session.rollback()
+                log.exception("revaluation %s of tenant %s failed", job_id, tenant_id)
+                _fail(db, job_id, tenant_id, runner, exc)
+                return FAILED
+        if state != RUNNING:
+            return state
+        chunks += 1
+    return RUNNING
+
+
+def _chunk(session: Session, settings: Settings, job_id: str, tenant_id: str, runner: str, size: int) -> str:
+    tenant = session.get(Tenant, tenant_id)
+    if tenant is None:
+        return "lost"
+    ctx = system_context(session, tenant, settings)
+    job = get(ctx, job_id)
+    if job is None or job.runner != runner or job.state != RUNNING:
+        session.rollback()
+        return "lost"
+    ids = list(session.scalars(select(BuyerExposure.buyer_id)
+                               .where(BuyerExposure.stale == true(), BuyerExposure.buyer_id > job.cursor)
+                               .order_by(BuyerExposure.buyer_id).limit(size)))
+    now = utcnow()
+    values: dict[str, Any]
+    if ids:
+        ledger_repo.lock_buyers(session, ids)  # buyers first, by id, as every writer takes them
+        session.execute(update(BuyerExposure).where(BuyerExposure.buyer_id.in_(ids))
+                        .values(stale=False, updated_at=BuyerExposure.updated_at)
+                        .execution_options(synchronize_session=False))
+        # Read after the marks are cleared: any change that marked these rows has committed its inputs by now.
+        exposure.refresh_buyers(ctx, ids, CoverInputs.load(session, ctx.today))
+        done = job.done + len(ids)
+        values = {"cursor": ids[-1], "done": done, "total": done + repo.stale_buyers(session, ids[-1]),
+                  "heartbeat_at": now, "lease_until": now + timedelta(seconds=settings.revaluation_lease_seconds)}
+        state = RUNNING
+    else:
+        values = {"state": DONE, "total": job.done, "finished_at": now, "heartbeat_at": now, "lease_until": None}
+        state = DONE
+    mine = update(Revaluation).where(Revaluation.id == job_id, Revaluation.runner == runner,
+                                     Revaluation.state == RUNNING)
+    result = session.execute(mine.values(**values).execution_options(synchronize_session=False))
+    if not cast(CursorResult[Any], result).rowcount:  # the lease ran out and another runner has it
+        session.rollback()
+        return "lost"
+    session.commit()
+    if state == DONE:
+        log.info("revaluation %s of tenant %s done: %d buyers", job_id, tenant_id, job.done)
+    return state
+
+
+def _fail(db: Database, job_id: str, tenant_id: str, runner: str, exc: Exception) -> None:
+    with db.session(tenant_id) as session, session.begin():
+        session.execute(
+            update(Revaluation).where(Revaluation.id == job_id, Revaluation.runner == runner)
+            .values(state=FAILED, error=f"{type(exc).__name__}: {exc}"[:2000], finished_at=utcnow(), lease_until=None)
+            .execution_options(synchronize_session=False))
+
+
+def requeue_stale(db: Database, settings: Settings, tenant_ids: list[str] | None = None) -> list[str]:
+    """Queue a revaluation for each tenant left with stale rows and no job to clear them (after a failed job).
+    Returns the tenants queued."""
+    from app.scheduling.jobs import tenant_contexts
+
+    queued: list[str] = []
+    for ctx in tenant_contexts(db, settings, tenant_ids):
+        pending = ctx.session.scalar(select(func.count()).select_from(Revaluation)
+                                     .where(Revaluation.state.in_([QUEUED, RUNNING])))
+        if not pending and repo.stale_buyers(ctx.session):
+            queue(ctx, NOBODY, "requeued: stale rows left by a failed revaluation")
+            queued.append(ctx.tenant.id)
+        ctx.session.commit()
+    return queued
+
+
+def purge_finished(session: Session, days: int = KEEP_DAYS) -> int:
+    """Forget the revaluations finished more than `days` ago (the daily scan's housekeeping)."""
+    cutoff = utcnow() - timedelta(days=days)
+    result = session.execute(delete(Revaluation).where(Revaluation.state.in_([DONE, FAILED]),
+                                                       Revaluation.finished_at < cutoff))
+    return cast(CursorResult[Any], result).rowcount or 0
+
+
+def progress(job: Revaluation) -> float:
+    """Share of the job done, 0 to 1 (1 once done)."""
+    if job.state == DONE:
+        return 1.0
+    return 0.0 if not job.total else min(1.0, job.done / job.total)
