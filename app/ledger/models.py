@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import Boolean, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.clock import utcnow
@@ -38,6 +38,10 @@ class Invoice(TenantScoped, Base):
         UniqueConstraint("tenant_id", "kind", "ref"),
         Index("ix_invoices_buyer_open", "buyer_id", "kind", "open_balance"),
         Index("ix_invoices_tenant_due", "tenant_id", "due_date"),
+        # The buyers an FX rate can move: those with open invoices in its currency (app/exposure/revaluation.py).
+        Index("ix_invoices_open_currency", "tenant_id", "currency", "buyer_id",
+              postgresql_where=text("kind = 'invoice' AND open_balance > 0"),
+              sqlite_where=text("kind = 'invoice' AND open_balance > 0")),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
