@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections import Counter
 from decimal import Decimal
 from typing import Any
 
 from app.core.context import Context
 from app.core.money import quantize
+from app.core.pagination import Page, encode_cursor
 from app.cover import engine
 from app.cover import repository as cover_repo
 from app.exposure import repository as repo
@@ -37,19 +39,34 @@ def buyer_out(row: BuyerExposure) -> BuyerExposureOut:
     )
 
 
-def buyer_detail(ctx: Context, buyer_ref: str) -> BuyerExposureDetail | None:
+def buyer_detail(ctx: Context, buyer_ref: str, *, limit: int) -> BuyerExposureDetail | None:
     row = repo.row_by_ref(ctx.session, buyer_ref)
     if row is None:
         return None
     d = row.detail
+    invoices = d.get("invoices", [])
+    page = buyer_invoices(row, cursor=None, limit=limit)
     return BuyerExposureDetail(
         **buyer_out(row).model_dump(),
         stop_of_cover_from=d.get("stop_of_cover_from"),
         stop_periods=[StopPeriodOut(**x) for x in d.get("stop_periods", [])],
         missing_rates=d.get("missing_rates", []),
         limits=[LimitInForceOut(**x) for x in d.get("limits", [])],
-        invoices=[InvoiceCoverOut(**i) for i in d.get("invoices", [])],
+        invoice_count=len(invoices), invoices=page.items, invoices_next_cursor=page.next_cursor,
     )
+
+
+def buyer_invoices(row: BuyerExposure, *, cursor: list[str] | None, limit: int) -> Page[InvoiceCoverOut]:
+    """A page of the buyer's invoices in walk order (delivery date, then reference), after the cursor's key."""
+    invoices = row.detail.get("invoices", [])
+    start = 0
+    if cursor is not None:
+        keys = [(i["issue_date"], i["invoice_ref"]) for i in invoices]
+        start = bisect_right(keys, (cursor[0], cursor[1]))
+    chunk = invoices[start : start + limit]
+    more = start + limit < len(invoices)
+    return Page(items=[InvoiceCoverOut(**i) for i in chunk],
+                next_cursor=encode_cursor([chunk[-1]["issue_date"], chunk[-1]["invoice_ref"]]) if more else None)
 
 
 def buyers_page(ctx: Context, **kwargs: Any) -> list[BuyerExposure]:

@@ -20,6 +20,7 @@ from app.core.pagination import Cursor, Limit, Page, decode_cursor, encode_curso
 from app.core.paths import RefPath
 from app.core.security import IngestAccess, ReadAccess
 from app.exposure import queries, service
+from app.exposure import repository as repo
 from app.exposure.repository import SORTABLE
 from app.exposure.schemas import (
     BuyerExposureDetail,
@@ -28,6 +29,7 @@ from app.exposure.schemas import (
     CountryExposureOut,
     CreditCheckIn,
     CreditCheckOut,
+    InvoiceCoverOut,
     PortfolioOut,
 )
 
@@ -104,13 +106,29 @@ def exposure_buyers(
 
 @router.get("/exposure/buyers/{buyer_ref:ref}", response_model=BuyerExposureDetail, responses=NOT_MODIFIED)
 def exposure_buyer(
-    buyer_ref: RefPath, ctx: ContextDep, _: ReadAccess, __: Polled
+    buyer_ref: RefPath, ctx: ContextDep, _: ReadAccess, __: Polled,
+    invoices_limit: Annotated[int, Query(ge=1, le=1000, description="Invoices on this first page")] = 100,
 ) -> Any:
-    """A buyer's exposure invoice by invoice: aging, cover by layer, reasons, limits in force."""
-    detail = queries.buyer_detail(ctx, buyer_ref)
+    """A buyer's exposure invoice by invoice: aging, cover by layer, reasons, limits in force. The invoices come
+    a page at a time (a large buyer has tens of thousands): the first page here, the next ones from
+    `/v1/exposure/buyers/{buyer_ref}/invoices`."""
+    detail = queries.buyer_detail(ctx, buyer_ref, limit=invoices_limit)
     if detail is None:
         raise NotFound(f"No buyer '{buyer_ref}'.")
     return detail
+
+
+@router.get("/exposure/buyers/{buyer_ref:ref}/invoices", response_model=Page[InvoiceCoverOut],
+            responses=NOT_MODIFIED)
+def exposure_buyer_invoices(
+    buyer_ref: RefPath, ctx: ContextDep, _: ReadAccess, __: Polled, limit: Limit = 100, cursor: Cursor = None,
+) -> Any:
+    """A buyer's open invoices with their cover by layer, in walk order (delivery date, then reference), a page
+    at a time."""
+    row = repo.row_by_ref(ctx.session, buyer_ref)
+    if row is None:
+        raise NotFound(f"No buyer '{buyer_ref}'.")
+    return queries.buyer_invoices(row, cursor=decode_cursor(cursor, 2), limit=limit)
 
 
 @router.get("/exposure/countries", response_model=list[CountryExposureOut], responses=NOT_MODIFIED)

@@ -85,7 +85,11 @@ class BuyerExposureDetail(BuyerExposureOut):
     stop_periods: list[StopPeriodOut] = Field(description="Every stop of cover, past and running (rule 7)")
     missing_rates: list[str] = Field(default_factory=list, description="FX pairs the figures need and lack")
     limits: list[LimitInForceOut]
-    invoices: list[InvoiceCoverOut]
+    invoice_count: int = Field(description="The buyer's open invoices in all")
+    invoices: list[InvoiceCoverOut] = Field(description=(
+        "The first page of its open invoices in walk order (delivery date, then reference); the rest from "
+        "`GET /v1/exposure/buyers/{buyer_ref}/invoices?cursor=invoices_next_cursor`"))
+    invoices_next_cursor: str | None = Field(default=None, description="Cursor of the next page of invoices")
 
 
 class PortfolioOut(Amounts):

@@ -109,3 +109,27 @@ def test_policy_change_revalues_every_buyer(api):
     de = exposure(api, "DE1")
     assert (de["covered_primary"], de["uncovered"]) == ("0.00", "350000.00")
     assert {i["reason"] for i in de["invoices"]} == {"outside_territory"}
+
+
+def test_a_buyers_invoices_come_a_page_at_a_time_in_walk_order(api):
+    domain_policies(api)
+    buyer(api, "B1")
+    limit(api, "50000.00", "2026-01-01")
+    refs = [f"FA 2026/{n:03d}" for n in range(7)]
+    ok(api.post("/v1/invoices/batch", json={"items": [
+        {"invoice_ref": ref, "buyer_ref": "B1", "currency": "EUR", "amount": "10000.00",
+         "issue_date": f"2026-02-{10 - n:02d}", "due_date": "2026-04-30"} for n, ref in enumerate(refs)]}))
+    walk = list(reversed(refs))  # delivered from the last to the first
+    detail = ok(api.get("/v1/exposure/buyers/B1", params={"invoices_limit": 3}))
+    assert detail["invoice_count"] == 7 and [i["invoice_ref"] for i in detail["invoices"]] == walk[:3]
+    seen, cursor = [i["invoice_ref"] for i in detail["invoices"]], detail["invoices_next_cursor"]
+    while cursor:
+        page = ok(api.get("/v1/exposure/buyers/B1/invoices", params={"limit": 3, "cursor": cursor}))
+        seen += [i["invoice_ref"] for i in page["items"]]
+        cursor = page["next_cursor"]
+    assert seen == walk
+    # Cover is consumed in that order: the first five deliveries use the 50,000 primary limit, then the Top Up.
+    first = ok(api.get("/v1/exposure/buyers/B1/invoices", params={"cursor": ""}))["items"]
+    assert [i["covered_primary"] for i in first] == ["10000.00"] * 5 + ["0.00"] * 2
+    assert api.get("/v1/exposure/buyers/B1/invoices", params={"cursor": "bm9wZQ"}).status_code == 422
+    assert api.get("/v1/exposure/buyers/NOPE/invoices").status_code == 404
