@@ -210,12 +210,15 @@ def payment_by_ref(session: Session, ref: str) -> Payment | None:
     return session.scalars(select(Payment).where(Payment.ref == ref)).first()
 
 
-def payments_by_refs(session: Session, refs: Iterable[str]) -> dict[str, Payment]:
+def payments_by_refs(session: Session, refs: Iterable[str], *, fresh: bool = False) -> dict[str, Payment]:
+    """Payments by reference; `fresh` re-reads rows the session already holds (after taking locks)."""
     refs = list(set(refs))
     found: dict[str, Payment] = {}
     for start in range(0, len(refs), 1000):
-        chunk = refs[start : start + 1000]
-        found.update({p.ref: p for p in session.scalars(select(Payment).where(Payment.ref.in_(chunk)))})
+        stmt = select(Payment).where(Payment.ref.in_(refs[start : start + 1000]))
+        if fresh:
+            stmt = stmt.execution_options(populate_existing=True)
+        found.update({p.ref: p for p in session.scalars(stmt)})
     return found
 
 

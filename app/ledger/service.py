@@ -354,13 +354,17 @@ class _PaymentIngest:
     def __init__(self, ctx: Context, items: Sequence[tuple[str, PaymentIn]]) -> None:
         session = ctx.session
         self.ctx = ctx
-        # Lock every buyer of the batch up front, by id (one lock order everywhere): taken item by item in the
-        # body's order, two batches (or a batch and an invoice batch) deadlocked.
-        self.buyers = repo.buyers_by_refs(session, (b.buyer_ref for _, b in items), for_update=True)
+        # Lock every buyer of the batch up front, in one pass by id (one lock order everywhere): the items'
+        # buyers and the buyers the payments are on now (a corrected payment may move). Taken item by item in
+        # the body's order, two batches (or a batch and an invoice batch) deadlocked.
+        refs = {b.buyer_ref for _, b in items}
         self.payments = repo.payments_by_refs(session, (r for r, _ in items))
+        ids = {b.id for b in repo.buyers_by_refs(session, refs).values()}
+        repo.lock_buyers(session, ids | {p.buyer_id for p in self.payments.values()})
+        self.buyers = repo.buyers_by_refs(session, refs)
+        self.payments = repo.payments_by_refs(session, self.payments, fresh=True)  # as of the locks
+        repo.lock_buyers(session, {p.buyer_id for p in self.payments.values()} - ids)  # moved meanwhile: rare
         self.invoices = repo.invoices_by_refs(session, {a.invoice_ref for _, b in items for a in b.allocations})
-        extra = {p.buyer_id for p in self.payments.values()} - {b.id for b in self.buyers.values()}
-        repo.lock_buyers(session, extra)  # a payment moving from a buyer outside the batch
         self.touched: set[int] = set()
 
     def apply(self, ref: str, body: PaymentIn) -> tuple[Payment, str]:
