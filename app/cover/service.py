@@ -208,15 +208,6 @@ def policy_out(ctx: Context, policy: Policy, refs_by_id: dict[int, str] | None =
     )
 
 
-def list_policies(ctx: Context) -> list[PolicyOut]:
-    policies = repo.policies(ctx.session)
-    refs = {p.id: p.ref for p in policies}
-    versions: dict[int, list[PolicyTerms]] = {}
-    for t in repo.terms_of(ctx.session):
-        versions.setdefault(t.policy_id, []).append(t)
-    return [policy_out(ctx, p, refs, versions.get(p.id, [])) for p in policies]
-
-
 def _money(amount: Decimal | None, currency: str) -> Decimal | None:
     return None if amount is None else quantize(amount, currency)
 

@@ -8,7 +8,17 @@ from fastapi import APIRouter, Query, Response
 
 from app.core.context import ContextDep
 from app.core.idempotency import IdempotencyDep
-from app.core.pagination import Cursor, IdPath, Limit, Page, decode_id_cursor, encode_cursor
+from app.core.pagination import (
+    Cursor,
+    IdPath,
+    Limit,
+    Page,
+    cursor_datetime,
+    decode_cursor,
+    decode_id_cursor,
+    encode_cursor,
+    next_cursor,
+)
 from app.core.security import AdminAccess
 from app.webhooks import service
 from app.webhooks.schemas import (
@@ -34,10 +44,14 @@ def create_endpoint(body: EndpointIn, ctx: ContextDep, _: AdminAccess, idem: Ide
     return idem.respond(201, EndpointWithSecret(**out.model_dump(), secret=secret), replay_as=out)
 
 
-@router.get("/webhook-endpoints", response_model=list[EndpointOut])
-def list_endpoints(ctx: ContextDep, _: AdminAccess) -> list[EndpointOut]:
-    """Webhook receivers."""
-    return [service.endpoint_out(e) for e in service.list_endpoints(ctx)]
+@router.get("/webhook-endpoints", response_model=Page[EndpointOut])
+def list_endpoints(ctx: ContextDep, _: AdminAccess, limit: Limit = 100, cursor: Cursor = None) -> Page[EndpointOut]:
+    """Webhook receivers, oldest first."""
+    after = decode_cursor(cursor, 2)
+    rows = service.list_endpoints(ctx, after=(cursor_datetime(after[0]), after[1]) if after else None,
+                                  limit=limit + 1)
+    return Page(items=[service.endpoint_out(e) for e in rows[:limit]],
+                next_cursor=next_cursor(rows, limit, lambda e: [e.created_at.isoformat(), e.id]))
 
 
 @router.get("/webhook-endpoints/{endpoint_id}", response_model=EndpointOut)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import event, select
+from sqlalchemy import and_, event, or_, select
 from sqlalchemy.orm import Session
 
 from app.core.clock import utcnow
@@ -47,8 +47,14 @@ def get_endpoint(ctx: Context, endpoint_id: str) -> WebhookEndpoint:
     return endpoint
 
 
-def list_endpoints(ctx: Context) -> list[WebhookEndpoint]:
-    return list(ctx.session.scalars(select(WebhookEndpoint).order_by(WebhookEndpoint.created_at, WebhookEndpoint.id)))
+def list_endpoints(ctx: Context, *, after: tuple[datetime, str] | None, limit: int) -> list[WebhookEndpoint]:
+    """Oldest first; `after` is the (created_at, id) of the previous page's last endpoint."""
+    stmt = select(WebhookEndpoint).order_by(WebhookEndpoint.created_at, WebhookEndpoint.id).limit(limit)
+    if after is not None:
+        at, id_ = after
+        stmt = stmt.where(or_(WebhookEndpoint.created_at > at,
+                              and_(WebhookEndpoint.created_at == at, WebhookEndpoint.id > id_)))
+    return list(ctx.session.scalars(stmt))
 
 
 def patch_endpoint(ctx: Context, endpoint_id: str, body: EndpointPatch) -> WebhookEndpoint:
