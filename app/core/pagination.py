@@ -28,7 +28,8 @@ def encode_cursor(values: list[Any]) -> str:
 def decode_cursor(cursor: str | None, arity: int) -> list[Any] | None:
     """The values of a keyset cursor: `arity` strings (what `encode_cursor` of row keys wrote); else a 422."""
     values = _decode(cursor, arity)
-    if values is not None and not all(isinstance(v, str) for v in values):
+    # Row keys never hold control characters (references refuse them); PostgreSQL cannot even compare a NUL.
+    if values is not None and not all(isinstance(v, str) and v.isprintable() for v in values):
         raise Invalid("cursor: not a cursor this endpoint returned", field="/cursor")
     return values
 
