@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response
 
+from app.core import public_ids
 from app.core.context import ContextDep
 from app.core.idempotency import IdempotencyDep
 from app.core.pagination import (
@@ -103,8 +104,9 @@ def list_deliveries(
 ) -> Page[DeliveryOut]:
     """Webhook deliveries, newest first, with every attempt: status code, latency, error."""
     after = decode_id_cursor(cursor)
+    before = None if after is None else public_ids.decode(ctx.tenant, "webhook_deliveries", after)
     rows = service.list_deliveries(ctx, endpoint_id=endpoint_id, status=status, event_type=event_type,
-                                   before_id=after, limit=limit + 1)
+                                   before_id=before, limit=limit + 1)
     next_cursor = encode_cursor([rows[limit - 1].id]) if len(rows) > limit else None
     return Page(items=rows[:limit], next_cursor=next_cursor)
 
@@ -114,4 +116,4 @@ def retry_delivery(delivery_id: IdPath, ctx: ContextDep, _: AdminAccess, idem: I
     """Send again now (a failed delivery gets a new retry window)."""
     if (replayed := idem.replay()) is not None:
         return replayed
-    return idem.respond(200, service.retry(ctx, delivery_id))
+    return idem.respond(200, service.retry(ctx, public_ids.decode(ctx.tenant, "webhook_deliveries", delivery_id)))

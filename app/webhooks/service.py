@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import and_, event, or_, select
 from sqlalchemy.orm import Session
 
+from app.core import public_ids
 from app.core.clock import utcnow
 from app.core.context import Context
 from app.core.errors import Invalid, NotFound
@@ -189,7 +190,7 @@ def list_deliveries(ctx: Context, *, endpoint_id: str | None, status: str | None
 
 def delivery_out(d: WebhookDelivery, event_type: str, attempts: list[AttemptOut]) -> DeliveryOut:
     return DeliveryOut(
-        id=d.id, event_id=d.event_id, event_type=event_type, endpoint_id=d.endpoint_id,
+        id=public_ids.of(d), event_id=d.event_id, event_type=event_type, endpoint_id=d.endpoint_id,
         status=d.status,  # type: ignore[arg-type]
         attempts=d.attempts, next_attempt_at=d.next_attempt_at if d.status == "pending" else None,
         last_status_code=d.last_status_code, last_error=d.last_error, last_latency_ms=d.last_latency_ms,
@@ -199,7 +200,7 @@ def delivery_out(d: WebhookDelivery, event_type: str, attempts: list[AttemptOut]
 def retry(ctx: Context, delivery_id: int) -> DeliveryOut:
     d = ctx.session.scalars(select(WebhookDelivery).where(WebhookDelivery.id == delivery_id)).first()
     if d is None:
-        raise NotFound(f"No webhook delivery {delivery_id}.")
+        raise NotFound("No such webhook delivery.")
     if d.status != "delivered":
         now = utcnow()
         d.status, d.next_attempt_at, d.window_start = "pending", now, now
