@@ -34,7 +34,7 @@ def test_a_bound_session_sees_only_its_tenant_although_the_query_has_no_tenant_f
     both = [a.id, b.id]
     with database.session() as unbound:
         assert _refs(unbound, both) == {"ALPHA-B1", "BRAVO-B1"}
-        a_buyer_id = unbound.scalars(select(Buyer.id).where(Buyer.ref == "ALPHA-B1")).one()
+        a_buyer_id = unbound.scalars(select(Buyer.id).where(Buyer.ref == "ALPHA-B1", Buyer.tenant_id == a.id)).one()
     for session in (database.session(b.id), database.read_session(b.id)):
         with session:
             assert _refs(session, both) == {"BRAVO-B1"}
