@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from sqlalchemy import select
 
 from app.core.context import Context, ContextDep
+from app.core.pagination import Cursor, Limit, Page, cursor_date, decode_cursor, next_cursor
 from app.core.security import ReadAccess
 from app.exposure.models import BuyerExposure
 from app.exposure.router import NOT_MODIFIED, Polled
@@ -59,11 +60,21 @@ def claim_deadlines(ctx: Context, within_days: int) -> list[ClaimDeadlineOut]:
     return out
 
 
-@router.get("/claim-deadlines", response_model=list[ClaimDeadlineOut], responses=NOT_MODIFIED)
+def _key(d: ClaimDeadlineOut) -> list[str]:
+    return [d.claim_deadline.isoformat(), d.buyer_ref, d.invoice_ref]
+
+
+@router.get("/claim-deadlines", response_model=Page[ClaimDeadlineOut], responses=NOT_MODIFIED)
 def list_claim_deadlines(
     ctx: ContextDep, _: ReadAccess, __: Polled,
     within_days: Annotated[int, Query(ge=0, le=366, description="From today to today + this many days")] = 30,
-) -> list[ClaimDeadlineOut]:
+    limit: Limit = 100, cursor: Cursor = None,
+) -> Page[ClaimDeadlineOut]:
     """Unpaid invoices with no claim filed whose claim deadline falls from today to `within_days` ahead, soonest
     first: file a claim (POST /v1/claims) before each one passes."""
-    return claim_deadlines(ctx, within_days)
+    after = decode_cursor(cursor, 3)
+    rows = claim_deadlines(ctx, within_days)
+    if after is not None:
+        position = (cursor_date(after[0]).isoformat(), after[1], after[2])
+        rows = [d for d in rows if tuple(_key(d)) > position]
+    return Page(items=rows[:limit], next_cursor=next_cursor(rows, limit, _key))

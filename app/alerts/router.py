@@ -17,6 +17,7 @@ from app.alerts.schemas import (
     SettingsIn,
     SettingsOut,
 )
+from app.core import public_ids
 from app.core.context import ContextDep
 from app.core.fields import Country, Ref
 from app.core.idempotency import IdempotencyDep
@@ -25,6 +26,11 @@ from app.core.security import AdminAccess, IngestAccess, Principal, ReadAccess
 from app.exposure.revaluation_router import ACCEPTED, accepted
 
 router = APIRouter(prefix="/v1", tags=["alerts"])
+
+
+def _row_id(ctx: ContextDep, kind: str, public_id: int) -> int:
+    """The row behind a public id (in a path or a cursor): ids leave the API permuted (app/core/public_ids.py)."""
+    return public_ids.decode(ctx.tenant, kind, public_id)
 
 
 @router.get("/alerts", response_model=Page[AlertOut])
@@ -40,15 +46,15 @@ def list_alerts(
     """Alerts, newest first."""
     after = decode_id_cursor(cursor)
     rows = service.list_alerts(ctx, type_=type, state=state, buyer_ref=buyer_ref, country=country,
-                               before_id=after, limit=limit + 1)
-    next_cursor = encode_cursor([rows[limit - 1].id]) if len(rows) > limit else None
+                               before_id=None if after is None else _row_id(ctx, "alerts", after), limit=limit + 1)
+    next_cursor = encode_cursor([public_ids.of(rows[limit - 1])]) if len(rows) > limit else None
     return Page(items=[service.alert_out(a) for a in rows[:limit]], next_cursor=next_cursor)
 
 
 @router.get("/alerts/{alert_id}", response_model=AlertOut)
 def get_alert(alert_id: IdPath, ctx: ContextDep, _: ReadAccess) -> AlertOut:
     """One alert, with what raised it."""
-    return service.alert_out(service.get_alert(ctx, alert_id))
+    return service.alert_out(service.get_alert(ctx, _row_id(ctx, "alerts", alert_id)))
 
 
 def _who(ctx: ContextDep, principal: Principal) -> str:
@@ -63,7 +69,7 @@ def acknowledge(alert_id: IdPath, ctx: ContextDep, principal: IngestAccess, idem
         return replayed
     note = body.note if body else None
     return idem.respond(200, service.alert_out(
-        service.acknowledge(ctx, alert_id, by=_who(ctx, principal), note=note)))
+        service.acknowledge(ctx, _row_id(ctx, "alerts", alert_id), by=_who(ctx, principal), note=note)))
 
 
 @router.post("/alerts/{alert_id}/resolve", response_model=AlertOut)
@@ -74,7 +80,8 @@ def resolve(alert_id: IdPath, ctx: ContextDep, principal: IngestAccess, idem: Id
     if (replayed := idem.replay()) is not None:
         return replayed
     note = body.note if body else None
-    return idem.respond(200, service.alert_out(service.resolve(ctx, alert_id, by=_who(ctx, principal), note=note)))
+    return idem.respond(200, service.alert_out(
+        service.resolve(ctx, _row_id(ctx, "alerts", alert_id), by=_who(ctx, principal), note=note)))
 
 
 @router.post("/claims", response_model=ClaimOut, status_code=201)
@@ -95,9 +102,9 @@ def list_claims(
 ) -> Page[ClaimOut]:
     """Claims filed, newest first."""
     after = decode_id_cursor(cursor)
-    rows = service.list_claims(ctx, buyer_ref=buyer_ref, limit=limit + 1,
-                               before_id=after)
-    next_cursor = encode_cursor([rows[limit - 1].id]) if len(rows) > limit else None
+    before = None if after is None else _row_id(ctx, "claims", after)
+    rows = service.list_claims(ctx, buyer_ref=buyer_ref, limit=limit + 1, before_id=before)
+    next_cursor = encode_cursor([public_ids.of(rows[limit - 1])]) if len(rows) > limit else None
     return Page(items=[service.claim_out(ctx, c) for c in rows[:limit]], next_cursor=next_cursor)
 
 

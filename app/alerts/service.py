@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from app.alerts import rules
 from app.alerts.models import Alert, Claim, ClaimInvoice
 from app.alerts.schemas import AlertOut, ClaimedInvoiceOut, ClaimIn, ClaimOut, SettingsIn, SettingsOut
+from app.core import public_ids
 from app.core.clock import utcnow
 from app.core.context import Context
 from app.core.db import assign_ids
@@ -43,7 +44,7 @@ def alert_settings(tenant: Tenant) -> rules.AlertSettings:
 def alert_out(a: Alert) -> AlertOut:
     return AlertOut(
         # The database holds the enums' values (type, state, resolution).
-        id=a.id, type=a.type, state=a.state,  # type: ignore[arg-type]
+        id=public_ids.of(a), type=a.type, state=a.state,  # type: ignore[arg-type]
         subject=a.subject, buyer_ref=a.buyer_ref, country=a.country, invoice_ref=a.invoice_ref,
         details=a.details, opened_at=a.opened_at, opened_on=a.opened_on, acknowledged_at=a.acknowledged_at,
         resolved_at=a.resolved_at, resolution=a.resolution,  # type: ignore[arg-type]
@@ -216,14 +217,14 @@ def after_decision(ctx: Context, buyer: Buyer, result: engine.BuyerCover, status
 def get_alert(ctx: Context, alert_id: int) -> Alert:
     alert = ctx.session.scalars(select(Alert).where(Alert.id == alert_id)).first()
     if alert is None:
-        raise NotFound(f"No alert {alert_id}.")
+        raise NotFound("No such alert.")
     return alert
 
 
 def acknowledge(ctx: Context, alert_id: int, *, by: str | None = None, note: str | None = None) -> Alert:
     alert = get_alert(ctx, alert_id)
     if alert.state == "resolved":
-        raise Conflict(f"Alert {alert_id} is resolved.")
+        raise Conflict("The alert is resolved.")
     if alert.state == "open":
         alert.state = "acknowledged"
         alert.acknowledged_at = utcnow()
@@ -306,7 +307,8 @@ def file_claim(ctx: Context, body: ClaimIn) -> ClaimOut:
             expected_indemnity=Decimal(d.get("indemnifiable", "0")), claim_deadline=deadline,
             in_time=deadline is not None and body.filed_on.isoformat() <= deadline))
     out = ClaimOut(
-        id=claim.id, buyer_ref=buyer.ref, filed_on=claim.filed_on, insurer_claim_ref=claim.insurer_claim_ref,
+        id=public_ids.of(claim), buyer_ref=buyer.ref, filed_on=claim.filed_on,
+        insurer_claim_ref=claim.insurer_claim_ref,
         currency=currency, declared=quantize(sum((x.open_balance for x in lines), Decimal(0)), currency),
         expected_indemnity=quantize(sum((x.expected_indemnity for x in lines), Decimal(0)), currency),
         invoices=lines, created_at=claim.created_at,
@@ -318,7 +320,7 @@ def file_claim(ctx: Context, body: ClaimIn) -> ClaimOut:
 
 def claim_out(ctx: Context, claim: Claim) -> ClaimOut:
     buyer = ctx.session.get(Buyer, claim.buyer_id)
-    return ClaimOut(id=claim.id, buyer_ref=buyer.ref if buyer else "?", filed_on=claim.filed_on,
+    return ClaimOut(id=public_ids.of(claim), buyer_ref=buyer.ref if buyer else "?", filed_on=claim.filed_on,
                     insurer_claim_ref=claim.insurer_claim_ref, created_at=claim.created_at, **claim.details)
 
 

@@ -10,7 +10,8 @@ the same way without saying anything:
 - GET: `ETag`, `If-None-Match` and the 304;
 - every error as `application/problem+json` with the `Problem` schema, for the codes that can
   occur: 400/413/415 with a body, 404 with a path parameter (or a body naming other objects),
-  409 on writes, 422 with any input, 503 wherever the database is used.
+  409 on writes, 422 with any input, 503 wherever the database is used;
+- a request example for every body and a response example for every 2xx (app/core/examples.py).
 
 A route adds its own with `responses=` (a 409 it knows of, a 503 of its own); those are kept.
 """
@@ -26,6 +27,7 @@ from fastapi.dependencies.models import Dependant
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 
+from app.core import examples
 from app.core.errors import PROBLEM_JSON
 
 SCHEME = "bearer"
@@ -204,6 +206,7 @@ def build(app: FastAPI) -> dict[str, Any]:
     for hooks in schema.get("webhooks", {}).values():
         for op in hooks.values():
             op.get("responses", {}).pop("422", None)
+    examples.complete(schema)
     return schema
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable, Sequence
+from datetime import date, datetime
 from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Path, Query
@@ -26,7 +28,8 @@ def encode_cursor(values: list[Any]) -> str:
 def decode_cursor(cursor: str | None, arity: int) -> list[Any] | None:
     """The values of a keyset cursor: `arity` strings (what `encode_cursor` of row keys wrote); else a 422."""
     values = _decode(cursor, arity)
-    if values is not None and not all(isinstance(v, str) for v in values):
+    # Row keys never hold control characters (references refuse them); PostgreSQL cannot even compare a NUL.
+    if values is not None and not all(isinstance(v, str) and v.isprintable() for v in values):
         raise Invalid("cursor: not a cursor this endpoint returned", field="/cursor")
     return values
 
@@ -42,6 +45,29 @@ def _decode(cursor: str | None, arity: int) -> list[Any] | None:
     if not isinstance(values, list) or len(values) != arity:
         raise Invalid("cursor: not a cursor this endpoint returned", field="/cursor")
     return values
+
+
+def next_cursor(rows: Sequence[T], limit: int, key: Callable[[T], list[Any]]) -> str | None:
+    """The cursor after `rows[:limit]`, the query having fetched `limit + 1` rows; None on the last page."""
+    return encode_cursor(key(rows[limit - 1])) if len(rows) > limit else None
+
+
+def cursor_date(value: str) -> date:
+    """A date a cursor holds (an ISO string); a forged one is a 422 on `cursor`, never a 500."""
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise Invalid("cursor: not a cursor this endpoint returned", field="/cursor") from None
+
+
+def cursor_datetime(value: str) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        parsed = None
+    if parsed is None or parsed.tzinfo is None:
+        raise Invalid("cursor: not a cursor this endpoint returned", field="/cursor")
+    return parsed
 
 
 MAX_ID = 2**63 - 1

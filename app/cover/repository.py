@@ -7,7 +7,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Date, String, bindparam, column, select, text, tuple_
+from sqlalchemy import Date, String, and_, bindparam, column, or_, select, text, tuple_
 from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.orm import Session
 
@@ -21,6 +21,13 @@ def policy_by_ref(session: Session, ref: str) -> Policy | None:
 
 def policies(session: Session) -> list[Policy]:
     return list(session.scalars(select(Policy).order_by(Policy.ref)))
+
+
+def policies_page(session: Session, *, after: str | None, limit: int) -> list[Policy]:
+    stmt = select(Policy).order_by(Policy.ref).limit(limit)
+    if after is not None:
+        stmt = stmt.where(Policy.ref > after)
+    return list(session.scalars(stmt))
 
 
 def terms_of(session: Session, policy_ids: Iterable[int] | None = None) -> list[PolicyTerms]:
@@ -70,6 +77,13 @@ def decision_by_ref(session: Session, policy_id: int, decision_ref: str) -> Limi
 
 def country_limits(session: Session) -> list[CountryLimit]:
     return list(session.scalars(select(CountryLimit).order_by(CountryLimit.country)))
+
+
+def country_limits_page(session: Session, *, after: str | None, limit: int) -> list[CountryLimit]:
+    stmt = select(CountryLimit).order_by(CountryLimit.country).limit(limit)
+    if after is not None:
+        stmt = stmt.where(CountryLimit.country > after)
+    return list(session.scalars(stmt))
 
 
 def country_limit(session: Session, country: str) -> CountryLimit | None:
@@ -127,9 +141,15 @@ def existing_rates(session: Session, keys: list[tuple[str, str, date]]) -> dict[
 
 
 def rates_page(
-    session: Session, *, base: str | None, quote: str | None, on: date | None, limit: int
+    session: Session, *, base: str | None, quote: str | None, on: date | None,
+    after: tuple[date, str, str] | None, limit: int,
 ) -> list[FxRate]:
+    """Newest day first, then by pair; `after` is the (day, base, quote) of the previous page's last row."""
     stmt = select(FxRate).order_by(FxRate.day.desc(), FxRate.base, FxRate.quote).limit(limit)
+    if after is not None:
+        day, after_base, after_quote = after
+        stmt = stmt.where(or_(FxRate.day < day, and_(FxRate.day == day, tuple_(FxRate.base, FxRate.quote)
+                                                         > tuple_(after_base, after_quote))))
     if base:
         stmt = stmt.where(FxRate.base == base)
     if quote:

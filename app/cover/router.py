@@ -11,10 +11,12 @@ from app.core.context import ContextDep
 from app.core.errors import Invalid
 from app.core.fields import REF_PATTERN, Country, Currency, IsoDate
 from app.core.idempotency import IdempotencyDep, RawBody
+from app.core.pagination import Cursor, Limit, Page, cursor_date, decode_cursor, next_cursor
 from app.core.paths import RefPath
 from app.core.security import AdminAccess, ReadAccess
 from app.cover import repository as repo
 from app.cover import service
+from app.cover.models import PolicyTerms
 from app.cover.schemas import (
     BuyerLimitsOut,
     CountryLimitIn,
@@ -56,10 +58,17 @@ def put_policy(
     return service.policy_out(ctx, policy)
 
 
-@router.get("/policies", response_model=list[PolicyOut])
-def list_policies(ctx: ContextDep, _: ReadAccess) -> list[PolicyOut]:
-    """Policies, with the terms in force today."""
-    return service.list_policies(ctx)
+@router.get("/policies", response_model=Page[PolicyOut])
+def list_policies(ctx: ContextDep, _: ReadAccess, limit: Limit = 100, cursor: Cursor = None) -> Page[PolicyOut]:
+    """Policies by reference, with the terms in force today and their history."""
+    after = decode_cursor(cursor, 1)
+    rows = repo.policies_page(ctx.session, after=after[0] if after else None, limit=limit + 1)
+    refs, page = _refs(ctx), rows[:limit]
+    versions: dict[int, list[PolicyTerms]] = {}
+    for terms in repo.terms_of(ctx.session, [p.id for p in page]):
+        versions.setdefault(terms.policy_id, []).append(terms)
+    return Page(items=[service.policy_out(ctx, p, refs, versions.get(p.id, [])) for p in page],
+                next_cursor=next_cursor(rows, limit, lambda p: [p.ref]))
 
 
 @router.get("/policies/{policy_ref}", response_model=PolicyOut)
@@ -97,11 +106,16 @@ def put_country_limit(
     return service.country_limit_out(row, _refs(ctx))
 
 
-@router.get("/country-limits", response_model=list[CountryLimitOut])
-def list_country_limits(ctx: ContextDep, _: ReadAccess) -> list[CountryLimitOut]:
-    """Country limits."""
+@router.get("/country-limits", response_model=Page[CountryLimitOut])
+def list_country_limits(
+    ctx: ContextDep, _: ReadAccess, limit: Limit = 100, cursor: Cursor = None
+) -> Page[CountryLimitOut]:
+    """Country limits, by country."""
+    after = decode_cursor(cursor, 1)
+    rows = repo.country_limits_page(ctx.session, after=after[0] if after else None, limit=limit + 1)
     refs = _refs(ctx)
-    return [service.country_limit_out(r, refs) for r in repo.country_limits(ctx.session)]
+    return Page(items=[service.country_limit_out(r, refs) for r in rows[:limit]],
+                next_cursor=next_cursor(rows, limit, lambda r: [r.country]))
 
 
 @router.put("/fx-rates", response_model=FxImportOut, responses=ACCEPTED)
@@ -142,13 +156,17 @@ def import_ecb(ctx: ContextDep, _: AdminAccess, idem: IdempotencyDep, raw: RawBo
     return idem.respond(200, imported)
 
 
-@router.get("/fx-rates", response_model=list[FxRateOut])
+@router.get("/fx-rates", response_model=Page[FxRateOut])
 def list_fx_rates(
     ctx: ContextDep, _: ReadAccess, base: Annotated[Currency | None, Query()] = None,
     quote: Annotated[Currency | None, Query()] = None, on: Annotated[IsoDate | None, Query()] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-) -> list[FxRateOut]:
-    """FX rates stored."""
-    rows = repo.rates_page(ctx.session, base=base, quote=quote, on=on, limit=limit)
-    return [FxRateOut(date=r.day, base=r.base, quote=r.quote, rate=r.rate.normalize()) for r in rows]
+    limit: Limit = 100, cursor: Cursor = None,
+) -> Page[FxRateOut]:
+    """FX rates stored, newest day first, then by currency pair."""
+    after = decode_cursor(cursor, 3)
+    rows = repo.rates_page(ctx.session, base=base, quote=quote, on=on, limit=limit + 1,
+                           after=(cursor_date(after[0]), after[1], after[2]) if after else None)
+    items = [FxRateOut(date=r.day, base=r.base, quote=r.quote, rate=r.rate.normalize()) for r in rows[:limit]]
+    return Page(items=items,
+                next_cursor=next_cursor(rows, limit, lambda r: [r.day.isoformat(), r.base, r.quote]))
 

@@ -13,6 +13,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from app.alerts import service as alerts
+from app.core import public_ids
 from app.core.clock import utcnow
 from app.core.context import Context
 from app.core.errors import Conflict, FxRateMissing, Invalid, NotFound
@@ -245,15 +246,6 @@ def policy_out(ctx: Context, policy: Policy, refs_by_id: dict[int, str] | None =
     )
 
 
-def list_policies(ctx: Context) -> list[PolicyOut]:
-    policies = repo.policies(ctx.session)
-    refs = {p.id: p.ref for p in policies}
-    versions: dict[int, list[PolicyTerms]] = {}
-    for t in repo.terms_of(ctx.session):
-        versions.setdefault(t.policy_id, []).append(t)
-    return [policy_out(ctx, p, refs, versions.get(p.id, [])) for p in policies]
-
-
 def _money(amount: Decimal | None, currency: str) -> Decimal | None:
     return None if amount is None else quantize(amount, currency)
 
@@ -327,7 +319,8 @@ def _terms_on(ctx: Context, policy: Policy, day: date) -> PolicyTerms | None:
 def limit_out(d: LimitDecision, policies_by_id: dict[int, Policy], buyer_ref: str) -> LimitOut:
     p = policies_by_id[d.policy_id]
     return LimitOut(
-        id=d.id, policy_ref=p.ref, buyer_ref=buyer_ref, currency=p.currency, amount=quantize(d.amount, p.currency),
+        id=public_ids.of(d), policy_ref=p.ref, buyer_ref=buyer_ref, currency=p.currency,
+        amount=quantize(d.amount, p.currency),
         status=d.status,  # type: ignore[arg-type]
         effective_from=d.effective_from, expires_on=d.expires_on, source=d.source, decision_ref=d.decision_ref,
         requested_amount=_money(d.requested_amount, p.currency), max_credit_period_days=d.max_credit_period_days,
@@ -352,7 +345,8 @@ def buyer_limits(ctx: Context, buyer: Buyer, at: date) -> BuyerLimitsOut:
             amount, d = engine.primary_limit(decisions, ep, at)
             in_force.append(LimitInForceOut(
                 policy_ref=p.ref, layer="primary", currency=p.currency, amount=quantize(amount, p.currency),
-                source=d.source if d else "none", decision_id=d.seq if d else None))
+                source=d.source if d else "none",
+                decision_id=public_ids.encode(ctx.tenant, "limit_decisions", d.seq) if d else None))
         elif ep.primary_ref in eps:
             if not ep.applies_to_country(buyer.country, at):
                 continue
@@ -363,7 +357,8 @@ def buyer_limits(ctx: Context, buyer: Buyer, at: date) -> BuyerLimitsOut:
             explicit = engine.decision_in_force(decisions, p.ref, at)
             in_force.append(LimitInForceOut(
                 policy_ref=p.ref, layer="top_up", currency=p.currency, amount=amount, source=source,
-                decision_id=explicit.seq if explicit is not None and source != "complement" else None))
+                decision_id=public_ids.encode(ctx.tenant, "limit_decisions", explicit.seq)
+                if explicit is not None and source != "complement" else None))
     return BuyerLimitsOut(
         buyer_ref=buyer.ref, at=at, in_force=in_force,
         decisions=[limit_out(d, by_id, buyer.ref) for d in sorted(rows, key=lambda d: (by_id[d.policy_id].ref,

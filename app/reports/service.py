@@ -14,6 +14,7 @@ from datetime import date, timedelta
 from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal
 from typing import Any
 
+from app.core import public_ids
 from app.core.context import Context
 from app.core.errors import Invalid, NotFound
 from app.core.money import quantize
@@ -506,6 +507,7 @@ ALERT_COLUMNS = [
 def alert_export_rows(ctx: Context) -> Iterator[Row]:
     for a in repo.alerts_in_order(ctx.session):
         out = {c: getattr(a, c) for c in ALERT_COLUMNS}
+        out["id"] = public_ids.of(a)
         out["details"] = json.dumps(a.details, sort_keys=True, default=str)
         yield out
 
@@ -519,7 +521,8 @@ LIMIT_COLUMNS = [
 def limit_export_rows(ctx: Context) -> Iterator[Row]:
     for d, policy_ref, currency, buyer_ref in repo.decisions_in_order(ctx.session):
         yield {
-            "id": d.id, "buyer_ref": buyer_ref, "policy_ref": policy_ref, "status": d.status, "currency": currency,
+            "id": public_ids.of(d), "buyer_ref": buyer_ref, "policy_ref": policy_ref, "status": d.status,
+            "currency": currency,
             "amount": quantize(d.amount, currency), "effective_from": d.effective_from, "expires_on": d.expires_on,
             "source": d.source, "decision_ref": d.decision_ref,
             "requested_amount": quantize(d.requested_amount, currency) if d.requested_amount is not None else None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from datetime import datetime
 from decimal import Decimal
 
@@ -30,6 +31,8 @@ class Tenant(Base):
     # BCP 47 tag the console formats amounts and dates with.
     locale: Mapped[str] = mapped_column(String(35), default="fr-FR", server_default="fr-FR")
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    # Secret key of the tenant's public ids (app/core/public_ids.py): never shown, never changed.
+    public_id_key: Mapped[str] = mapped_column(String(64), default=lambda: secrets.token_hex(32))
 
 
 class ApiKey(TenantScoped, Base):

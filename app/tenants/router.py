@@ -7,6 +7,7 @@ from fastapi import APIRouter, Response
 from app.core.context import ContextDep
 from app.core.db import SessionDep
 from app.core.idempotency import IdempotencyDep
+from app.core.pagination import Cursor, Limit, Page, cursor_datetime, decode_cursor, next_cursor
 from app.core.security import AdminAccess, ReadAccess, Scope
 from app.tenants import service
 from app.tenants.models import ApiKey
@@ -33,10 +34,14 @@ def issue_key(body: ApiKeyIn, session: SessionDep, _: AdminAccess, idem: Idempot
     return idem.respond(201, ApiKeyCreated(**out.model_dump(), key=key), replay_as=out)
 
 
-@router.get("", response_model=list[ApiKeyOut])
-def list_keys(session: SessionDep, _: AdminAccess) -> list[ApiKeyOut]:
-    """The tenant's API keys (never the keys themselves)."""
-    return [_out(r) for r in service.list_keys(session)]
+@router.get("", response_model=Page[ApiKeyOut])
+def list_keys(session: SessionDep, _: AdminAccess, limit: Limit = 100, cursor: Cursor = None) -> Page[ApiKeyOut]:
+    """The tenant's API keys, oldest first (never the keys themselves)."""
+    after = decode_cursor(cursor, 2)
+    rows = service.list_keys(session, after=(cursor_datetime(after[0]), after[1]) if after else None,
+                             limit=limit + 1)
+    return Page(items=[_out(r) for r in rows[:limit]],
+                next_cursor=next_cursor(rows, limit, lambda r: [r.created_at.isoformat(), r.id]))
 
 
 @router.delete("/{key_id}", response_model=ApiKeyOut)

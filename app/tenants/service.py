@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from app.core.clock import utcnow
@@ -32,8 +33,13 @@ def issue_key(session: Session, name: str, scope: Scope) -> tuple[ApiKey, str]:
     return row, key
 
 
-def list_keys(session: Session) -> list[ApiKey]:
-    return list(session.scalars(select(ApiKey).order_by(ApiKey.created_at, ApiKey.id)))
+def list_keys(session: Session, *, after: tuple[datetime, str] | None, limit: int) -> list[ApiKey]:
+    """Oldest first; `after` is the (created_at, id) of the previous page's last key."""
+    stmt = select(ApiKey).order_by(ApiKey.created_at, ApiKey.id).limit(limit)
+    if after is not None:
+        at, id_ = after
+        stmt = stmt.where(or_(ApiKey.created_at > at, and_(ApiKey.created_at == at, ApiKey.id > id_)))
+    return list(session.scalars(stmt))
 
 
 def revoke_key(session: Session, key_id: str) -> ApiKey:

@@ -6,9 +6,20 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response
 
+from app.core import public_ids
 from app.core.context import ContextDep
 from app.core.idempotency import IdempotencyDep
-from app.core.pagination import Cursor, IdPath, Limit, Page, decode_id_cursor, encode_cursor
+from app.core.pagination import (
+    Cursor,
+    IdPath,
+    Limit,
+    Page,
+    cursor_datetime,
+    decode_cursor,
+    decode_id_cursor,
+    encode_cursor,
+    next_cursor,
+)
 from app.core.security import AdminAccess
 from app.webhooks import service
 from app.webhooks.schemas import (
@@ -34,10 +45,14 @@ def create_endpoint(body: EndpointIn, ctx: ContextDep, _: AdminAccess, idem: Ide
     return idem.respond(201, EndpointWithSecret(**out.model_dump(), secret=secret), replay_as=out)
 
 
-@router.get("/webhook-endpoints", response_model=list[EndpointOut])
-def list_endpoints(ctx: ContextDep, _: AdminAccess) -> list[EndpointOut]:
-    """Webhook receivers."""
-    return [service.endpoint_out(e) for e in service.list_endpoints(ctx)]
+@router.get("/webhook-endpoints", response_model=Page[EndpointOut])
+def list_endpoints(ctx: ContextDep, _: AdminAccess, limit: Limit = 100, cursor: Cursor = None) -> Page[EndpointOut]:
+    """Webhook receivers, oldest first."""
+    after = decode_cursor(cursor, 2)
+    rows = service.list_endpoints(ctx, after=(cursor_datetime(after[0]), after[1]) if after else None,
+                                  limit=limit + 1)
+    return Page(items=[service.endpoint_out(e) for e in rows[:limit]],
+                next_cursor=next_cursor(rows, limit, lambda e: [e.created_at.isoformat(), e.id]))
 
 
 @router.get("/webhook-endpoints/{endpoint_id}", response_model=EndpointOut)
@@ -89,8 +104,9 @@ def list_deliveries(
 ) -> Page[DeliveryOut]:
     """Webhook deliveries, newest first, with every attempt: status code, latency, error."""
     after = decode_id_cursor(cursor)
+    before = None if after is None else public_ids.decode(ctx.tenant, "webhook_deliveries", after)
     rows = service.list_deliveries(ctx, endpoint_id=endpoint_id, status=status, event_type=event_type,
-                                   before_id=after, limit=limit + 1)
+                                   before_id=before, limit=limit + 1)
     next_cursor = encode_cursor([rows[limit - 1].id]) if len(rows) > limit else None
     return Page(items=rows[:limit], next_cursor=next_cursor)
 
@@ -100,4 +116,4 @@ def retry_delivery(delivery_id: IdPath, ctx: ContextDep, _: AdminAccess, idem: I
     """Send again now (a failed delivery gets a new retry window)."""
     if (replayed := idem.replay()) is not None:
         return replayed
-    return idem.respond(200, service.retry(ctx, delivery_id))
+    return idem.respond(200, service.retry(ctx, public_ids.decode(ctx.tenant, "webhook_deliveries", delivery_id)))

@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable, Sequence
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import event, insert, select
+from sqlalchemy import and_, event, insert, or_, select
 from sqlalchemy.orm import Session
 
+from app.core import public_ids
 from app.core.clock import utcnow
 from app.core.context import Context
 from app.core.errors import Invalid, NotFound
@@ -47,8 +48,14 @@ def get_endpoint(ctx: Context, endpoint_id: str) -> WebhookEndpoint:
     return endpoint
 
 
-def list_endpoints(ctx: Context) -> list[WebhookEndpoint]:
-    return list(ctx.session.scalars(select(WebhookEndpoint).order_by(WebhookEndpoint.created_at, WebhookEndpoint.id)))
+def list_endpoints(ctx: Context, *, after: tuple[datetime, str] | None, limit: int) -> list[WebhookEndpoint]:
+    """Oldest first; `after` is the (created_at, id) of the previous page's last endpoint."""
+    stmt = select(WebhookEndpoint).order_by(WebhookEndpoint.created_at, WebhookEndpoint.id).limit(limit)
+    if after is not None:
+        at, id_ = after
+        stmt = stmt.where(or_(WebhookEndpoint.created_at > at,
+                              and_(WebhookEndpoint.created_at == at, WebhookEndpoint.id > id_)))
+    return list(ctx.session.scalars(stmt))
 
 
 def patch_endpoint(ctx: Context, endpoint_id: str, body: EndpointPatch) -> WebhookEndpoint:
@@ -208,7 +215,7 @@ def list_deliveries(ctx: Context, *, endpoint_id: str | None, status: str | None
 
 def delivery_out(d: WebhookDelivery, event_type: str, attempts: list[AttemptOut]) -> DeliveryOut:
     return DeliveryOut(
-        id=d.id, event_id=d.event_id, event_type=event_type, endpoint_id=d.endpoint_id,
+        id=public_ids.of(d), event_id=d.event_id, event_type=event_type, endpoint_id=d.endpoint_id,
         status=d.status,  # type: ignore[arg-type]
         attempts=d.attempts, next_attempt_at=d.next_attempt_at if d.status == "pending" else None,
         last_status_code=d.last_status_code, last_error=d.last_error, last_latency_ms=d.last_latency_ms,
@@ -218,7 +225,7 @@ def delivery_out(d: WebhookDelivery, event_type: str, attempts: list[AttemptOut]
 def retry(ctx: Context, delivery_id: int) -> DeliveryOut:
     d = ctx.session.scalars(select(WebhookDelivery).where(WebhookDelivery.id == delivery_id)).first()
     if d is None:
-        raise NotFound(f"No webhook delivery {delivery_id}.")
+        raise NotFound("No such webhook delivery.")
     if d.status != "delivered":
         now = utcnow()
         d.status, d.next_attempt_at, d.window_start = "pending", now, now

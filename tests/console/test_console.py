@@ -223,7 +223,7 @@ def test_claim_deadlines_list_and_claim_filed(page, server: Server):
     sign_in(page, server)
     page.goto(server.url + "/#/deadlines")
     with server.client() as api:
-        deadlines = api.get("/v1/claim-deadlines?within_days=30").json()
+        deadlines = api.get("/v1/claim-deadlines?within_days=30").json()["items"]
     assert [d["invoice_ref"] for d in deadlines] == ["G1"]
     assert deadlines[0]["claim_deadline"] == "2026-04-02"
     row = page.locator("#deadlines-table tr[data-invoice=G1]")
@@ -234,7 +234,7 @@ def test_claim_deadlines_list_and_claim_filed(page, server: Server):
     with server.client() as api:
         claims = api.get("/v1/claims?buyer_ref=GARCIA").json()["items"]
         assert [i["invoice_ref"] for c in claims for i in c["invoices"]] == ["G1"]
-        assert api.get("/v1/claim-deadlines").json() == []
+        assert api.get("/v1/claim-deadlines").json()["items"] == []
 
 
 def test_the_page_follows_the_api_without_a_reload_and_polls_with_etags(page, server: Server):

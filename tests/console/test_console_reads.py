@@ -108,15 +108,16 @@ def test_claim_deadlines_within_the_window_soonest_first_until_claimed(api, cloc
     invoice(api, "LATER", "2000.00", "2026-01-20", "2026-02-15", buyer_ref="B2")  # 2026-04-16
     invoice(api, "FAR", "3000.00", "2026-02-01", "2026-03-15")  # 2026-05-14: beyond 30 days
     invoice(api, "PAST", "4000.00", "2025-12-01", "2026-01-10")  # 2026-03-11: already passed
-    rows = ok(api.get("/v1/claim-deadlines"))
+    rows = ok(api.get("/v1/claim-deadlines"))["items"]
     assert [(r["invoice_ref"], r["claim_deadline"], r["days_left"]) for r in rows] == [
         ("SOON", "2026-04-02", 13), ("LATER", "2026-04-16", 27)]
     assert rows[0]["open_balance"] == "1000.00" and rows[0]["covered"] == "1000.00" and rows[0]["buyer_ref"] == "B1"
-    assert [r["invoice_ref"] for r in ok(api.get("/v1/claim-deadlines?within_days=60"))] == ["SOON", "LATER", "FAR"]
+    soon_first = ok(api.get("/v1/claim-deadlines?within_days=60"))["items"]
+    assert [r["invoice_ref"] for r in soon_first] == ["SOON", "LATER", "FAR"]
     ok(api.post("/v1/claims", json={"buyer_ref": "B1", "invoice_refs": ["SOON"], "filed_on": "2026-03-20"}), 201)
-    assert [r["invoice_ref"] for r in ok(api.get("/v1/claim-deadlines"))] == ["LATER"]
+    assert [r["invoice_ref"] for r in ok(api.get("/v1/claim-deadlines"))["items"]] == ["LATER"]
     clock.set(date(2026, 3, 20) + timedelta(days=28))
-    assert [r["invoice_ref"] for r in ok(api.get("/v1/claim-deadlines"))] == ["FAR"]  # LATER's has passed
+    assert [r["invoice_ref"] for r in ok(api.get("/v1/claim-deadlines"))["items"]] == ["FAR"]  # LATER's has passed
 
 
 def test_console_and_docs_are_served_without_a_cdn(app):

@@ -1,11 +1,12 @@
 """The OpenAPI document tells the truth: errors, security, headers, enums, webhooks; and the API keeps to it."""
 
 import json
+from datetime import date
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import buyer, ok
+from tests.helpers import buyer, invoice, ok
 
 DOC = json.loads((Path(__file__).resolve().parents[2] / "openapi" / "openapi.json").read_text())
 OPERATIONS = [(path, method, op) for path, item in DOC["paths"].items() for method, op in item.items()]
@@ -208,3 +209,85 @@ def test_etags_include_the_tenant(make_tenant):
         again = first.client.get(path, headers={"If-None-Match": a.headers["etag"]})
         assert again.status_code == 304
         assert second.client.get(path, headers={"If-None-Match": a.headers["etag"]}).status_code == 200
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Examples: a request example for every body, a response example for every 2xx with content, each one valid.
+
+BINARY = "binary"
+
+
+def _examples(content: dict) -> list:
+    if "example" in content:
+        return [content["example"]]
+    return [e["value"] for e in content.get("examples", {}).values()]
+
+
+def _is_binary(content: dict) -> bool:
+    return content.get("schema", {}).get("format") == BINARY
+
+
+def test_every_operation_has_a_request_and_a_response_example():
+    missing = []
+    for path, method, op in OPERATIONS:
+        body = op.get("requestBody", {}).get("content", {})
+        # A ZIP archive of e-invoices has no text form; its media types say what to send.
+        if body and not any(_examples(c) for c in body.values()) and not all(_is_binary(c) for c in body.values()):
+            missing.append(f"{method} {path}: request")
+        for code, response in op["responses"].items():
+            content = response.get("content", {})
+            if code.startswith("2") and content and not any(_examples(c) for c in content.values()):
+                missing.append(f"{method} {path}: {code}")
+    assert missing == []
+
+
+def _validator(schema: dict):
+    import jsonschema_rs
+
+    return jsonschema_rs.Draft202012Validator({**schema, "components": DOC["components"]}, validate_formats=True)
+
+
+@pytest.mark.parametrize(("path", "method", "op"), OPERATIONS, ids=[f"{m} {p}" for p, m, _ in OPERATIONS])
+def test_examples_validate_against_their_schemas(path, method, op):
+    contents = [("request", m, c) for m, c in op.get("requestBody", {}).get("content", {}).items()]
+    contents += [(code, m, c) for code, r in op["responses"].items() if code.startswith("2")
+                 for m, c in r.get("content", {}).items()]
+    checked = 0
+    for where, media, content in contents:
+        for example in _examples(content):
+            if "json" in media:
+                errors = [e.message for e in _validator(content.get("schema", {})).iter_errors(example)]
+                assert errors == [], f"{where} {media}: {errors}"
+            else:
+                assert isinstance(example, str) and example, f"{where} {media}"
+            checked += 1
+    assert checked or not contents or all(_is_binary(c) for _, _, c in contents)
+
+
+def test_request_examples_are_taken_by_the_api(api, clock):
+    """The hand-written request examples are the bodies an integrator starts from: in this order, each one is
+    accepted as it is (the references they share are created by the ones before), on the day they are dated."""
+    from app.core.examples import REQUESTS, TODAY
+
+    clock.set(date.fromisoformat(TODAY))
+    refs = {"{buyer_ref}": "LECLERC", "{invoice_ref}": "FA%202026%2F001", "{payment_ref}": "VIR%202026-1187",
+            "{policy_ref}": "AT-WT-01", "{country}": "FR"}
+    order = ["/v1/policies/{policy_ref}", "/v1/buyers/{buyer_ref}", "/v1/policies/{policy_ref}/limits",
+             "/v1/invoices/{invoice_ref}", "/v1/invoices/batch", "/v1/payments/{payment_ref}", "/v1/payments/batch",
+             "/v1/country-limits/{country}", "/v1/fx-rates", "/v1/credit-checks", "/v1/settings", "/v1/api-keys"]
+    done = set()
+    for path in order:
+        (method, _), body = next(((k, v) for k, v in REQUESTS.items() if k[1] == path))
+        url = path
+        for name, value in refs.items():
+            url = url.replace(name, value)
+        ok(api.request(method.upper(), url, json=body), 200, 201)
+        done.add((method, path))
+    stored = ok(api.get("/v1/invoices/FA%202026%2F001"))
+    assert stored["open_balance"] == "9500.00"  # 6,000 allocated, then 2,500 applied oldest due date first
+    claim = REQUESTS[("post", "/v1/claims")]
+    ok(api.post("/v1/claims", json=claim), 201)
+    invoice(api, "FA-2026-003", "30000.00", "2026-11-10", "2027-01-09", buyer_ref="LECLERC")  # above the limit
+    alert = ok(api.get("/v1/alerts", params={"state": "open"}))["items"][0]
+    for action in ("acknowledge", "resolve"):
+        ok(api.post(f"/v1/alerts/{alert['id']}/{action}", json=REQUESTS[("post", f"/v1/alerts/{{alert_id}}/{action}")]))

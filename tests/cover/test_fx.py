@@ -32,7 +32,7 @@ def test_foreign_currency_invoices_convert_at_the_latest_rate_and_missing_rates_
                                                 "rate": "1.2500"}, {"date": "2026-03-19", "base": "EUR",
                                                                     "quote": "USD", "rate": "1.1"}]}))
     assert exposure(api, "US1")["outstanding"] == "10000.00"
-    rates = ok(api.get("/v1/fx-rates", params={"quote": "USD", "on": "2026-03-20"}))
+    rates = ok(api.get("/v1/fx-rates", params={"quote": "USD", "on": "2026-03-20"}))["items"]
     assert [(r["date"], r["rate"]) for r in rates] == [("2026-03-20", "1.25"), ("2026-03-19", "1.1"),
                                                        ("2026-03-18", "1.2")]
 
@@ -52,7 +52,7 @@ def test_bad_fx_input(api):
         assert r.status_code == 422, csv
         assert r.json()["errors"][0]["pointer"].startswith("/csv")
     assert api.post("/v1/fx-rates/ecb", content=b"\xff\xfe", headers={"content-type": "text/csv"}).status_code == 422
-    assert ok(api.get("/v1/fx-rates")) == []
+    assert ok(api.get("/v1/fx-rates"))["items"] == []
 
 
 def test_an_unreadable_ecb_csv_is_a_422_not_a_500(api):

@@ -12,7 +12,7 @@ def test_policy_crud_and_validation(api):
     assert api.put("/v1/policies/T", json=TOP_UP).status_code == 201
     got = ok(api.get("/v1/policies/T"))
     assert (got["primary_policy_ref"], got["mode"], got["ratio"]) == ("P", "complement", "1")
-    assert [p["policy_ref"] for p in ok(api.get("/v1/policies"))] == ["P", "T"]
+    assert [p["policy_ref"] for p in ok(api.get("/v1/policies"))["items"]] == ["P", "T"]
     assert api.get("/v1/policies/NOPE").status_code == 404
 
     cases = [
@@ -114,5 +114,5 @@ def test_country_limits(api):
                    ).status_code == 201
     r = api.put("/v1/country-limits/DE", json={"amount": "1.00", "currency": "EUR", "policy_ref": "NOPE"})
     assert r.status_code == 422 and r.json()["errors"][0]["pointer"] == "/policy_ref"
-    assert ok(api.get("/v1/country-limits")) == [
+    assert ok(api.get("/v1/country-limits"))["items"] == [
         {"country": "FR", "amount": "500000.00", "currency": "EUR", "policy_ref": "P"}]

@@ -38,7 +38,7 @@ def test_keys_are_shown_once_and_stored_hashed(api, database):
     created = ok(api.post("/v1/api-keys", json={"name": "erp", "scope": "ingest"}, headers={"Idempotency-Key": "k1"}),
                  201)
     key = created["key"]
-    listed = ok(api.get("/v1/api-keys"))
+    listed = ok(api.get("/v1/api-keys"))["items"]
     assert all("key" not in k for k in listed)
     assert any(k["id"] == created["id"] and key.startswith(k["prefix"]) for k in listed)
     replay = api.post("/v1/api-keys", json={"name": "erp", "scope": "ingest"}, headers={"Idempotency-Key": "k1"})
@@ -61,7 +61,7 @@ def test_bad_scope_is_a_problem(api):
 
 def test_revoking_another_tenants_key_is_404(make_tenant):
     a, b = make_tenant(), make_tenant()
-    key_a = ok(a.client.get("/v1/api-keys"))[0]["id"]
+    key_a = ok(a.client.get("/v1/api-keys"))["items"][0]["id"]
     assert b.client.delete(f"/v1/api-keys/{key_a}").status_code == 404
     buyer(a.client, "B1")
     assert a.client.get("/v1/buyers/B1").status_code == 200

@@ -9,7 +9,9 @@ import time
 import pytest
 from pydantic import ValidationError
 
+from app.core import public_ids
 from app.core.config import Settings
+from app.tenants.models import Tenant
 from app.webhooks.dispatcher import Outcome, claim, record
 from tests.helpers import buyer, invoice, ok
 from tests.receiver import DripServer, Receiver
@@ -105,7 +107,8 @@ def test_a_late_result_never_overwrites_a_newer_attempt(app, api, tenant, databa
     assert record(database, b, Outcome(204, 10, None), settings) is True
     assert record(database, a, Outcome(None, 200, "ReadTimeout: timed out"), settings) is False
     latest = ok(api.get("/v1/webhook-deliveries"))["items"][0]
-    assert latest["id"] == a.delivery_id
+    with database.session() as session:  # the API shows the delivery's public id (app/core/public_ids.py)
+        assert latest["id"] == public_ids.encode(session.get(Tenant, tenant.id), "webhook_deliveries", a.delivery_id)
     assert (latest["status"], latest["last_status_code"], latest["last_error"]) == ("delivered", 204, None)
     assert ok(api.get(f"/v1/webhook-endpoints/{second_endpoint}"))["failing_since"] is None
 

@@ -10,6 +10,7 @@ import sys
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -23,9 +24,8 @@ from standardwebhooks.webhooks import WebhookVerificationError
 
 from app.core.config import Settings
 from app.core.db import Database
-from app.core.types import UtcDateTime
+from app.core.types import Ratio, UtcDateTime
 from app.migrate import alembic_config, upgrade
-from app.tenants.service import create_tenant
 from app.webhooks import crypto
 from tests.helpers import TEST_SECRET_KEY, ok
 
@@ -141,20 +141,27 @@ def test_the_migration_encrypts_existing_plaintext_secrets_and_back(tmp_path, mo
 
     monkeypatch.setenv("COVERWATCH_SECRET_KEY", TEST_SECRET_KEY)
     before = ScriptDirectory.from_config(alembic_config("sqlite://")).get_revision(REVISION).down_revision
+    tenants = sa.table("tenants", sa.column("id"), sa.column("name"), sa.column("currency"),
+                       sa.column("exposure_version"), sa.column("created_at", UtcDateTime()), sa.column("timezone"),
+                       sa.column("utilisation_threshold", Ratio), sa.column("claim_lead_days", sa.JSON),
+                       sa.column("limit_expiry_notice_days"), sa.column("daily_scan_hour"))
     endpoints = sa.table("webhook_endpoints", sa.column("id"), sa.column("url"), sa.column("event_types", sa.JSON),
                          sa.column("enabled"), sa.column("secret"), sa.column("created_at", UtcDateTime()),
                          sa.column("updated_at", UtcDateTime()), sa.column("tenant_id"))
     for url in _fresh_databases(tmp_path):
         upgrade(url, str(before))
         db = Database(url)
-        with db.session() as session, session.begin():
-            tenant, _ = create_tenant(session, "before", "EUR")
         plain = f"whsec_{uuid.uuid4().hex}"
         now = datetime.now(UTC)
-        with db.engine.begin() as conn:
+        tenant_id = str(uuid.uuid4())
+        with db.engine.begin() as conn:  # the tenant as that revision stores it (not today's model)
+            conn.execute(tenants.insert().values(id=tenant_id, name="before", currency="EUR", exposure_version=0,
+                                                 created_at=now, timezone="Europe/Paris",
+                                                 utilisation_threshold=Decimal("0.9"), claim_lead_days=[14, 7, 1],
+                                                 limit_expiry_notice_days=30, daily_scan_hour=6))
             conn.execute(endpoints.insert().values(id="ep_old", url="http://127.0.0.1:9/x", event_types=[],
                                                    enabled=True, secret=plain, created_at=now, updated_at=now,
-                                                   tenant_id=tenant.id))
+                                                   tenant_id=tenant_id))
         upgrade(url, REVISION)
         with db.engine.connect() as conn:
             row = conn.execute(text("SELECT * FROM webhook_endpoints WHERE id = 'ep_old'")).mappings().one()

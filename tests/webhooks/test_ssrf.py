@@ -84,7 +84,7 @@ def test_a_url_trick_is_refused_at_registration_with_a_problem_naming_the_field(
     [error] = r.json()["errors"]
     assert error["pointer"] == "/url"
     assert reason.lower() in error["detail"].lower(), error["detail"]
-    assert ok(api.get("/v1/webhook-endpoints")) == []
+    assert ok(api.get("/v1/webhook-endpoints"))["items"] == []
 
 
 def test_a_trick_is_refused_when_changing_the_url_too(api, receiver):
@@ -109,7 +109,7 @@ def test_the_allow_list_opens_listed_networks_only_and_never_the_metadata_addres
         r = api.post("/v1/webhook-endpoints", json={"url": url, "enabled": False})
         assert r.status_code == 422, url
         assert "never allowed" in r.json()["errors"][0]["detail"]
-    assert [e["url"] for e in ok(api.get("/v1/webhook-endpoints"))] == ["http://10.1.2.3:8080/x"]
+    assert [e["url"] for e in ok(api.get("/v1/webhook-endpoints"))["items"]] == ["http://10.1.2.3:8080/x"]
 
 
 def test_the_allow_list_is_read_from_the_environment(monkeypatch):

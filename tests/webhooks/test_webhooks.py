@@ -16,7 +16,7 @@ def test_endpoint_lifecycle_secret_shown_once_and_ping(api, receiver, dispatch):
     created = _endpoint(api, receiver, description="credit desk")
     secret = created["secret"]
     assert secret.startswith("whsec_") and len(secret) > 40
-    listed = ok(api.get("/v1/webhook-endpoints"))
+    listed = ok(api.get("/v1/webhook-endpoints"))["items"]
     assert [e["id"] for e in listed] == [created["id"]] and "secret" not in listed[0]
     assert "secret" not in ok(api.get(f"/v1/webhook-endpoints/{created['id']}"))
 
@@ -62,7 +62,7 @@ def test_private_and_metadata_urls_are_refused(api, settings_override):
         r = api.post("/v1/webhook-endpoints", json={"url": url})
         assert r.status_code == 422, url
         assert r.json()["errors"][0]["pointer"] == "/url"
-    assert ok(api.get("/v1/webhook-endpoints")) == []
+    assert ok(api.get("/v1/webhook-endpoints"))["items"] == []
 
 
 def test_a_receiver_that_is_down_gets_every_event_when_it_comes_back(api, receiver, dispatch, settings_override):
@@ -79,7 +79,7 @@ def test_a_receiver_that_is_down_gets_every_event_when_it_comes_back(api, receiv
     assert receiver.received == [] and receiver.hits >= 4
     pending = ok(api.get("/v1/webhook-deliveries", params={"status": "pending"}))["items"]
     assert len(pending) == 2 and all(d["attempts"] >= 2 and d["last_status_code"] == 503 for d in pending)
-    assert ok(api.get("/v1/webhook-endpoints"))[0]["failing_since"] is not None
+    assert ok(api.get("/v1/webhook-endpoints"))["items"][0]["failing_since"] is not None
 
     receiver.status = 204
     deadline = time.monotonic() + 20
@@ -93,7 +93,7 @@ def test_a_receiver_that_is_down_gets_every_event_when_it_comes_back(api, receiv
     delivered = ok(api.get("/v1/webhook-deliveries", params={"status": "delivered"}))["items"]
     assert {d["event_id"] for d in delivered} == set(ids)  # the same webhook-id on every attempt
     assert all(503 in [a["status_code"] for a in d["attempt_log"]] for d in delivered)
-    assert ok(api.get("/v1/webhook-endpoints"))[0]["failing_since"] is None
+    assert ok(api.get("/v1/webhook-endpoints"))["items"][0]["failing_since"] is None
 
 
 def test_give_up_after_the_window_disable_the_endpoint_and_retry_by_hand(api, make_tenant, dispatch,

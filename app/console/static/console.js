@@ -252,7 +252,7 @@
         api("GET", "/v1/exposure/buyers?sort=-outstanding&limit=12"),
         api("GET", "/v1/exposure/history?days=90"),
         api("GET", "/v1/alerts?state=open&limit=1000"),
-        api("GET", "/v1/claim-deadlines?within_days=30"),
+        allPages("/v1/claim-deadlines?within_days=30"),
       ]);
       return () => {
         const c = p.currency;
@@ -435,7 +435,7 @@
       const [d, limits, policies, alerts] = await Promise.all([
         api("GET", `/v1/exposure/buyers/${r}`),
         api("GET", `/v1/buyers/${r}/limits`),
-        api("GET", "/v1/policies"),
+        allPages("/v1/policies"),
         api("GET", `/v1/alerts?buyer_ref=${r}&limit=200`),
       ]);
       return () => drawBuyer(d, limits, policies, alerts.items.filter((a) => a.state !== "resolved"));
@@ -659,7 +659,7 @@
         h("div", { class: "card" }, slot("deadlines-table"))];
     },
     async refresh() {
-      const rows = await api("GET", "/v1/claim-deadlines?within_days=30");
+      const rows = await allPages("/v1/claim-deadlines?within_days=30");
       return () => section("deadlines-table", rows, (list) => list.length ? table([
         { key: "claim_deadline", title: "Deadline", value: (d) => day(d.claim_deadline) },
         { key: "days_left", title: "Days left", num: true, value: (d) => String(d.days_left) },
@@ -698,7 +698,7 @@
         return () => section("wh-endpoints", "no-admin", () => empty("Webhooks need a key with the admin scope."));
       }
       const [endpoints, deliveries] = await Promise.all([
-        api("GET", "/v1/webhook-endpoints"), api("GET", "/v1/webhook-deliveries?limit=50"),
+        allPages("/v1/webhook-endpoints"), api("GET", "/v1/webhook-deliveries?limit=50"),
       ]);
       return () => {
         section("wh-endpoints", endpoints, (list) => list.length ? table([
