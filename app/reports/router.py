@@ -47,7 +47,7 @@ def _file(request: Request, ctx: Context, fmt: formats.Format, name: str, column
     db, tenant_id, today, settings = request.app.state.db, ctx.tenant.id, ctx.today, ctx.settings
 
     def rows() -> Iterator[dict[str, Any]]:
-        with db.session(tenant_id) as session:
+        with db.read_session(tenant_id) as session:  # deferred: never takes the SQLite write lock
             tenant = session.get(Tenant, tenant_id)
             yield from produce(Context(session, tenant, today, settings))
 
