@@ -38,6 +38,10 @@ class BuyerExposure(TenantScoped, Base):
         # The work list of background revaluations: the few stale rows of a tenant, by buyer id.
         Index("ix_buyer_exposures_stale", "tenant_id", "buyer_id", postgresql_where=text("stale"),
               sqlite_where=text("stale = 1")),
+        # The portfolio's valuation date and its errors, read by index whatever the number of buyers.
+        Index("ix_buyer_exposures_tenant_valued_on", "tenant_id", "valued_on"),
+        Index("ix_buyer_exposures_errors", "tenant_id", postgresql_where=text("error_count > 0"),
+              sqlite_where=text("error_count > 0")),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
