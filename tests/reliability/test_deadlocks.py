@@ -2,9 +2,10 @@
 
 A real deadlock on PostgreSQL: another connection locks the tenant row, the request locks its buyer then waits
 for the tenant row, and the other connection then asks for the buyer. PostgreSQL aborts one of the two (the
-request's: its backend detects the cycle first); the request is run again from the start and answers 2xx. On
-SQLite the same for "database is locked" after the busy timeout; and when every re-run fails, a 503 with
-Retry-After, and nothing written.
+request's: its backend detects the cycle first); the request is run again from the start and answers 2xx. The
+loser of a race to create one reference is run again and finds the winner's row (no 409). On SQLite the same
+for "database is locked" after the busy timeout; and when every re-run fails, a 503 with Retry-After, and
+nothing written.
 """
 
 from __future__ import annotations
@@ -91,6 +92,34 @@ def test_a_deadlocked_request_is_run_again_and_answers_2xx(app, database, tenant
     assert ok(api.get("/v1/invoices", params={"buyer_ref": "B1"}))["items"][0]["open_balance"] == "100.00"
     assert ok(api.get("/v1/buyers/B1"))["balances"][0]["balance"] == "100.00"
     assert jobs.recompute(database, app.state.settings, tenant_id=tenant.id, check_only=True) == []
+
+
+def test_the_loser_of_a_race_to_create_one_reference_is_run_again_and_finds_the_winner(app, database, tenant):
+    """Another transaction inserted buyer NEW and has not committed: the request, which found no NEW, waits on
+    the unique key, then fails with a unique violation when the other commits. Run again, it updates NEW."""
+    if database.dialect != "postgresql":
+        pytest.skip("on SQLite the first writer holds the write lock: the request only starts after it")
+    from app.ledger.models import Buyer
+
+    before = retries("unique")
+    with database.session(tenant.id) as other, database.engine.connect() as watcher:
+        other.add(Buyer(ref="NEW", name="Inserted elsewhere", country="DE"))
+        other.flush()
+        pid = other.connection().exec_driver_sql("SELECT pg_backend_pid()").scalar()
+        request = InThread(app, tenant.key, "PUT", "/v1/buyers/NEW", json={"name": "From the ERP", "country": "FR"})
+
+        def request_waits_for_other() -> bool:
+            blocked = watcher.execute(text("SELECT count(*) FROM pg_stat_activity "
+                                           "WHERE :pid = ANY(pg_blocking_pids(pid))"), {"pid": pid}).scalar()
+            watcher.rollback()
+            return bool(blocked)
+
+        wait_for(request_waits_for_other, "the request to wait on the unique key")
+        other.commit()
+    response = request.result()
+    assert response.status_code == 200, response.text  # an update of the winner's row: not a 201, not a 409
+    assert retries("unique") == before + 1
+    assert (response.json()["name"], response.json()["country"]) == ("From the ERP", "FR")
 
 
 @pytest.fixture
