@@ -21,6 +21,7 @@ from app.core.config import Settings, get_settings
 from app.core.db import Database
 from app.core.middleware import AllowedMethods, BodySizeLimit, ETagMiddleware, UnexpectedErrors
 from app.core.paths import EncodedSlashes
+from app.core.retry import RetryTransient
 from app.cover.router import router as cover_router
 from app.einvoices.router import router as einvoices_router
 from app.exposure.history import router as history_router
@@ -76,6 +77,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     errors.install(app)
     openapi.install(app)
     app.add_exception_handler(NotModified, lambda request, exc: not_modified_response(exc))  # type: ignore[arg-type]
+    app.add_middleware(RetryTransient)  # innermost: a deadlocked request is run again before anything is sent
     app.add_middleware(ETagMiddleware)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(AllowedMethods)

@@ -179,7 +179,8 @@ def get_session(request: Request) -> Iterator[Session]:
     """The request's unit of work: committed before the response is sent, rolled back on any error.
 
     GET and HEAD requests read only: their session never takes SQLite's write lock, so dashboards answer
-    while a batch is being written."""
+    while a batch is being written. A deadlock or another transient failure rolls it back and the whole
+    request runs again, with a new session (app.core.retry)."""
     db = request.app.state.db
     session = db.read_session() if request.method in READ_METHODS else db.session()
     try:

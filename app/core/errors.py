@@ -12,6 +12,8 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.core.retry import request_retry
+
 log = logging.getLogger("coverwatch.errors")
 
 PROBLEM_BASE = "https://coverwatch.dev/problems/"
@@ -208,8 +210,10 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(IntegrityError)
     async def _conflict(request: Request, exc: IntegrityError) -> JSONResponse:
-        # Two requests racing to create the same thing (a ref, an Idempotency-Key): the loser retries.
-        log.info("integrity conflict on %s %s: %s", request.method, request.url.path, exc.orig)
+        # Two requests racing to create the same thing (a ref): the loser is run again (app.core.retry) and
+        # finds the winner's row; this answer goes out only when the re-runs are spent.
+        if not request_retry(request, exc):
+            log.info("integrity conflict on %s %s: %s", request.method, request.url.path, exc.orig)
         problem = Conflict("A concurrent request changed the same data; nothing was written. Retry the request.",
                            headers={"Retry-After": "1"})
         return problem_response(problem, request)
@@ -223,7 +227,10 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(OperationalError)
     async def _db_unavailable(request: Request, exc: OperationalError) -> JSONResponse:
-        log.error("database error: %s", exc.orig)
+        # A deadlock, a serialization failure or a busy SQLite is run again (app.core.retry) before this
+        # answer goes out; the 503 is for the database being down, or busy through every re-run.
+        if not request_retry(request, exc):
+            log.error("database error: %s", exc.orig)
         problem = ProblemError(
             "The database is unavailable or busy; retry the request.",
             status=503,

@@ -3,6 +3,15 @@
 The first response is stored in the same transaction as the write it reports,
 so a replay can never see a response whose write was lost. The same key with
 another body is a 422. Records are kept at least `idempotency_ttl_hours`.
+
+Two requests with one key at the same instant: exactly one runs. On PostgreSQL the request's transaction
+first takes a transaction-level advisory lock on (tenant, key), before it looks for a stored response; a twin
+that finds the lock taken answers 409 "in progress" (Retry-After) and runs nothing, and one that comes after
+the commit finds the stored response and replays it. The lock goes with the transaction's commit or rollback,
+or with its connection when the process dies: no pending marker outlives a crash, so a retry after one runs
+at once. (A rolled-back first request leaves nothing behind either: a twin then executes, once.) SQLite needs
+no lock: a writing transaction holds the database's write lock from its first statement (`BEGIN IMMEDIATE`),
+so the twin starts after the first committed and replays it.
 """
 
 from __future__ import annotations
@@ -15,12 +24,12 @@ from typing import Annotated, Any, cast
 from fastapi import Depends, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy import CursorResult, Integer, String, Text, UniqueConstraint, delete, select
+from sqlalchemy import CursorResult, Integer, String, Text, UniqueConstraint, delete, select, text
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from app.core.clock import utcnow
 from app.core.db import Base, BigId, SessionDep, TenantScoped
-from app.core.errors import Invalid
+from app.core.errors import Conflict, Invalid
 from app.core.security import Principal, authenticate
 from app.core.types import UtcDateTime
 
@@ -80,6 +89,30 @@ class Idempotency:
         return JSONResponse(content, status_code=status_code)
 
 
+class InProgress(Conflict):
+    """409: a request with this Idempotency-Key is running now; its answer can be replayed once it is done."""
+
+    type = "idempotency-in-progress"
+    title = "Request in progress"
+
+
+def lock_key(tenant_id: str, key: str) -> int:
+    """The advisory lock of (tenant, key): 64 bits of a hash, in a namespace of its own."""
+    digest = hashlib.sha256(f"coverwatch:idempotency:{tenant_id}:{key}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def _claim(session: Session, tenant_id: str, key: str) -> None:
+    """Hold (tenant, key) for this transaction, or answer 409 when a twin request holds it (module docstring)."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    if not session.execute(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": lock_key(tenant_id, key)}).scalar():
+        raise InProgress(
+            "A request with this Idempotency-Key is in progress; retry it to get its response.",
+            field="/headers/Idempotency-Key", headers={"Retry-After": "1"},
+        )
+
+
 async def _raw_body(request: Request) -> bytes:
     return await request.body()
 
@@ -99,6 +132,8 @@ def idempotency(
     digest = hashlib.sha256()
     digest.update(request.method.encode() + b" " + request.url.path.encode() + b"\n")
     digest.update(body)
+    if key is not None:
+        _claim(session, principal.tenant.id, key)
     return Idempotency(session, key, digest.hexdigest())
 
 

@@ -85,7 +85,8 @@ _REPLAYED = {"Idempotent-Replayed": {
 IDEMPOTENCY_KEY = {
     "name": "Idempotency-Key", "in": "header", "required": False,
     "description": "Makes a retry safe: a request repeated with the same key and body gets the first "
-    "response again (`Idempotent-Replayed: true`); the same key with another body is a 422.",
+    "response again (`Idempotent-Replayed: true`); the same key with another body is a 422; the same key "
+    "while the first request still runs is a 409 `idempotency-in-progress` (retry after `Retry-After`).",
     "schema": {"type": "string", "minLength": 1, "maxLength": 255},
 }
 IF_NONE_MATCH = {

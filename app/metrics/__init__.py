@@ -34,6 +34,8 @@ WEBHOOK_ATTEMPTS = Counter("coverwatch_webhook_attempts", "Webhook delivery atte
 WEBHOOK_FAILURES = Counter("coverwatch_webhook_failures", "Webhook delivery attempts that failed")
 WEBHOOK_LATENCY = Histogram("coverwatch_webhook_latency_seconds", "Webhook delivery attempt latency",
                             buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
+REQUEST_RETRIES = Counter("coverwatch_request_retries", "Requests run again after a transient database failure "
+                          "(deadlock, serialization, unique key race, busy SQLite)", ["reason"])
 JOB_RUNS = Counter("coverwatch_job_runs", "Scheduled job runs", ["job"])
 JOB_FAILURES = Counter("coverwatch_job_failures", "Scheduled job runs that failed", ["job"])
 JOB_DURATION = Histogram("coverwatch_job_duration_seconds", "Scheduled job run duration", ["job"],
