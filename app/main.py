@@ -87,7 +87,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         app.add_middleware(
             CORSMiddleware, allow_origins=list(settings.cors_origins), allow_methods=["*"],
             allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "If-None-Match"],
-            expose_headers=["ETag", "Idempotent-Replayed", "Retry-After", "Allow"],
+            expose_headers=["ETag", "Idempotent-Replayed", "Retry-After", "Allow", "Location"],  # Location: a 202's job
         )
     app.add_middleware(MetricsMiddleware)
 

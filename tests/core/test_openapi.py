@@ -197,6 +197,9 @@ def test_cors_is_off_by_default_and_configurable(database, api):
         assert r.status_code == 200 and r.headers["access-control-allow-origin"] == "https://dash.example.com"
         r = client.get("/v1/buyers", headers={"Origin": "https://dash.example.com"})
         assert r.status_code == 401 and r.headers["access-control-allow-origin"] == "https://dash.example.com"
+        # A dashboard reads the tag of a poll and the link of a 202 (a background revaluation).
+        exposed = {h.strip().lower() for h in r.headers["access-control-expose-headers"].split(",")}
+        assert {"etag", "location", "retry-after"} <= exposed
         r = client.options("/v1/buyers", headers={**preflight, "Origin": "https://evil.example.com"})
         assert "access-control-allow-origin" not in r.headers
 
