@@ -81,8 +81,9 @@ def _stored(session: Session) -> dict[Key, tuple[int, dict[str, Decimal]]]:
 
 def rebuild(session: Session, tenant_id: str) -> None:
     """Totals summed afresh from the buyer rows (after a whole-tenant recompute)."""
+    countries = set(session.scalars(select(BuyerExposure.country).distinct())) | {k[0] for k in _stored(session)}
+    lock_countries(session, tenant_id, countries)  # before summing: the sums include every committed change
     sums = _sums_of_rows(session)
-    lock_countries(session, tenant_id, {k[0] for k in sums} | {k[0] for k in _stored(session)})
     session.execute(delete(ExposureTotal))
     deltas = Deltas()
     deltas.by_key.update(sums)
