@@ -431,7 +431,9 @@ def test_background_changes_ingest_and_a_runner_together_without_a_5xx(app, data
         for n in range(rounds):
             for path, body in (
                 ("/v1/policies/P", rate("0.85" if n % 2 else "0.80")),
-                ("/v1/settings", {"utilisation_threshold": "0.8" if n % 2 else "0.9"}),
+                # Every policy and settings change moves something (the policy starts at 0.90, the threshold at
+                # 0.90): 2 x rounds answers 202 whatever the timing; an FX change only once USD invoices exist.
+                ("/v1/settings", {"utilisation_threshold": "0.9" if n % 2 else "0.8"}),
                 ("/v1/fx-rates", {"rates": [{"date": "2026-03-20", "base": "EUR", "quote": "USD",
                                              "rate": "1.3" if n % 2 else "1.2"}]}),
             ):
