@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from decimal import Decimal
 from typing import Any
 
@@ -9,6 +10,13 @@ from fastapi.testclient import TestClient
 
 # COVERWATCH_SECRET_KEY of the test apps (webhook secrets are encrypted with it).
 TEST_SECRET_KEY = "test-secret-key-for-webhook-secrets-0123456789"
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now (for a server a test starts)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def ok(response: Any, *codes: int) -> Any:

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.test_serve_demo import _free_port
+from tests.helpers import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -62,7 +62,7 @@ def test_the_readme_session_runs_as_written(tmp_path: Path):
     assert lines[0].startswith("export KEY=cw_...")
     assert 'J="Content-Type: application/json"' in lines
     assert all('-H "$J"' in line for line in lines if line.startswith("curl") and " -d " in line)
-    port = _free_port()
+    port = free_port()
     proc, key = start_demo(tmp_path, port)
     try:
         # The session as written; only the key and the port change. Each command's output on a line of its own.

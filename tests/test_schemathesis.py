@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import free_port
 from tests.test_readme import start_demo
-from tests.test_serve_demo import _free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED = "1"
@@ -29,7 +29,7 @@ MAX_EXAMPLES = os.environ.get("COVERWATCH_ST_MAX_EXAMPLES", "10")
 def test_schemathesis_finds_nothing(tmp_path: Path):
     st = shutil.which("st") or str(Path(os.sys.executable).parent / "st")
     assert Path(st).exists(), "schemathesis (a dev dependency) provides `st`"
-    port = _free_port()
+    port = free_port()
     proc, key = start_demo(tmp_path, port)
     try:
         run = subprocess.run(

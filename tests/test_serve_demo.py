@@ -3,7 +3,6 @@ reuses the demo tenant and prints the same key."""
 
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -11,15 +10,11 @@ from pathlib import Path
 
 import httpx
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.helpers import free_port
 
 
 def _serve(db: Path, *extra: str) -> tuple[subprocess.Popen, str, str, float]:
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "COVERWATCH_DATABASE_URL": f"sqlite:///{db}", "COVERWATCH_SCHEDULER_ENABLED": "false"}
     started = time.monotonic()
     proc = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--demo", "--port", str(port), *extra],

@@ -182,7 +182,7 @@ def _settle(ctx: Context, wanted: dict[tuple[str, str], rules.Wanted], current: 
     changes.write()
 
 
-def reconcile_countries(ctx: Context, countries: Iterable[str]) -> None:
+def reconcile_countries(ctx: Context, countries: Iterable[str], rates: engine.Rates | None = None) -> None:
     from app.cover.repository import country_limits
     from app.exposure.queries import countries as country_totals
 
@@ -195,7 +195,7 @@ def reconcile_countries(ctx: Context, countries: Iterable[str]) -> None:
         return
     # Decided on totals that include every committed change to these countries (see app/exposure/totals.py).
     lock_countries(ctx.session, ctx.tenant.id, wanted_countries)
-    rows = country_totals(ctx, only=set(wanted_countries))
+    rows = country_totals(ctx, only=set(wanted_countries), rates=rates)
     wanted = {w.key: w for w in rules.country_conditions(rows)}
     current = {(a.type, a.subject): a for a in _open_alerts(ctx.session, countries=wanted_countries,
                                                              types=[rules.COUNTRY_ABOVE_LIMIT])}

@@ -27,7 +27,22 @@ from app.core.db import Base, BigId, TenantScoped
 from app.core.types import Money, Ratio, UtcDateTime
 
 
-class BuyerExposure(TenantScoped, Base):
+class Amounts:
+    """The amounts a buyer's stored row holds and the totals add up (`repository.SUMMED`)."""
+
+    outstanding: Mapped[Decimal] = mapped_column(Money)
+    not_due: Mapped[Decimal] = mapped_column(Money)
+    overdue_1_30: Mapped[Decimal] = mapped_column(Money)
+    overdue_31_60: Mapped[Decimal] = mapped_column(Money)
+    overdue_61_90: Mapped[Decimal] = mapped_column(Money)
+    overdue_over_90: Mapped[Decimal] = mapped_column(Money)
+    covered_primary: Mapped[Decimal] = mapped_column(Money)
+    covered_top_up: Mapped[Decimal] = mapped_column(Money)
+    uncovered: Mapped[Decimal] = mapped_column(Money)
+    indemnifiable: Mapped[Decimal] = mapped_column(Money)
+
+
+class BuyerExposure(TenantScoped, Amounts, Base):
     __tablename__ = "buyer_exposures"
     __table_args__ = (
         UniqueConstraint("buyer_id"),
@@ -51,16 +66,6 @@ class BuyerExposure(TenantScoped, Base):
     country: Mapped[str] = mapped_column(String(2))
     currency: Mapped[str] = mapped_column(String(3))
     valued_on: Mapped[date] = mapped_column(Date)
-    outstanding: Mapped[Decimal] = mapped_column(Money)
-    not_due: Mapped[Decimal] = mapped_column(Money)
-    overdue_1_30: Mapped[Decimal] = mapped_column(Money)
-    overdue_31_60: Mapped[Decimal] = mapped_column(Money)
-    overdue_61_90: Mapped[Decimal] = mapped_column(Money)
-    overdue_over_90: Mapped[Decimal] = mapped_column(Money)
-    covered_primary: Mapped[Decimal] = mapped_column(Money)
-    covered_top_up: Mapped[Decimal] = mapped_column(Money)
-    uncovered: Mapped[Decimal] = mapped_column(Money)
-    indemnifiable: Mapped[Decimal] = mapped_column(Money)
     primary_limit: Mapped[Decimal] = mapped_column(Money)
     top_up_limit: Mapped[Decimal] = mapped_column(Money)
     utilisation: Mapped[Decimal | None] = mapped_column(Ratio)
@@ -97,7 +102,7 @@ class ExposureSnapshot(TenantScoped, Base):
     status: Mapped[str] = mapped_column(String(20))
 
 
-class ExposureTotal(TenantScoped, Base):
+class ExposureTotal(TenantScoped, Amounts, Base):
     """Sums of the stored buyer rows per (country, currency, status), kept by delta in the transaction of every
     refresh (under the country's lock), so that portfolio and country views read a handful of rows whatever the
     number of buyers. `check` compares them with the sums of the buyer rows."""
@@ -110,16 +115,6 @@ class ExposureTotal(TenantScoped, Base):
     currency: Mapped[str] = mapped_column(String(3))
     status: Mapped[str] = mapped_column(String(20))
     buyers: Mapped[int] = mapped_column(Integer, default=0)
-    outstanding: Mapped[Decimal] = mapped_column(Money)
-    not_due: Mapped[Decimal] = mapped_column(Money)
-    overdue_1_30: Mapped[Decimal] = mapped_column(Money)
-    overdue_31_60: Mapped[Decimal] = mapped_column(Money)
-    overdue_61_90: Mapped[Decimal] = mapped_column(Money)
-    overdue_over_90: Mapped[Decimal] = mapped_column(Money)
-    covered_primary: Mapped[Decimal] = mapped_column(Money)
-    covered_top_up: Mapped[Decimal] = mapped_column(Money)
-    uncovered: Mapped[Decimal] = mapped_column(Money)
-    indemnifiable: Mapped[Decimal] = mapped_column(Money)
 
 
 class Revaluation(TenantScoped, Base):

@@ -120,10 +120,13 @@ def portfolio(ctx: Context) -> PortfolioOut:
     )
 
 
-def countries(ctx: Context, only: set[str] | None = None) -> list[CountryExposureOut]:
-    """Per-country totals in the tenant's currency; `only` restricts to some countries."""
+def countries(
+    ctx: Context, only: set[str] | None = None, rates: engine.Rates | None = None
+) -> list[CountryExposureOut]:
+    """Per-country totals in the tenant's currency; `only` restricts to some countries. `rates`: today's, when
+    the caller has them already (a refresh)."""
     session = ctx.session
-    rates = engine.Rates(cover_repo.rates_on(session, ctx.today))
+    rates = rates or engine.Rates(cover_repo.rates_on(session, ctx.today))
     c = ctx.tenant.currency
     fields = ("outstanding", "covered_primary", "covered_top_up", "uncovered", "indemnifiable")
     acc: dict[str, dict[str, Any]] = {}

@@ -197,7 +197,7 @@ def refresh_buyers(
             session.execute(update(BuyerExposure), updates)
         alerts.reconcile_buyers(ctx, results)
     totals.apply(session, ctx.tenant.id, deltas)
-    alerts.reconcile_countries(ctx, countries)
+    alerts.reconcile_countries(ctx, countries, inputs.rates)
     if missing_rates_moved:
         alerts.reconcile_fx(ctx)
     bump_version(ctx)

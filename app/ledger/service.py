@@ -359,11 +359,11 @@ class _PaymentIngest:
         # the body's order, two batches (or a batch and an invoice batch) deadlocked.
         refs = {b.buyer_ref for _, b in items}
         self.payments = repo.payments_by_refs(session, (r for r, _ in items))
-        ids = {b.id for b in repo.buyers_by_refs(session, refs).values()}
-        repo.lock_buyers(session, ids | {p.buyer_id for p in self.payments.values()})
-        self.buyers = repo.buyers_by_refs(session, refs)
+        locked = repo.lock_buyers(session, {p.buyer_id for p in self.payments.values()}, refs)
+        self.buyers = {b.ref: b for b in locked if b.ref in refs}
         self.payments = repo.payments_by_refs(session, self.payments, fresh=True)  # as of the locks
-        repo.lock_buyers(session, {p.buyer_id for p in self.payments.values()} - ids)  # moved meanwhile: rare
+        moved = {p.buyer_id for p in self.payments.values()} - {b.id for b in locked}
+        repo.lock_buyers(session, moved)  # a payment moved to another buyer meanwhile: rare
         self.invoices = repo.invoices_by_refs(session, {a.invoice_ref for _, b in items for a in b.allocations})
         self.touched: set[int] = set()
 

@@ -17,8 +17,8 @@ from app.core.config import Settings
 from app.core.db import Database
 from app.migrate import upgrade
 from app.tenants.service import create_tenant
-from tests.console.conftest import Recorder, Server, free_port, parse_money, postgres_url, start_server
-from tests.helpers import TEST_SECRET_KEY
+from tests.console.conftest import Recorder, Server, parse_money, postgres_url, start_server
+from tests.helpers import TEST_SECRET_KEY, free_port
 
 TODAY = "2026-03-20"
 FIGURES = ("outstanding", "covered_primary", "covered_top_up", "uncovered", "indemnifiable")

@@ -4,7 +4,6 @@ within seconds, and none twice."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -16,13 +15,7 @@ from sqlalchemy import func, select
 
 from app.tenants.service import create_tenant
 from app.webhooks.models import WebhookDelivery
-from tests.helpers import PRIMARY, TEST_SECRET_KEY
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.helpers import PRIMARY, TEST_SECRET_KEY, free_port
 
 
 def _start(database_url: str, port: int) -> subprocess.Popen:
@@ -52,7 +45,7 @@ def test_two_replicas_never_send_an_event_twice(database_url, database, receiver
         pytest.skip("replicas share one PostgreSQL; SQLite runs in one process")
     with database.session() as session, session.begin():
         tenant, key = create_tenant(session, "replicas", "EUR")
-    ports = [_free_port(), _free_port()]
+    ports = [free_port(), free_port()]
     procs = [_start(database_url, p) for p in ports]
     urls = [f"http://127.0.0.1:{p}" for p in ports]
     try:
