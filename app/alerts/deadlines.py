@@ -1,7 +1,7 @@
 """Coming claim deadlines: the unpaid, unclaimed invoices whose claim deadline falls within the next days.
 
-Read from the stored exposure rows (each holds its invoices' claim deadlines as the engine computed them),
-so it answers from the same figures as the dashboards and polls with the same ETag.
+Read from the stored invoice covers (each holds its claim deadline as the engine computed it), by index of the
+deadline, so it answers from the same figures as the dashboards and polls with the same ETag.
 """
 
 from __future__ import annotations
@@ -15,9 +15,10 @@ from pydantic import BaseModel
 from sqlalchemy import select
 
 from app.core.context import Context, ContextDep
+from app.core.money import quantize
 from app.core.pagination import Cursor, Limit, Page, cursor_date, decode_cursor, next_cursor
 from app.core.security import ReadAccess
-from app.exposure.models import BuyerExposure
+from app.exposure.models import BuyerExposure, InvoiceCover
 from app.exposure.router import NOT_MODIFIED, Polled
 
 router = APIRouter(prefix="/v1", tags=["alerts"])
@@ -39,23 +40,20 @@ class ClaimDeadlineOut(BaseModel):
 
 def claim_deadlines(ctx: Context, within_days: int) -> list[ClaimDeadlineOut]:
     until = ctx.today + timedelta(days=within_days)
-    rows = ctx.session.scalars(select(BuyerExposure).where(BuyerExposure.outstanding > 0))
-    out: list[ClaimDeadlineOut] = []
-    for row in rows:
-        for i in row.detail.get("invoices", []):
-            deadline = i.get("claim_deadline")
-            if deadline is None or i.get("claim_filed_on") or Decimal(i["open_balance"]) <= 0:
-                continue
-            day = date.fromisoformat(deadline)
-            if not ctx.today <= day <= until:
-                continue
-            out.append(ClaimDeadlineOut(
-                buyer_ref=row.buyer_ref, buyer_name=row.buyer_name, country=row.country,
-                invoice_ref=i["invoice_ref"], due_date=date.fromisoformat(i["due_date"]), claim_deadline=day,
-                days_left=(day - ctx.today).days, currency=row.currency, open_balance=Decimal(i["open_balance"]),
-                covered=Decimal(i["covered_primary"]) + Decimal(i["covered_top_up"]),
-                uncovered=Decimal(i["uncovered"]),
-            ))
+    stmt = (select(InvoiceCover, BuyerExposure.buyer_ref, BuyerExposure.buyer_name, BuyerExposure.country)
+            .join(BuyerExposure, BuyerExposure.buyer_id == InvoiceCover.buyer_id)
+            .where(InvoiceCover.claim_deadline >= ctx.today, InvoiceCover.claim_deadline <= until,
+                   InvoiceCover.claim_filed_on.is_(None), InvoiceCover.open_balance > 0))
+    out = [
+        ClaimDeadlineOut(
+            buyer_ref=ref, buyer_name=name, country=country, invoice_ref=i.invoice_ref, due_date=i.due_date,
+            claim_deadline=i.claim_deadline, days_left=(i.claim_deadline - ctx.today).days, currency=i.currency,
+            open_balance=quantize(i.open_balance, i.currency),
+            covered=quantize(i.covered_primary + i.covered_top_up, i.currency),
+            uncovered=quantize(i.uncovered, i.currency),
+        )
+        for i, ref, name, country in ctx.session.execute(stmt) if i.claim_deadline is not None
+    ]
     out.sort(key=lambda d: (d.claim_deadline, d.buyer_ref, d.invoice_ref))
     return out
 

@@ -24,6 +24,9 @@ class Alert(TenantScoped, Base):
         ),
         Index("ix_alerts_tenant_state", "tenant_id", "state", "opened_at"),
         Index("ix_alerts_buyer", "buyer_id", "state"),
+        # A buyer's open alerts by type, and its invoices' ones by invoice: what a refresh settles.
+        Index("ix_alerts_open_buyer", "tenant_id", "buyer_id", "type", "invoice_ref",
+              postgresql_where=text("state <> 'resolved'"), sqlite_where=text("state <> 'resolved'")),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

@@ -7,7 +7,7 @@ every transition writes its webhook event to the outbox in that same transaction
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
 from functools import partial
 from typing import Any
@@ -106,18 +106,22 @@ def _open_alerts(session: Session, *, buyer_ids: Sequence[int] = (), countries: 
     return list(session.scalars(stmt.order_by(Alert.id)))
 
 
-def reconcile_buyers(ctx: Context, results: Sequence[tuple[Buyer, engine.BuyerCover]]) -> None:
+def reconcile_buyers(ctx: Context, results: Sequence[tuple[Buyer, engine.BuyerCover]],
+                     scope: Mapping[int, set[str]] | None = None) -> None:
     """Open what newly holds, resolve what cleared, for these buyers.
 
     An invoice's alerts follow the invoice: when it moved to another buyer, its open alert moves with it
-    (the subject is the invoice, unique in the tenant), in this same transaction.
+    (the subject is the invoice, unique in the tenant), in this same transaction. A buyer in `scope` was walked
+    in part (its result holds only the invoices re-walked): its invoice alerts are settled for the invoices
+    named there only, the others stand.
     """
     if not results:
         return
+    scope = scope or {}
     settings = alert_settings(ctx.tenant)
     by_id = {b.id: (b, r) for b, r in results}
     open_by_key: dict[tuple[str, str], Alert] = {
-        (a.type, a.subject): a for a in _open_alerts(ctx.session, buyer_ids=list(by_id), types=rules.BUYER_TYPES)}
+        (a.type, a.subject): a for a in _open_alerts_in_scope(ctx.session, list(by_id), scope)}
     wanted_by_buyer = {
         buyer_id: {w.key: w for w in rules.buyer_conditions(buyer.ref, buyer.country, result, ctx.today, settings)}
         for buyer_id, (buyer, result) in by_id.items()
@@ -142,11 +146,34 @@ def reconcile_buyers(ctx: Context, results: Sequence[tuple[Buyer, engine.BuyerCo
     for alert in open_by_key.values():
         if alert.id in claimed or alert.type in rules.STICKY or alert.buyer_id not in by_id:
             continue
+        if alert.type in rules.INVOICE_TYPES and alert.buyer_id in scope and \
+                alert.invoice_ref not in scope[alert.buyer_id]:
+            continue  # not re-walked: unchanged
         _, result = by_id[alert.buyer_id]
         if alert.type == rules.LIMIT_REDUCED_BELOW_EXPOSURE and result.uncovered > 0:
             continue  # raised by the decision; clears once everything is covered again
         changes.resolve(alert, "cleared")
     changes.write()
+
+
+def _open_alerts_in_scope(session: Session, buyer_ids: list[int], scope: Mapping[int, set[str]]) -> list[Alert]:
+    """The open alerts of these buyers; of a buyer walked in part, only the invoice alerts of the invoices
+    re-walked (a large buyer's other invoice alerts are not even read). Index scans of ix_alerts_open_buyer."""
+    whole = [b for b in buyer_ids if b not in scope]
+    partial = [b for b in buyer_ids if b in scope]
+    refs = sorted({r for b in partial for r in scope[b]})
+    found: list[Alert] = []
+
+    def open_of(ids: list[int], types: Iterable[str]) -> Any:
+        return select(Alert).where(Alert.state != "resolved", Alert.buyer_id.in_(ids), Alert.type.in_(sorted(types)))
+
+    if whole:
+        found += session.scalars(open_of(whole, rules.BUYER_TYPES))
+    if partial:
+        found += session.scalars(open_of(partial, rules.BUYER_TYPES - rules.INVOICE_TYPES))
+    if partial and refs:
+        found += session.scalars(open_of(partial, rules.INVOICE_TYPES).where(Alert.invoice_ref.in_(refs)))
+    return sorted(found, key=lambda a: a.id)
 
 
 def _open_alerts_by_keys(session: Session, keys: Sequence[tuple[str, str]]) -> list[Alert]:
@@ -293,19 +320,20 @@ def file_claim(ctx: Context, body: ClaimIn) -> ClaimOut:
     for ref in body.invoice_refs:
         session.add(ClaimInvoice(claim_id=claim.id, invoice_id=invoices[ref].id, filed_on=body.filed_on))
     session.flush()
-    exposure.refresh_buyers(ctx, [buyer.id])
-    row = exposure.stored_row(ctx, buyer.id)
-    detail = {i["invoice_ref"]: i for i in row.detail["invoices"]} if row else {}
-    currency = row.currency if row else ctx.tenant.currency
+    result = exposure.refresh_buyers(ctx, [buyer.id])[buyer.id]
+    covers = {i.invoice_ref: i for i in result.invoices}  # a whole walk: every open invoice of the buyer
+    currency = result.currency
     lines = []
     for ref in body.invoice_refs:
-        d = detail.get(ref, {})
-        covered = Decimal(d.get("covered_primary", "0")) + Decimal(d.get("covered_top_up", "0"))
-        deadline = d.get("claim_deadline")
+        cover = covers.get(ref)
+        zero = Decimal(0)
+        covered = cover.covered_primary + cover.covered_top_up if cover is not None else zero
+        deadline = cover.claim_deadline if cover is not None else None
         lines.append(ClaimedInvoiceOut(
-            invoice_ref=ref, open_balance=Decimal(d.get("open_balance", "0")), covered=quantize(covered, currency),
-            expected_indemnity=Decimal(d.get("indemnifiable", "0")), claim_deadline=deadline,
-            in_time=deadline is not None and body.filed_on.isoformat() <= deadline))
+            invoice_ref=ref, open_balance=quantize(cover.open_balance if cover is not None else zero, currency),
+            covered=quantize(covered, currency),
+            expected_indemnity=quantize(cover.indemnifiable if cover is not None else zero, currency),
+            claim_deadline=deadline, in_time=deadline is not None and body.filed_on <= deadline))
     out = ClaimOut(
         id=public_ids.of(claim), buyer_ref=buyer.ref, filed_on=claim.filed_on,
         insurer_claim_ref=claim.insurer_claim_ref,

@@ -276,6 +276,10 @@ class InvoiceCover:
     original_currency: str | None = None
     original_open_balance: Decimal | None = None
     primary_policy_ref: str | None = None
+    # The walk's state after this invoice: what each layer has covered of it and of every invoice before it
+    # (by policy ref), and the unrounded indemnifiable amount of them all. A later walk resumes from it (`Resume`).
+    used_after: dict[str, Decimal] | None = None
+    indemnifiable_after: Decimal = ZERO
 
 
 @dataclass
@@ -329,6 +333,26 @@ AMOUNT_FIELDS = (
     "outstanding", "not_due", "overdue_1_30", "overdue_31_60", "overdue_61_90", "overdue_over_90",
     "covered_primary", "covered_top_up", "uncovered", "indemnifiable", "primary_limit", "top_up_limit",
 )
+
+
+@dataclass(frozen=True)
+class Resume:
+    """Where a walk picks up, instead of at a buyer's first invoice: the state after the last invoice before the
+    first one given (`InvoiceCover.used_after`, `indemnifiable_after`) and the amounts of every invoice before it
+    (the AMOUNT_FIELDS of rule 5 but the limits and indemnifiable, in the result currency).
+
+    The walk is monotone in delivery order: an invoice's cover depends only on the invoices delivered before it, so
+    resuming gives exactly what a walk from the first invoice gives, as long as the earlier invoices, the inputs and
+    the valuation date are unchanged and no conversion is missing (a layer knocked out by a missing rate covers
+    nothing for the whole buyer: such a buyer is walked whole)."""
+
+    used: Mapping[str, Decimal] = field(default_factory=dict)
+    indemnifiable: Decimal = ZERO
+    amounts: Mapping[str, Decimal] = field(default_factory=dict)
+
+
+PRIOR_FIELDS = ("outstanding", "not_due", "overdue_1_30", "overdue_31_60", "overdue_61_90", "overdue_over_90",
+                "covered_primary", "covered_top_up", "uncovered")
 
 
 class MissingRate(Exception):
@@ -509,10 +533,13 @@ def evaluate(
     rates: Rates | None = None,
     default_currency: str = "EUR",
     stops: Sequence[StopPeriod] = (),
+    resume: Resume | None = None,
 ) -> BuyerCover:
     """Cover of one buyer's open invoices on `valued_on` (DOMAIN.md rules 1 to 5, 7 to 11).
 
     `stops` are the buyer's stop-of-cover periods (see `stop_periods`): history, not derived from `items`.
+    With `resume`, `items` are the invoices from some delivery date on and the walk starts from that state; the
+    result's totals include the earlier invoices, its `invoices` only those given.
     """
     rates = rates or Rates()
     primaries = [p for p in policies if p.is_primary]
@@ -520,6 +547,9 @@ def evaluate(
     governing = _buyer_primary(primaries, country, valued_on)
     currency = governing.currency if governing is not None else default_currency
     result = BuyerCover(currency=currency, valued_on=valued_on, stop_periods=list(stops))
+    resume = resume or Resume()
+    for name, prior in resume.amounts.items():
+        setattr(result, name, prior)
     stops_by_policy: dict[str, list[StopPeriod]] = {}
     for stop in stops:
         stops_by_policy.setdefault(stop.policy_ref, []).append(stop)
@@ -598,8 +628,8 @@ def evaluate(
             e.top_ups.append((top_up, t_limit))
 
     # 3. The walk by delivery date: each layer covers min(left, max(0, limit - already covered)) (rules 3, 4).
-    used: dict[str, Decimal] = {}
-    indemnifiable = ZERO
+    used: dict[str, Decimal] = dict(resume.used)
+    indemnifiable = resume.indemnifiable
     for e in eligible:
         cover, day = e.cover, e.item.issue_date
         left = cover.open_balance
@@ -627,13 +657,21 @@ def evaluate(
             if t.primary_ref == e.policy.ref and t.applies_to_country(country, day) and t.in_period(day))
         if left > 0:
             cover.reason = MISSING_FX_RATE if knocked_here else ABOVE_LIMIT if any_limit else NO_LIMIT
+        cover.used_after = dict(used)
+    state = dict(resume.used)
     for cover in result.invoices:
+        if cover.used_after is not None:
+            state = cover.used_after
+        else:
+            cover.used_after = state  # not walked: the state stands
+        cover.indemnifiable_after = indemnifiable
         if cover.invoice_ref in unknown:
             continue
         cover.uncovered = cover.open_balance - cover.covered_primary - cover.covered_top_up
         if cover.uncovered == 0:
             cover.reason = None
         indemnifiable += cover.indemnifiable
+        cover.indemnifiable_after = indemnifiable
         cover.indemnifiable = quantize(cover.indemnifiable, currency)
         result.covered_primary += cover.covered_primary
         result.covered_top_up += cover.covered_top_up

@@ -79,6 +79,49 @@ class BuyerExposure(TenantScoped, Amounts, Base):
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow, onupdate=utcnow)
 
 
+# Invoice references compare by code point in the walk (Python's order): on PostgreSQL the column says so ("C"
+# collation); SQLite compares bytes of UTF-8 already, the same order.
+WalkRef = String(200).with_variant(String(200, collation="C"), "postgresql")
+
+
+class InvoiceCover(TenantScoped, Base):
+    """One open invoice's cover, in its buyer's walk (delivery date, then reference: `seq` is its position).
+
+    `state` is what the walk has consumed up to and including this invoice: each layer's covered amount by policy
+    ref (`used`) and the unrounded indemnifiable amount (`indemnifiable`), as strings. A change delivered on day D
+    re-walks only the buyer's invoices from D on, resuming from the state of the last invoice before D
+    (app/exposure/service.py), so its cost does not grow with the buyer's older invoices.
+    """
+
+    __tablename__ = "invoice_covers"
+    __table_args__ = (
+        Index("ix_invoice_covers_walk", "tenant_id", "buyer_id", "issue_date", "seq"),
+        Index("ix_invoice_covers_invoice", "invoice_id"),
+        Index("ix_invoice_covers_tenant_deadline", "tenant_id", "claim_deadline"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    buyer_id: Mapped[int] = mapped_column(ForeignKey("buyers.id", ondelete="CASCADE"))
+    invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id", ondelete="CASCADE"))
+    seq: Mapped[int] = mapped_column(Integer)
+    invoice_ref: Mapped[str] = mapped_column(WalkRef)
+    issue_date: Mapped[date] = mapped_column(Date)
+    due_date: Mapped[date] = mapped_column(Date)
+    currency: Mapped[str] = mapped_column(String(3))  # the buyer's exposure currency
+    open_balance: Mapped[Decimal] = mapped_column(Money)
+    covered_primary: Mapped[Decimal] = mapped_column(Money)
+    covered_top_up: Mapped[Decimal] = mapped_column(Money)
+    uncovered: Mapped[Decimal] = mapped_column(Money)
+    indemnifiable: Mapped[Decimal] = mapped_column(Money)
+    reason: Mapped[str | None] = mapped_column(String(40))
+    claim_deadline: Mapped[date | None] = mapped_column(Date)
+    claim_filed_on: Mapped[date | None] = mapped_column(Date)
+    original_currency: Mapped[str | None] = mapped_column(String(3))
+    original_open_balance: Mapped[Decimal | None] = mapped_column(Money)
+    primary_policy_ref: Mapped[str | None] = mapped_column(String(200))
+    state: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
 class ExposureSnapshot(TenantScoped, Base):
     """A buyer's exposure at the end of one day's scan: history for reports and trends."""
 

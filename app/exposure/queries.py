@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from bisect import bisect_right
 from collections import Counter
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
 from app.core.context import Context
+from app.core.errors import Invalid
 from app.core.money import quantize
 from app.core.pagination import Page, encode_cursor
 from app.cover import engine
 from app.cover import repository as cover_repo
 from app.exposure import repository as repo
-from app.exposure.models import BuyerExposure
+from app.exposure.models import BuyerExposure, InvoiceCover
 from app.exposure.schemas import (
     BuyerExposureDetail,
     BuyerExposureOut,
@@ -44,29 +45,51 @@ def buyer_detail(ctx: Context, buyer_ref: str, *, limit: int) -> BuyerExposureDe
     if row is None:
         return None
     d = row.detail
-    invoices = d.get("invoices", [])
-    page = buyer_invoices(row, cursor=None, limit=limit)
+    page = buyer_invoices(ctx, row, cursor=None, limit=limit)
+    count = d.get("invoice_count")
     return BuyerExposureDetail(
         **buyer_out(row).model_dump(),
         stop_of_cover_from=d.get("stop_of_cover_from"),
         stop_periods=[StopPeriodOut(**x) for x in d.get("stop_periods", [])],
         missing_rates=d.get("missing_rates", []),
         limits=[LimitInForceOut(**x) for x in d.get("limits", [])],
-        invoice_count=len(invoices), invoices=page.items, invoices_next_cursor=page.next_cursor,
+        invoice_count=count if count is not None else repo.cover_count(ctx.session, row.buyer_id),
+        invoices=page.items, invoices_next_cursor=page.next_cursor,
     )
 
 
-def buyer_invoices(row: BuyerExposure, *, cursor: list[str] | None, limit: int) -> Page[InvoiceCoverOut]:
-    """A page of the buyer's invoices in walk order (delivery date, then reference), after the cursor's key."""
-    invoices = row.detail.get("invoices", [])
-    start = 0
+def cover_out(c: InvoiceCover) -> InvoiceCoverOut:
+    q = c.currency
+    return InvoiceCoverOut(
+        invoice_ref=c.invoice_ref, issue_date=c.issue_date, due_date=c.due_date, claim_deadline=c.claim_deadline,
+        claim_filed_on=c.claim_filed_on, open_balance=quantize(c.open_balance, q),
+        covered_primary=quantize(c.covered_primary, q), covered_top_up=quantize(c.covered_top_up, q),
+        uncovered=quantize(c.uncovered, q), indemnifiable=quantize(c.indemnifiable, q),
+        reason=c.reason,  # type: ignore[arg-type]
+        original_currency=c.original_currency,
+        original_open_balance=quantize(c.original_open_balance, c.original_currency)
+        if c.original_open_balance is not None and c.original_currency else None,
+        primary_policy_ref=c.primary_policy_ref,
+    )
+
+
+def buyer_invoices(ctx: Context, row: BuyerExposure, *, cursor: list[Any] | None,
+                   limit: int) -> Page[InvoiceCoverOut]:
+    """A page of the buyer's invoices in walk order (delivery date, then reference), after the cursor's key:
+    an index range scan of the buyer's invoice covers."""
+    after: tuple[date, str] | None = None
     if cursor is not None:
-        keys = [(i["issue_date"], i["invoice_ref"]) for i in invoices]
-        start = bisect_right(keys, (cursor[0], cursor[1]))
-    chunk = invoices[start : start + limit]
-    more = start + limit < len(invoices)
-    return Page(items=[InvoiceCoverOut(**i) for i in chunk],
-                next_cursor=encode_cursor([chunk[-1]["issue_date"], chunk[-1]["invoice_ref"]]) if more else None)
+        try:
+            after = (date.fromisoformat(cursor[0]), cursor[1])
+        except (TypeError, ValueError) as exc:
+            raise Invalid("cursor: not a cursor this endpoint returned", field="/cursor") from exc
+        if not isinstance(after[1], str):
+            raise Invalid("cursor: not a cursor this endpoint returned", field="/cursor")
+    rows = repo.covers_page(ctx.session, row.buyer_id, after=after, limit=limit + 1)
+    chunk = rows[:limit]
+    more = len(rows) > limit
+    return Page(items=[cover_out(c) for c in chunk],
+                next_cursor=encode_cursor([chunk[-1].issue_date.isoformat(), chunk[-1].invoice_ref]) if more else None)
 
 
 def buyers_page(ctx: Context, **kwargs: Any) -> list[BuyerExposure]:
@@ -79,8 +102,6 @@ def buyers_page(ctx: Context, **kwargs: Any) -> list[BuyerExposure]:
             except ArithmeticError:
                 value = None
             if value is None or not isinstance(ref, str):
-                from app.core.errors import Invalid
-
                 raise Invalid("cursor: not a cursor this endpoint returned", field="/cursor")
         after = (value, ref)
     return repo.buyers_page(ctx.session, after=after, **kwargs)

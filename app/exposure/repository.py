@@ -7,12 +7,12 @@ from datetime import date
 from decimal import ROUND_CEILING, Decimal
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, true
+from sqlalchemy import and_, delete, func, or_, select, true
 from sqlalchemy.orm import Session
 
 from app.alerts.models import ClaimInvoice
 from app.core.types import Ratio
-from app.exposure.models import BuyerExposure, ExposureTotal
+from app.exposure.models import BuyerExposure, ExposureTotal, InvoiceCover
 from app.ledger.models import Invoice
 
 SORTABLE = (
@@ -42,7 +42,8 @@ def stored_keys(session: Session, buyer_ids: Iterable[int]) -> dict[int, Any]:
     if not ids:
         return {}
     stmt = select(BuyerExposure.buyer_id, BuyerExposure.id, BuyerExposure.country, BuyerExposure.currency,
-                  BuyerExposure.status, BuyerExposure.errors, *[getattr(BuyerExposure, f) for f in SUMMED]).where(
+                  BuyerExposure.status, BuyerExposure.errors, BuyerExposure.valued_on, BuyerExposure.stale,
+                  BuyerExposure.detail, *[getattr(BuyerExposure, f) for f in SUMMED]).where(
         BuyerExposure.buyer_id.in_(ids))
     return {row.buyer_id: row for row in session.execute(stmt)}
 
@@ -53,6 +54,85 @@ def claimed_invoices(session: Session, buyer_ids: list[int]) -> dict[int, date]:
     stmt = (select(ClaimInvoice.invoice_id, ClaimInvoice.filed_on)
             .join(Invoice, Invoice.id == ClaimInvoice.invoice_id).where(Invoice.buyer_id.in_(buyer_ids)))
     return {i: d for i, d in session.execute(stmt)}
+
+
+def claims_of_invoices(session: Session, invoice_ids: list[int]) -> dict[int, date]:
+    """These invoices' claim filing dates, if declared in a claim."""
+    found: dict[int, date] = {}
+    for start in range(0, len(invoice_ids), 1000):
+        stmt = select(ClaimInvoice.invoice_id, ClaimInvoice.filed_on).where(
+            ClaimInvoice.invoice_id.in_(invoice_ids[start : start + 1000]))
+        found.update({i: d for i, d in session.execute(stmt)})
+    return found
+
+
+# --- invoice covers: the buyers' walks ------------------------------------------------------------------------
+
+
+def walk_prefixes(session: Session, before: dict[int, date | None]) -> dict[int, Any]:
+    """For each buyer, the (seq, state) of its last invoice cover delivered before the day given (None: its last
+    of all): one index lookup per buyer, all in one statement."""
+    if not before:
+        return {}
+    last = []
+    for buyer_id, day in before.items():
+        stmt = select(InvoiceCover.id).where(InvoiceCover.buyer_id == buyer_id)
+        if day is not None:
+            stmt = stmt.where(InvoiceCover.issue_date < day)
+        last.append(stmt.order_by(InvoiceCover.issue_date.desc(), InvoiceCover.seq.desc()).limit(1)
+                    .scalar_subquery())
+    stmt = select(InvoiceCover.buyer_id, InvoiceCover.seq, InvoiceCover.state).where(InvoiceCover.id.in_(last))
+    return {row.buyer_id: row for row in session.execute(stmt)}
+
+
+def _from_day(since: dict[int, date]) -> Any:
+    return or_(*[and_(InvoiceCover.buyer_id == b, InvoiceCover.issue_date >= d) for b, d in since.items()])
+
+
+def walk_tails(session: Session, since: dict[int, date]) -> dict[int, list[Any]]:
+    """For each buyer, what its stored invoice covers delivered from the day given count for (index range scans)."""
+    if not since:
+        return {}
+    stmt = select(InvoiceCover.buyer_id, InvoiceCover.invoice_ref, InvoiceCover.due_date, InvoiceCover.open_balance,
+                  InvoiceCover.covered_primary, InvoiceCover.covered_top_up, InvoiceCover.uncovered).where(
+        _from_day(since))
+    out: dict[int, list[Any]] = {}
+    for row in session.execute(stmt):
+        out.setdefault(row.buyer_id, []).append(row)
+    return out
+
+
+def delete_covers(session: Session, *, whole: list[int], since: dict[int, date]) -> None:
+    """Delete the invoice covers of the `whole` buyers, and those of the others delivered from the day given."""
+    if whole:
+        session.execute(delete(InvoiceCover).where(InvoiceCover.buyer_id.in_(whole))
+                        .execution_options(synchronize_session=False))
+    if since:
+        session.execute(delete(InvoiceCover).where(_from_day(since)).execution_options(synchronize_session=False))
+
+
+def covers_of_buyers(session: Session, buyer_ids: list[int]) -> dict[int, list[InvoiceCover]]:
+    """Every stored invoice cover of these buyers, in walk order."""
+    stmt = select(InvoiceCover).where(InvoiceCover.buyer_id.in_(buyer_ids)).order_by(
+        InvoiceCover.buyer_id, InvoiceCover.seq)
+    out: dict[int, list[InvoiceCover]] = {}
+    for c in session.scalars(stmt):
+        out.setdefault(c.buyer_id, []).append(c)
+    return out
+
+
+def covers_page(session: Session, buyer_id: int, *, after: tuple[date, str] | None, limit: int) -> list[InvoiceCover]:
+    """A buyer's invoice covers in walk order after (delivery date, reference)."""
+    stmt = select(InvoiceCover).where(InvoiceCover.buyer_id == buyer_id)
+    if after is not None:
+        day, ref = after
+        stmt = stmt.where(or_(InvoiceCover.issue_date > day,
+                              and_(InvoiceCover.issue_date == day, InvoiceCover.invoice_ref > ref)))
+    return list(session.scalars(stmt.order_by(InvoiceCover.issue_date, InvoiceCover.seq).limit(limit)))
+
+
+def cover_count(session: Session, buyer_id: int) -> int:
+    return session.scalar(select(func.count()).select_from(InvoiceCover).where(InvoiceCover.buyer_id == buyer_id)) or 0
 
 
 def row_by_ref(session: Session, buyer_ref: str) -> BuyerExposure | None:

@@ -128,7 +128,7 @@ def exposure_buyer_invoices(
     row = repo.row_by_ref(ctx.session, buyer_ref)
     if row is None:
         raise NotFound(f"No buyer '{buyer_ref}'.")
-    return queries.buyer_invoices(row, cursor=decode_cursor(cursor, 2), limit=limit)
+    return queries.buyer_invoices(ctx, row, cursor=decode_cursor(cursor, 2), limit=limit)
 
 
 @router.get("/exposure/countries", response_model=list[CountryExposureOut], responses=NOT_MODIFIED)

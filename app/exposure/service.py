@@ -8,7 +8,8 @@ differs from what is stored (it must be nothing).
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any, cast
@@ -25,7 +26,8 @@ from app.cover.inputs import CoverInputs, engine_decisions
 from app.cover.models import StopOfCover
 from app.exposure import repository as repo
 from app.exposure import totals
-from app.exposure.models import BuyerExposure
+from app.exposure.changes import Since
+from app.exposure.models import BuyerExposure, InvoiceCover
 from app.exposure.schemas import CreditCheckIn, CreditCheckOut, Reason
 from app.ledger import repository as ledger_repo
 from app.ledger.models import Buyer
@@ -54,27 +56,41 @@ def _items(invoices: Iterable[Any], claimed: dict[int, date]) -> dict[int, list[
     return out
 
 
+def _decisions(ctx: Context, ids: list[int], inputs: CoverInputs) -> dict[int, list[engine.Decision]]:
+    decisions: dict[int, list[engine.Decision]] = defaultdict(list)
+    for row in cover_repo.decisions_of_buyers(ctx.session, ids):
+        decisions[row.buyer_id].extend(engine_decisions([row], inputs.refs_by_id))
+    return decisions
+
+
+def _stops_from_history(ctx: Context, buyers: list[Buyer], inputs: CoverInputs) -> dict[int, list[engine.StopPeriod]]:
+    if not buyers:
+        return {}
+    history: dict[int, list[engine.HistoryItem]] = defaultdict(list)
+    # A stop starts on an original due date + the maximum extension: only invoices due before today can have one.
+    for i in ledger_repo.stop_history(ctx.session, [b.id for b in buyers], due_before=inputs.valued_on):
+        history[i.buyer_id].append(engine.HistoryItem(i.ref, i.issue_date, i.original_due_date, i.settled_on))
+    return {b.id: engine.stop_periods(country=b.country, history=history.get(b.id, []), policies=inputs.policies,
+                                      valued_on=inputs.valued_on) for b in buyers}
+
+
 def evaluate_buyers(
     ctx: Context, buyers: list[Buyer], inputs: CoverInputs,
-    extra: dict[int, list[engine.OpenItem]] | None = None,
+    extra: dict[int, list[engine.OpenItem]] | None = None, invoice_ids: dict[str, int] | None = None,
 ) -> list[tuple[Buyer, engine.BuyerCover]]:
-    """The engine's result for each buyer, from its open invoices (plus `extra` hypothetical ones) and the
-    stop-of-cover periods its invoice history gives."""
+    """The engine's result for each buyer, from all its open invoices (plus `extra` hypothetical ones) and the
+    stop-of-cover periods its invoice history gives. `invoice_ids` receives the invoices' ids by reference."""
     session = ctx.session
     ids = [b.id for b in buyers]
     invoices = ledger_repo.open_items(session, ids)
+    if invoice_ids is not None:
+        invoice_ids.update((i.ref, i.id) for i in invoices)
     items = _items(invoices, repo.claimed_invoices(session, ids))
-    history: dict[int, list[engine.HistoryItem]] = defaultdict(list)
-    # A stop starts on an original due date + the maximum extension: only invoices due before today can have one.
-    for i in ledger_repo.stop_history(session, ids, due_before=inputs.valued_on):
-        history[i.buyer_id].append(engine.HistoryItem(i.ref, i.issue_date, i.original_due_date, i.settled_on))
-    decisions: dict[int, list[engine.Decision]] = defaultdict(list)
-    for row in cover_repo.decisions_of_buyers(session, ids):
-        decisions[row.buyer_id].extend(engine_decisions([row], inputs.refs_by_id))
+    decisions = _decisions(ctx, ids, inputs)
+    stops_of = _stops_from_history(ctx, buyers, inputs)
     out = []
     for b in buyers:
-        stops = engine.stop_periods(country=b.country, history=history.get(b.id, []), policies=inputs.policies,
-                                    valued_on=inputs.valued_on)
+        stops = stops_of[b.id]
         out.append((b, engine.evaluate(
             country=b.country, items=[*items.get(b.id, []), *(extra or {}).get(b.id, [])], policies=inputs.policies,
             decisions=decisions.get(b.id, []), valued_on=inputs.valued_on, rates=inputs.rates,
@@ -112,7 +128,8 @@ def store_stops(ctx: Context, results: list[tuple[Buyer, engine.BuyerCover]], in
         session.execute(insert(StopOfCover), added)
 
 
-def row_values(buyer: Buyer, r: engine.BuyerCover) -> dict[str, Any]:
+def row_values(buyer: Buyer, r: engine.BuyerCover, invoice_count: int) -> dict[str, Any]:
+    """The buyer's stored row (its invoices are rows of their own: `cover_rows`)."""
     c = r.currency
 
     def s(amount: Decimal) -> str:
@@ -132,31 +149,151 @@ def row_values(buyer: Buyer, r: engine.BuyerCover) -> dict[str, Any]:
             "missing_rates": sorted(f"{a}/{b}" for a, b in r.missing_rates),
             "limits": [{"policy_ref": x.policy_ref, "layer": x.layer, "amount": s(x.amount), "source": x.source,
                         "expires_on": x.expires_on.isoformat() if x.expires_on else None} for x in r.limits],
-            "invoices": [
-                {
-                    "invoice_ref": i.invoice_ref, "issue_date": i.issue_date.isoformat(),
-                    "due_date": i.due_date.isoformat(),
-                    "claim_deadline": i.claim_deadline.isoformat() if i.claim_deadline else None,
-                    "claim_filed_on": i.claim_filed_on.isoformat() if i.claim_filed_on else None,
-                    "indemnifiable": s(i.indemnifiable),
-                    "open_balance": s(i.open_balance), "covered_primary": s(i.covered_primary),
-                    "covered_top_up": s(i.covered_top_up), "uncovered": s(i.uncovered), "reason": i.reason,
-                    "original_currency": i.original_currency,
-                    "original_open_balance": str(quantize(i.original_open_balance, i.original_currency))
-                    if i.original_open_balance is not None and i.original_currency else None,
-                    "primary_policy_ref": i.primary_policy_ref,
-                }
-                for i in r.invoices
-            ],
+            "invoice_count": invoice_count,
         },
     )
     return values
 
 
+def cover_values(i: engine.InvoiceCover, currency: str) -> dict[str, Any]:
+    """One invoice's stored cover (an `InvoiceCover` row but its ids and position)."""
+    return {
+        "invoice_ref": i.invoice_ref, "issue_date": i.issue_date, "due_date": i.due_date, "currency": currency,
+        "open_balance": quantize(i.open_balance, currency),
+        "covered_primary": quantize(i.covered_primary, currency),
+        "covered_top_up": quantize(i.covered_top_up, currency), "uncovered": quantize(i.uncovered, currency),
+        "indemnifiable": quantize(i.indemnifiable, currency), "reason": i.reason,
+        "claim_deadline": i.claim_deadline, "claim_filed_on": i.claim_filed_on,
+        "original_currency": i.original_currency,
+        "original_open_balance": quantize(i.original_open_balance, i.original_currency)
+        if i.original_open_balance is not None and i.original_currency else None,
+        "primary_policy_ref": i.primary_policy_ref,
+        "state": {"used": {ref: str(amount) for ref, amount in sorted((i.used_after or {}).items())},
+                  "indemnifiable": str(i.indemnifiable_after)},
+    }
+
+
+COVER_KEYS = ("seq", "invoice_id", "invoice_ref", "issue_date", "due_date", "currency", "open_balance",
+              "covered_primary", "covered_top_up", "uncovered", "indemnifiable", "reason", "claim_deadline",
+              "claim_filed_on", "original_currency", "original_open_balance", "primary_policy_ref", "state")
+
+
+@dataclass
+class _Walk:
+    """One buyer's walk in a refresh: whole, or from `since` on (incremental)."""
+
+    buyer: Buyer
+    result: engine.BuyerCover
+    invoice_count: int
+    whole: bool = True
+    since: date | None = None  # incremental: the buyer's invoices delivered from this day are re-walked
+    first_seq: int = 0  # the position of the first invoice re-walked
+    scope: set[str] = field(default_factory=set)  # incremental: the invoices re-walked, before and after
+
+    @property
+    def rewritten(self) -> bool:
+        return self.whole or self.since is not None
+
+
+def _whole_walks(ctx: Context, buyers: list[Buyer], inputs: CoverInputs, invoice_ids: dict[str, int]) -> list[_Walk]:
+    if not buyers:
+        return []
+    return [_Walk(b, r, len(r.invoices)) for b, r in evaluate_buyers(ctx, buyers, inputs, invoice_ids=invoice_ids)]
+
+
+def _resumable(row: Any, buyer: Buyer, inputs: CoverInputs) -> bool:
+    """Whether a buyer's stored walk can be resumed: valued today under the inputs in force (not stale), with
+    every conversion known (a missing rate knocks a layer out for the whole buyer), in the same country."""
+    return (row is not None and row.valued_on == inputs.valued_on and not row.stale and not row.errors
+            and row.country == buyer.country and "invoice_count" in (row.detail or {}))
+
+
+def _partial_walks(
+    ctx: Context, buyers: list[Buyer], inputs: CoverInputs, stored: dict[int, Any], since: Mapping[int, Since],
+    invoice_ids: dict[str, int],
+) -> tuple[list[_Walk], list[Buyer]]:
+    """Re-walk each buyer from the earliest changed delivery date only, resuming from the stored state of the last
+    invoice before it; the cost is that of the invoices re-walked, plus indexed lookups. Returns the walks and
+    the buyers that must be walked whole after all (a conversion turned out missing)."""
+    if not buyers:
+        return [], []
+    session = ctx.session
+    valued_on = inputs.valued_on
+    by_id = {b.id: b for b in buyers}
+    start: dict[int, date | None] = {b.id: since[b.id].delivered for b in buyers}
+    stops: dict[int, list[engine.StopPeriod]] = defaultdict(list)
+    for row in cover_repo.stops_of_buyers(session, list(by_id)):
+        stops[row.buyer_id].append(engine.StopPeriod(inputs.refs_by_id.get(row.policy_id, ""), row.starts_on,
+                                                     row.ends_on, tuple(row.invoice_refs)))
+    # Stops of cover come from invoices unpaid past their original due date: only a change to such an invoice can
+    # move them, and then the walk goes back to the day after the earliest period that moved.
+    late = [by_id[b] for b, s in since.items() if b in by_id and s.due is not None and s.due < valued_on]
+    for b, new in _stops_from_history(ctx, late, inputs).items():
+        old_keys = {_stop_key(p): p for p in stops[b]}
+        new_keys = {_stop_key(p): p for p in new}
+        for key in old_keys.keys() ^ new_keys.keys():
+            day = (old_keys.get(key) or new_keys[key]).starts_on + timedelta(days=1)
+            first = start[b]
+            start[b] = day if first is None else min(first, day)
+        stops[b] = new
+    prefixes = repo.walk_prefixes(session, start)
+    tails = repo.walk_tails(session, {b: d for b, d in start.items() if d is not None})
+    invoices = ledger_repo.open_items_from(session, {b: d for b, d in start.items() if d is not None})
+    invoice_ids.update((i.ref, i.id) for i in invoices)
+    items = _items(invoices, repo.claims_of_invoices(session, [i.id for i in invoices]))
+    decisions = _decisions(ctx, list(by_id), inputs)
+    walks: list[_Walk] = []
+    whole: list[Buyer] = []
+    for buyer in buyers:
+        row = stored[buyer.id]
+        amounts = {f: getattr(row, f) for f in engine.PRIOR_FIELDS}
+        old = tails.get(buyer.id, [])
+        for t in old:  # what the re-walked invoices counted for until now
+            amounts["outstanding"] -= t.open_balance
+            amounts[engine.bucket(t.due_date, valued_on)] -= t.open_balance
+            for f in ("covered_primary", "covered_top_up", "uncovered"):
+                amounts[f] -= getattr(t, f)
+        prefix = prefixes.get(buyer.id)
+        state = prefix.state if prefix is not None else {}
+        resume = engine.Resume(used={k: Decimal(v) for k, v in state.get("used", {}).items()},
+                               indemnifiable=Decimal(state.get("indemnifiable", "0")), amounts=amounts)
+        result = engine.evaluate(
+            country=buyer.country, items=items.get(buyer.id, []), policies=inputs.policies,
+            decisions=decisions.get(buyer.id, []), valued_on=valued_on, rates=inputs.rates,
+            default_currency=ctx.tenant.currency, stops=stops[buyer.id], resume=resume,
+        )
+        if result.errors or result.currency != row.currency:
+            whole.append(buyer)
+            continue
+        walks.append(_Walk(
+            buyer, result, invoice_count=row.detail["invoice_count"] - len(old) + len(result.invoices), whole=False,
+            since=start[buyer.id], first_seq=prefix.seq + 1 if prefix is not None else 0,
+            scope={t.invoice_ref for t in old} | {i.invoice_ref for i in result.invoices},
+        ))
+    return walks, whole
+
+
+def _store_covers(ctx: Context, walks: list[_Walk], invoice_ids: dict[str, int]) -> None:
+    """Replace the re-walked part of each buyer's invoice covers: one DELETE and one INSERT for the chunk."""
+    session = ctx.session
+    repo.delete_covers(session, whole=[w.buyer.id for w in walks if w.whole],
+                       since={w.buyer.id: w.since for w in walks if not w.whole and w.since is not None})
+    rows = [{"tenant_id": ctx.tenant.id, "buyer_id": w.buyer.id, "invoice_id": invoice_ids[i.invoice_ref],
+             "seq": w.first_seq + n, **cover_values(i, w.result.currency)}
+            for w in walks if w.rewritten for n, i in enumerate(w.result.invoices)]
+    if rows:
+        session.execute(insert(InvoiceCover), rows)
+
+
 def refresh_buyers(
-    ctx: Context, buyer_ids: Iterable[int], inputs: CoverInputs | None = None
+    ctx: Context, buyer_ids: Iterable[int], inputs: CoverInputs | None = None,
+    since: Mapping[int, Since] | None = None,
 ) -> dict[int, engine.BuyerCover]:
-    """Recompute and store the exposure of these buyers, and settle their alerts, in the caller's transaction."""
+    """Recompute and store the exposure of these buyers, and settle their alerts, in the caller's transaction.
+
+    With `since` (what a ledger change moved, app.exposure.changes), each buyer whose stored walk can be resumed is
+    re-walked from its earliest changed delivery date only; the others, and every buyer without `since`, whole.
+    """
     from app.alerts import service as alerts
 
     ids = sorted(set(buyer_ids))
@@ -171,13 +308,22 @@ def refresh_buyers(
     missing_rates_moved = False  # only then can the tenant's fx_rate_missing alerts change
     for start in range(0, len(ids), CHUNK):
         buyers = ledger_repo.lock_buyers(session, ids[start : start + CHUNK])
-        results = evaluate_buyers(ctx, buyers, inputs)
-        store_stops(ctx, results, inputs)
         stored = repo.stored_keys(session, [b.id for b in buyers])
+        invoice_ids: dict[str, int] = {}
+        resumable = [b for b in buyers if since is not None and b.id in since
+                     and _resumable(stored.get(b.id), b, inputs)]
+        walks, whole = _partial_walks(ctx, resumable, inputs, stored, since or {}, invoice_ids)
+        chosen = {b.id for b in resumable}
+        whole += [b for b in buyers if b.id not in chosen]
+        walks += _whole_walks(ctx, whole, inputs, invoice_ids)
+        results = [(w.buyer, w.result) for w in walks]
+        store_stops(ctx, results, inputs)
+        _store_covers(ctx, walks, invoice_ids)
         inserts: list[dict[str, Any]] = []
         updates: list[dict[str, Any]] = []
-        for buyer, result in results:
-            values = row_values(buyer, result)
+        for w in walks:
+            buyer, result = w.buyer, w.result
+            values = row_values(buyer, result, w.invoice_count)
             before = stored.get(buyer.id)
             if before is None:
                 missing_rates_moved = missing_rates_moved or bool(values["errors"])
@@ -195,7 +341,7 @@ def refresh_buyers(
             session.execute(insert(BuyerExposure), inserts)
         if updates:
             session.execute(update(BuyerExposure), updates)
-        alerts.reconcile_buyers(ctx, results)
+        alerts.reconcile_buyers(ctx, results, scope={w.buyer.id: w.scope for w in walks if not w.whole})
     totals.apply(session, ctx.tenant.id, deltas)
     alerts.reconcile_countries(ctx, countries, inputs.rates)
     if missing_rates_moved:
@@ -225,21 +371,38 @@ def check(ctx: Context) -> list[str]:
         buyers = list(session.scalars(select(Buyer).where(Buyer.id.in_(ids[start : start + CHUNK]))
                                       .order_by(Buyer.id)))
         stored = repo.rows_by_buyer(session, [b.id for b in buyers])
+        covers = repo.covers_of_buyers(session, [b.id for b in buyers])
         stops: dict[int, set[tuple[str, str, str | None, tuple[str, ...]]]] = defaultdict(set)
         for s in cover_repo.stops_of_buyers(session, [b.id for b in buyers]):
             stops[s.buyer_id].add((inputs.refs_by_id.get(s.policy_id, ""), s.starts_on.isoformat(),
                                    s.ends_on.isoformat() if s.ends_on else None, tuple(s.invoice_refs)))
-        for buyer, result in evaluate_buyers(ctx, buyers, inputs):
+        invoice_ids: dict[str, int] = {}
+        for buyer, result in evaluate_buyers(ctx, buyers, inputs, invoice_ids=invoice_ids):
             if stops[buyer.id] != {_stop_key(p) for p in result.stop_periods}:
                 problems.append(f"{buyer.ref}: stored stop-of-cover periods differ from the recomputed ones")
+            wanted = [{"seq": n, "invoice_id": invoice_ids[i.invoice_ref], **cover_values(i, result.currency)}
+                      for n, i in enumerate(result.invoices)]
+            have = [{k: getattr(c, k) for k in COVER_KEYS} for c in covers.get(buyer.id, [])]
+            if have != wanted:
+                problems.append(f"{buyer.ref}: stored invoice covers differ from the recomputed ones: "
+                                f"{_first_difference(have, wanted)}")
             row = stored.get(buyer.id)
             if row is None:
                 problems.append(f"{buyer.ref}: no stored exposure")
                 continue
-            for k, v in row_values(buyer, result).items():
+            for k, v in row_values(buyer, result, len(result.invoices)).items():
                 if k != "updated_at" and getattr(row, k) != v:
                     problems.append(f"{buyer.ref}: {k} stored {getattr(row, k)!r}, recomputed {v!r}")
     return problems + totals.differences(session)
+
+
+def _first_difference(have: list[dict[str, Any]], wanted: list[dict[str, Any]]) -> str:
+    for n, (h, w) in enumerate(zip(have, wanted, strict=False)):
+        if h != w:
+            keys = sorted(k for k in w if h.get(k) != w[k])
+            return f"at position {n} ({w['invoice_ref']}): " + ", ".join(
+                f"{k} stored {h.get(k)!r}, recomputed {w[k]!r}" for k in keys)
+    return f"{len(have)} stored, {len(wanted)} recomputed"
 
 
 # --- credit check -------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from decimal import Decimal
 
 from sqlalchemy.orm import Session
 
+from app.exposure import changes
 from app.ledger import repository as repo
 from app.ledger.models import Allocation, Invoice, Payment
 
@@ -21,8 +22,10 @@ _TOUCHED = "settlement_touched"
 
 
 def touch(session: Session, invoice: Invoice) -> None:
-    """Note that this invoice's balance moved: `stamp` dates its settlement before the transaction ends."""
+    """Note that this invoice's balance moved: `stamp` dates its settlement before the transaction ends, and the
+    buyer's cover is re-walked from its delivery date (app.exposure.changes)."""
     session.info.setdefault(_TOUCHED, set()).add(invoice)
+    changes.note(session, invoice.buyer_id, invoice.issue_date, invoice.original_due_date)
 
 
 def stamp(session: Session) -> None:

@@ -42,6 +42,10 @@ class Invoice(TenantScoped, Base):
         Index("ix_invoices_open_currency", "tenant_id", "currency", "buyer_id",
               postgresql_where=text("kind = 'invoice' AND open_balance > 0"),
               sqlite_where=text("kind = 'invoice' AND open_balance > 0")),
+        # A buyer's open invoices from a delivery date on: what an incremental walk re-reads (app/exposure).
+        Index("ix_invoices_buyer_open_issue", "tenant_id", "buyer_id", "issue_date",
+              postgresql_where=text("kind = 'invoice' AND open_balance > 0"),
+              sqlite_where=text("kind = 'invoice' AND open_balance > 0")),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

@@ -171,6 +171,18 @@ def open_items(session: Session, buyer_ids: Iterable[int]) -> list[Any]:
     return list(session.execute(stmt))
 
 
+def open_items_from(session: Session, since: dict[int, date]) -> list[Any]:
+    """`open_items` of each buyer delivered on or after the day given (an index range scan per buyer)."""
+    if not since:
+        return []
+    stmt = select(
+        Invoice.id, Invoice.buyer_id, Invoice.ref, Invoice.currency, Invoice.open_balance, Invoice.issue_date,
+        Invoice.due_date, Invoice.original_due_date,
+    ).where(or_(*[and_(Invoice.buyer_id == b, Invoice.issue_date >= d) for b, d in since.items()]),
+            Invoice.kind == "invoice", Invoice.open_balance > 0)
+    return list(session.execute(stmt))
+
+
 def settlement_dates(session: Session, invoice_ids: list[int]) -> dict[int, date]:
     """The latest date among the payments (received on) and credit notes (issued on) applied to each invoice."""
     note = aliased(Invoice)

@@ -19,6 +19,7 @@ from app.core.context import Context
 from app.core.db import assign_ids
 from app.core.errors import Conflict, Invalid, NotFound, ProblemError, TooLarge, validation_problem
 from app.core.money import quantize
+from app.exposure import changes
 from app.exposure import service as exposure
 from app.ledger import allocation
 from app.ledger import repository as repo
@@ -191,6 +192,7 @@ class _InvoiceIngest:
                 **body.model_dump(include=set(_INVOICE_FIELDS)),
             )
             session.add(invoice)
+            changes.note(session, buyer.id, invoice.issue_date, invoice.original_due_date)
             self.created.append(invoice)
             self.invoices[(body.kind, ref)] = invoice
             self.touched.add(buyer.id)
@@ -234,6 +236,7 @@ class _InvoiceIngest:
                 InvoiceRevision(invoice_id=invoice.id, revision=invoice.revision, previous=json.dumps(previous))
             )
         self.touched.update({invoice.buyer_id, buyer.id})
+        changes.note(session, invoice.buyer_id, invoice.issue_date, invoice.original_due_date)  # where it was
         for f in _INVOICE_FIELDS:
             setattr(invoice, f, getattr(body, f))
         invoice.buyer_id = buyer.id
@@ -269,7 +272,7 @@ def put_invoice(ctx: Context, ref: str, body: InvoiceIn) -> tuple[Invoice, str]:
 def _finish(ctx: Context, touched: set[int]) -> None:
     ctx.session.flush()
     allocation.settle(ctx.session, touched)
-    exposure.refresh_buyers(ctx, touched)
+    exposure.refresh_buyers(ctx, touched, since=changes.take(ctx.session, touched))
 
 
 def get_invoice(ctx: Context, ref: str, kind: str | None = None) -> Invoice:
@@ -456,7 +459,7 @@ class _PaymentIngest:
         """Apply what is unapplied, then refresh the touched buyers' exposure."""
         self.ctx.session.flush()
         allocation.settle(self.ctx.session, self.touched)
-        exposure.refresh_buyers(self.ctx, self.touched)
+        exposure.refresh_buyers(self.ctx, self.touched, since=changes.take(self.ctx.session, self.touched))
 
 
 def put_payment(ctx: Context, ref: str, body: PaymentIn) -> tuple[Payment, str]:
@@ -493,7 +496,7 @@ def reverse_payment(ctx: Context, ref: str) -> Payment:
         payment.reversed_at = utcnow()
         payment.unapplied = Decimal(0)
         allocation.settle(session, [payment.buyer_id])
-        exposure.refresh_buyers(ctx, [payment.buyer_id])
+        exposure.refresh_buyers(ctx, [payment.buyer_id], since=changes.take(session, [payment.buyer_id]))
     return payment
 
 

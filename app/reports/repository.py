@@ -1,22 +1,23 @@
 """Report queries. Sessions are tenant-bound (app.core.db). Long reads stream (`yield_per`): memory stays flat.
 
-Per-invoice cover is read in ONE place, `invoice_covers`: it lives today in the stored exposure rows
-(`buyer_exposures.detail["invoices"]`).
+Per-invoice cover is read in ONE place, `invoice_covers`, from the table of that name.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import date
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from app.alerts.models import Alert
+from app.core.money import minor_units
 from app.core.types import Money
 from app.cover.models import LimitDecision, Policy
-from app.exposure.models import BuyerExposure, ExposureSnapshot
+from app.exposure.models import BuyerExposure, ExposureSnapshot, InvoiceCover
 from app.ledger.models import Allocation, Buyer, Invoice, Payment
 
 STREAM = 2000
@@ -30,20 +31,38 @@ def _stream(session: Session, stmt: Any) -> Any:  # rows of several columns
 # --- per-invoice cover (the one reader) -------------------------------------------------------------
 
 
-def invoice_covers(session: Session, buyer_ids: Iterable[int]) -> dict[int, dict[str, dict[str, Any]]]:
-    """The stored per-invoice cover of these buyers: buyer id -> invoice ref -> cover (amounts as strings,
-    in the buyer's exposure currency), with the row's `valued_on` and `currency` under each cover."""
-    ids = sorted(set(buyer_ids))
+def cover_dict(values: Mapping[str, Any]) -> dict[str, Any]:
+    """One invoice's cover as the reports read it: amounts and dates as strings (as the JSON of the API)."""
+    out = {k: values[k] for k in COVER_FIELDS}
+    for k in ("open_balance", "covered_primary", "covered_top_up", "uncovered", "indemnifiable",
+              "original_open_balance"):
+        out[k] = str(out[k].quantize(Decimal(1).scaleb(-minor_units(
+            values["original_currency"] if k == "original_open_balance" else values["currency"]))))\
+            if out[k] is not None else None
+    for k in ("issue_date", "due_date", "claim_deadline", "claim_filed_on"):
+        out[k] = out[k].isoformat() if out[k] is not None else None
+    return out
+
+
+COVER_FIELDS = ("invoice_ref", "issue_date", "due_date", "currency", "open_balance", "covered_primary",
+                "covered_top_up", "uncovered", "indemnifiable", "reason", "claim_deadline", "claim_filed_on",
+                "original_currency", "original_open_balance", "primary_policy_ref")
+
+
+def invoice_covers(session: Session, buyer_ids: Iterable[int] = (),
+                   invoice_ids: Iterable[int] = ()) -> dict[int, dict[str, dict[str, Any]]]:
+    """The stored per-invoice cover of these buyers (or of these invoices): buyer id -> invoice ref -> cover
+    (`cover_dict`, in the buyer's exposure currency), with the buyer row's `valued_on` under each cover."""
     out: dict[int, dict[str, dict[str, Any]]] = {}
-    for start in range(0, len(ids), 1000):
-        stmt = select(BuyerExposure.buyer_id, BuyerExposure.currency, BuyerExposure.valued_on,
-                      BuyerExposure.detail).where(BuyerExposure.buyer_id.in_(ids[start : start + 1000]))
-        rows: Any = session.execute(stmt)
-        for buyer_id, currency, valued_on, detail in rows:
-            out[buyer_id] = {
-                i["invoice_ref"]: {**i, "currency": currency, "valued_on": valued_on}
-                for i in (detail or {}).get("invoices", [])
-            }
+    for column, wanted in ((InvoiceCover.buyer_id, sorted(set(buyer_ids))),
+                           (InvoiceCover.invoice_id, sorted(set(invoice_ids)))):
+        for start in range(0, len(wanted), 1000):
+            stmt = (select(InvoiceCover, BuyerExposure.valued_on)
+                    .join(BuyerExposure, BuyerExposure.buyer_id == InvoiceCover.buyer_id)
+                    .where(column.in_(wanted[start : start + 1000])).order_by(InvoiceCover.buyer_id, InvoiceCover.seq))
+            for cover, valued_on in session.execute(stmt):
+                values = {k: getattr(cover, k) for k in COVER_FIELDS}
+                out.setdefault(cover.buyer_id, {})[cover.invoice_ref] = cover_dict(values) | {"valued_on": valued_on}
     return out
 
 
@@ -116,7 +135,8 @@ def buyers_in_order(session: Session, *, country: str | None = None) -> Iterator
 def invoices_with_buyer(session: Session) -> Any:  # rows of several columns
     """Every invoice and credit note with its buyer's ref and country, by buyer (plain rows: no ORM objects)."""
     stmt = (
-        select(Invoice.ref, Invoice.buyer_id, Invoice.kind, Invoice.currency, Invoice.amount, Invoice.issue_date,
+        select(Invoice.id, Invoice.ref, Invoice.buyer_id, Invoice.kind, Invoice.currency, Invoice.amount,
+               Invoice.issue_date,
                Invoice.due_date, Invoice.original_due_date, Invoice.applies_to, Invoice.open_balance,
                Invoice.revision, Buyer.ref.label("buyer_ref"), Buyer.country)
         .join(Buyer, Buyer.id == Invoice.buyer_id)

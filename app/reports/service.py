@@ -269,7 +269,7 @@ def overdue_declaration_rows(ctx: Context, as_of: date) -> Iterator[Row]:
     policies = {p.ref: p for p in repo.policies(session)}
     rows = repo.overdue_invoices(session, as_of)
     for partition in rows.partitions(repo.STREAM):
-        covers = repo.invoice_covers(session, {invoice.buyer_id for invoice, *_ in partition})
+        covers = repo.invoice_covers(session, invoice_ids=[invoice.id for invoice, *_ in partition])
         for invoice, ref, name, country in partition:
             cover = covers.get(invoice.buyer_id, {}).get(invoice.ref)
             if cover is None or not cover.get("primary_policy_ref") or not cover.get("claim_deadline"):
@@ -350,11 +350,11 @@ def _covers_on(ctx: Context, buyers: list[Any], as_of: date, inputs: CoverInputs
         else:
             out[b.id] = covers
     if stale and inputs is not None:
-        from app.exposure.service import evaluate_buyers, row_values
+        from app.exposure.service import cover_values, evaluate_buyers
 
         for buyer, result in evaluate_buyers(ctx, stale, inputs):
-            out[buyer.id] = [{**i, "currency": result.currency, "valued_on": as_of}
-                             for i in row_values(buyer, result)["detail"]["invoices"]]
+            out[buyer.id] = [repo.cover_dict(cover_values(i, result.currency)) | {"valued_on": as_of}
+                             for i in result.invoices]
     return out
 
 
@@ -477,7 +477,7 @@ def invoice_export_rows(ctx: Context) -> Iterator[Row]:
     """Every invoice and credit note; open invoices with their cover as stored."""
     rows = repo.invoices_with_buyer(ctx.session)
     for partition in rows.partitions(repo.STREAM):
-        covers = repo.invoice_covers(ctx.session, {invoice.buyer_id for invoice in partition})
+        covers = repo.invoice_covers(ctx.session, invoice_ids=[invoice.id for invoice in partition])
         for invoice in partition:
             c = invoice.currency
             out: Row = {
