@@ -42,6 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "RESULTS.md"
 BATCH = 5000
 SECRET = "bench-secret-key-not-for-production-0123456789"
+WEBHOOKS = 2000  # events sent in the dispatch figure
 PG_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/bench"
 
 
@@ -129,6 +130,7 @@ class Server:
         self.port = free_port()
         self.env = {**os.environ, "COVERWATCH_DATABASE_URL": url, "COVERWATCH_TODAY": TODAY.isoformat(),
                     "COVERWATCH_SCHEDULER_ENABLED": "false", "COVERWATCH_SECRET_KEY": SECRET,
+                    "COVERWATCH_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8",
                     "COVERWATCH_LOG_LEVEL": "WARNING"}
         command = [sys.executable, "-m", "app.cli", "serve", "--no-migrate", "--port", str(self.port)]
         if profile is not None:
@@ -164,6 +166,66 @@ class Server:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+
+
+# ---------------------------------------------------------------------------------------------- webhooks
+class Receiver:
+    """A webhook receiver on 127.0.0.1 answering 204 to every POST, counting them."""
+
+    def __init__(self) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        counter = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("content-length") or 0))
+                self.send_response(204)
+                self.end_headers()
+                with counter.lock:
+                    counter.received += 1
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.received = 0
+        self.lock = threading.Lock()
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def webhook_dispatch(api: httpx.Client, url: str, tenant_id: str, n: int) -> tuple[float, int]:
+    """`n` events queued for an endpoint on a local receiver, then sent by the dispatcher (its SENDERS threads, in
+    this process, as `coverwatch worker` runs it): seconds taken and deliveries received."""
+    from sqlalchemy import select
+
+    from app.core.config import Settings
+    from app.core.db import Database
+    from app.webhooks.dispatcher import dispatch_pending
+    from app.webhooks.models import WebhookEndpoint
+    from app.webhooks.service import emit_many
+
+    receiver = Receiver()
+    db = Database(url)
+    try:
+        check(api.post("/v1/webhook-endpoints", json={"url": receiver.url, "event_types": ["ping"]}), 201)
+        with db.session(tenant_id) as session, session.begin():
+            endpoints = list(session.scalars(select(WebhookEndpoint).where(WebhookEndpoint.url == receiver.url)))
+            for start in range(0, n, 1000):
+                emit_many(session, tenant_id, [("ping", {"n": i}) for i in range(start, min(n, start + 1000))],
+                          endpoints=endpoints)
+        settings = Settings(database_url=url, secret_key=SECRET, webhook_allowed_networks="127.0.0.0/8",
+                            scheduler_enabled=False)
+        t, _ = timed(lambda: dispatch_pending(db, settings, max_attempts=2 * n, tenant_ids=[tenant_id]))
+        return t, receiver.received
+    finally:
+        receiver.close()
+        db.dispose()
 
 
 # ---------------------------------------------------------------------------------------------- references
@@ -386,11 +448,37 @@ def measure(name: str, url: str, p: Portfolio, args: argparse.Namespace) -> tupl
         figures.add("PUT of one FX rate (GBP: a few % of buyers)", f"{t:,.2f} s")
         t, _ = timed(lambda: check(api.put("/v1/policies/P", json=PRIMARY)))
         figures.add("PUT of an unchanged policy", f"{t:,.2f} s")
+
+        # a full revaluation: a Top Up ratio change moves every buyer; a worker runs it while dashboards read
+        t_put, r = timed(lambda: check(api.put("/v1/policies/T", json=TOP_UP | {"ratio": "0.9"}), 200, 202))
+        if r.status_code == 202:
+            location = r.headers["location"]
+            finished: list[float] = []
+            worker = threading.Thread(target=lambda: finished.append(timed(lambda: server.cli("revaluations"))[0]))
+            worker.start()
+            reads: list[float] = []
+            statuses: dict[int, int] = {}
+            while worker.is_alive():
+                t, resp = timed(lambda: api.get(f"/v1/exposure/buyers/{small}"))
+                reads.append(t)
+                statuses[resp.status_code] = statuses.get(resp.status_code, 0) + 1
+                time.sleep(0.01)
+            worker.join()
+            state = check(api.get(location)).json()["state"]
+            figures.add("full revaluation (Top Up ratio: every buyer), by a worker", f"{finished[0]:,.1f} s",
+                        f"PUT 202 in {ms(t_put)}; job {state}; reads meanwhile p99 {ms(pct(reads, 99))}, {statuses}")
+        else:
+            figures.add("full revaluation (Top Up ratio: every buyer), in the request", f"{t_put:,.2f} s")
+        t, received = webhook_dispatch(api, url, tenant_id, WEBHOOKS)
+        figures.add("webhook dispatch to a receiver on 127.0.0.1", f"{received / t:,.0f} deliveries/s",
+                    f"{received:,} of {WEBHOOKS:,} delivered in {t:.1f} s")
         info["rss_before_recompute"] = server.rss_mb()
         figures.add("server peak RSS", f"{info['rss_before_recompute']:,.0f} MB")
     finally:
         api.close()
         server.stop()
+    t, out = timed(lambda: server.cli("scan", "--force"))
+    figures.add("daily scan (coverwatch scan --force)", f"{t:,.1f} s", out.stdout.strip()[:60] or out.stderr[-200:])
     t, out = timed(lambda: server.cli("recompute"))
     figures.add("coverwatch recompute (whole tenant)", f"{t:,.1f} s", out.stdout.strip()[:60] or out.stderr[-200:])
     if not args.no_check:

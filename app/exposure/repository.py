@@ -102,13 +102,25 @@ def walk_tails(session: Session, since: dict[int, date]) -> dict[int, list[Any]]
     return out
 
 
-def delete_covers(session: Session, *, whole: list[int], since: dict[int, date]) -> None:
-    """Delete the invoice covers of the `whole` buyers, and those of the others delivered from the day given."""
-    if whole:
-        session.execute(delete(InvoiceCover).where(InvoiceCover.buyer_id.in_(whole))
+def delete_covers(session: Session, *, ids: list[int], since: dict[int, date]) -> None:
+    """Delete these invoice covers, and those of each buyer in `since` delivered from the day given."""
+    for start in range(0, len(ids), 1000):
+        session.execute(delete(InvoiceCover).where(InvoiceCover.id.in_(ids[start : start + 1000]))
                         .execution_options(synchronize_session=False))
     if since:
         session.execute(delete(InvoiceCover).where(_from_day(since)).execution_options(synchronize_session=False))
+
+
+def cover_rows(session: Session, buyer_ids: list[int], keys: Iterable[str]) -> dict[int, list[tuple[Any, ...]]]:
+    """Each buyer's stored invoice covers in walk order, as tuples (row id, *the keys' values): plain rows."""
+    if not buyer_ids:
+        return {}
+    stmt = select(InvoiceCover.buyer_id, InvoiceCover.id, *[getattr(InvoiceCover, k) for k in keys]).where(
+        InvoiceCover.buyer_id.in_(buyer_ids)).order_by(InvoiceCover.buyer_id, InvoiceCover.seq)
+    out: dict[int, list[tuple[Any, ...]]] = {}
+    for row in session.execute(stmt):
+        out.setdefault(row[0], []).append(tuple(row[1:]))
+    return out
 
 
 def covers_of_buyers(session: Session, buyer_ids: list[int]) -> dict[int, list[InvoiceCover]]:

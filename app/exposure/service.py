@@ -274,15 +274,38 @@ def _partial_walks(
 
 
 def _store_covers(ctx: Context, walks: list[_Walk], invoice_ids: dict[str, int]) -> None:
-    """Replace the re-walked part of each buyer's invoice covers: one DELETE and one INSERT for the chunk."""
+    """Write the re-walked part of each buyer's invoice covers, a few statements for the chunk.
+
+    A buyer walked in part: its rows from the day re-walked are deleted and written again (few). A buyer walked
+    whole (a new day, a revaluation, a recompute): its rows are compared with what is stored, position by
+    position, and only those that differ are written, so a daily scan where little moved writes little."""
     session = ctx.session
-    repo.delete_covers(session, whole=[w.buyer.id for w in walks if w.whole],
-                       since={w.buyer.id: w.since for w in walks if not w.whole and w.since is not None})
-    rows = [{"tenant_id": ctx.tenant.id, "buyer_id": w.buyer.id, "invoice_id": invoice_ids[i.invoice_ref],
-             "seq": w.first_seq + n, **cover_values(i, w.result.currency)}
-            for w in walks if w.rewritten for n, i in enumerate(w.result.invoices)]
-    if rows:
-        session.execute(insert(InvoiceCover), rows)
+    tenant_id = ctx.tenant.id
+    whole = [w for w in walks if w.whole]
+    stored = repo.cover_rows(session, [w.buyer.id for w in whole], COVER_KEYS)
+    repo.delete_covers(session, ids=[], since={w.buyer.id: w.since for w in walks if not w.whole and w.since})
+    inserts: list[dict[str, Any]] = []
+    updates: list[dict[str, Any]] = []
+    gone: list[int] = []
+    for w in walks:
+        if not w.rewritten:
+            continue
+        old = stored.get(w.buyer.id, []) if w.whole else []
+        for n, i in enumerate(w.result.invoices):
+            values = {"seq": w.first_seq + n, "invoice_id": invoice_ids[i.invoice_ref],
+                      **cover_values(i, w.result.currency)}
+            if n < len(old):
+                row_id, *have = old[n]
+                if have != [values[k] for k in COVER_KEYS]:
+                    updates.append({"id": row_id, **values})
+            else:
+                inserts.append({"tenant_id": tenant_id, "buyer_id": w.buyer.id, **values})
+        gone += [row[0] for row in old[len(w.result.invoices):]]
+    repo.delete_covers(session, ids=gone, since={})
+    if updates:
+        session.execute(update(InvoiceCover), updates)
+    if inserts:
+        session.execute(insert(InvoiceCover), inserts)
 
 
 def refresh_buyers(
