@@ -120,6 +120,9 @@ def generate(n_invoices: int, n_buyers: int, seed: int = 8, large_share: float =
                            "currency": currency, "received_on": max(day for day, _ in paid).isoformat(),
                            "allocations": [{"invoice_ref": inv["invoice_ref"], "amount": inv["amount"]}
                                            for _, inv in paid]})
+    # An ERP posts invoices as they are issued (month-end bursts of recent deliveries), not the year shuffled: the
+    # portfolio is loaded in delivery order. (Shuffled, every batch would re-walk half of each buyer it touches.)
+    p.invoices.sort(key=lambda i: (i["issue_date"], i["invoice_ref"]))
     return p
 
 

@@ -74,6 +74,19 @@ def bind_tenant(session: Session, tenant_id: str) -> None:
     session.info[TENANT_KEY] = tenant_id
 
 
+def bound_tenant(session: Session) -> str:
+    """The tenant a session is bound to: what a raw SQL statement (no ORM entity for the filter above to apply
+    to) filters on. A session bound to no tenant cannot run one."""
+    tenant_id = session.info.get(TENANT_KEY)
+    if tenant_id is None:
+        raise CrossTenantWrite("a tenant-scoped SQL statement in a session bound to no tenant")
+    return str(tenant_id)
+
+
+def postgresql(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
 @event.listens_for(Session, "do_orm_execute")
 def _scope_to_tenant(state: ORMExecuteState) -> None:
     tenant_id = state.session.info.get(TENANT_KEY)

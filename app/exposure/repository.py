@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import date
 from decimal import ROUND_CEILING, Decimal
 from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, select, true
+from sqlalchemy import and_, delete, func, or_, select, text, true, union_all
 from sqlalchemy.orm import Session
 
 from app.alerts.models import ClaimInvoice
+from app.core.db import bound_tenant, postgresql
 from app.core.types import Ratio
 from app.exposure.models import BuyerExposure, ExposureTotal, InvoiceCover
 from app.ledger.models import Invoice
@@ -69,11 +70,36 @@ def claims_of_invoices(session: Session, invoice_ids: list[int]) -> dict[int, da
 # --- invoice covers: the buyers' walks ------------------------------------------------------------------------
 
 
+# On PostgreSQL the per-buyer lookups are one statement of constant text: the buyers and their days as two arrays,
+# each buyer's rows found by a LATERAL index scan (an IN list of scalar subqueries or a UNION of 500 parts is
+# planned, and parsed by the driver, anew for every batch). Elsewhere, one index range scan per buyer in a UNION.
+_PG_BUYER_DAYS = "unnest(CAST(:buyers AS bigint[]), CAST(:days AS date[])) AS v(buyer_id, day)"
+_PG_PREFIXES = text(f"""
+SELECT v.buyer_id, c.seq, c.state FROM {_PG_BUYER_DAYS}
+CROSS JOIN LATERAL (
+    SELECT c.seq, c.state FROM invoice_covers c
+    WHERE c.tenant_id = :tenant AND c.buyer_id = v.buyer_id AND c.issue_date < COALESCE(v.day, 'infinity'::date)
+    ORDER BY c.issue_date DESC, c.seq DESC LIMIT 1) c""")
+_PG_TAILS = text(f"""
+SELECT c.id, v.buyer_id, c.invoice_ref, c.due_date, c.open_balance, c.covered_primary, c.covered_top_up, c.uncovered
+FROM {_PG_BUYER_DAYS}
+CROSS JOIN LATERAL (
+    SELECT c.id, c.invoice_ref, c.due_date, c.open_balance, c.covered_primary, c.covered_top_up, c.uncovered
+    FROM invoice_covers c WHERE c.tenant_id = :tenant AND c.buyer_id = v.buyer_id AND c.issue_date >= v.day
+    OFFSET 0) c""")
+
+
+def _buyer_days(session: Session, since: dict[int, Any]) -> dict[str, Any]:
+    return {"tenant": bound_tenant(session), "buyers": list(since), "days": list(since.values())}
+
+
 def walk_prefixes(session: Session, before: dict[int, date | None]) -> dict[int, Any]:
     """For each buyer, the (seq, state) of its last invoice cover delivered before the day given (None: its last
     of all): one index lookup per buyer, all in one statement."""
     if not before:
         return {}
+    if postgresql(session):
+        return {row.buyer_id: row for row in session.execute(_PG_PREFIXES, _buyer_days(session, before))}
     last = []
     for buyer_id, day in before.items():
         stmt = select(InvoiceCover.id).where(InvoiceCover.buyer_id == buyer_id)
@@ -85,30 +111,38 @@ def walk_prefixes(session: Session, before: dict[int, date | None]) -> dict[int,
     return {row.buyer_id: row for row in session.execute(stmt)}
 
 
-def _from_day(since: dict[int, date]) -> Any:
-    return or_(*[and_(InvoiceCover.buyer_id == b, InvoiceCover.issue_date >= d) for b, d in since.items()])
+def per_buyer_from_day(stmt: Any, buyer: Any, day: Any, since: dict[int, date]) -> Iterator[Any]:
+    """`stmt` for each buyer's rows from its day on, as UNION ALLs of one index range scan per buyer (an OR of
+    the same conditions makes SQLite scan every row of the tenant)."""
+    items = list(since.items())
+    for start in range(0, len(items), 200):  # SQLite allows 500 parts in a compound SELECT
+        parts = [stmt.where(buyer == b, day >= d) for b, d in items[start : start + 200]]
+        yield union_all(*parts) if len(parts) > 1 else parts[0]
 
 
 def walk_tails(session: Session, since: dict[int, date]) -> dict[int, list[Any]]:
     """For each buyer, what its stored invoice covers delivered from the day given count for (index range scans)."""
-    if not since:
-        return {}
-    stmt = select(InvoiceCover.buyer_id, InvoiceCover.invoice_ref, InvoiceCover.due_date, InvoiceCover.open_balance,
-                  InvoiceCover.covered_primary, InvoiceCover.covered_top_up, InvoiceCover.uncovered).where(
-        _from_day(since))
     out: dict[int, list[Any]] = {}
-    for row in session.execute(stmt):
-        out.setdefault(row.buyer_id, []).append(row)
+    if not since:
+        return out
+    if postgresql(session):
+        parts: Iterable[Any] = [session.execute(_PG_TAILS, _buyer_days(session, since))]
+    else:
+        stmt = select(InvoiceCover.id, InvoiceCover.buyer_id, InvoiceCover.invoice_ref, InvoiceCover.due_date,
+                      InvoiceCover.open_balance, InvoiceCover.covered_primary, InvoiceCover.covered_top_up,
+                      InvoiceCover.uncovered)
+        parts = (session.execute(part)
+                 for part in per_buyer_from_day(stmt, InvoiceCover.buyer_id, InvoiceCover.issue_date, since))
+    for rows in parts:
+        for row in rows:
+            out.setdefault(row.buyer_id, []).append(row)
     return out
 
 
-def delete_covers(session: Session, *, ids: list[int], since: dict[int, date]) -> None:
-    """Delete these invoice covers, and those of each buyer in `since` delivered from the day given."""
+def delete_covers(session: Session, ids: list[int]) -> None:
     for start in range(0, len(ids), 1000):
         session.execute(delete(InvoiceCover).where(InvoiceCover.id.in_(ids[start : start + 1000]))
                         .execution_options(synchronize_session=False))
-    if since:
-        session.execute(delete(InvoiceCover).where(_from_day(since)).execution_options(synchronize_session=False))
 
 
 def cover_rows(session: Session, buyer_ids: list[int], keys: Iterable[str]) -> dict[int, list[tuple[Any, ...]]]:

@@ -155,6 +155,12 @@ def row_values(buyer: Buyer, r: engine.BuyerCover, invoice_count: int) -> dict[s
     return values
 
 
+def _exact(amount: Decimal) -> str:
+    """An exact amount in one spelling whatever the arithmetic that gave it ("27900.0000" and "27900.00000000" are
+    both "27900"): a resumed walk and a walk from scratch store the same text."""
+    return f"{amount.normalize():f}"
+
+
 def cover_values(i: engine.InvoiceCover, currency: str) -> dict[str, Any]:
     """One invoice's stored cover (an `InvoiceCover` row but its ids and position)."""
     return {
@@ -168,8 +174,8 @@ def cover_values(i: engine.InvoiceCover, currency: str) -> dict[str, Any]:
         "original_open_balance": quantize(i.original_open_balance, i.original_currency)
         if i.original_open_balance is not None and i.original_currency else None,
         "primary_policy_ref": i.primary_policy_ref,
-        "state": {"used": {ref: str(amount) for ref, amount in sorted((i.used_after or {}).items())},
-                  "indemnifiable": str(i.indemnifiable_after)},
+        "state": {"used": {ref: _exact(amount) for ref, amount in sorted((i.used_after or {}).items())},
+                  "indemnifiable": _exact(i.indemnifiable_after)},
     }
 
 
@@ -189,6 +195,7 @@ class _Walk:
     since: date | None = None  # incremental: the buyer's invoices delivered from this day are re-walked
     first_seq: int = 0  # the position of the first invoice re-walked
     scope: set[str] = field(default_factory=set)  # incremental: the invoices re-walked, before and after
+    replaced: list[int] = field(default_factory=list)  # incremental: the stored covers re-walked (their row ids)
 
     @property
     def rewritten(self) -> bool:
@@ -269,6 +276,7 @@ def _partial_walks(
             buyer, result, invoice_count=row.detail["invoice_count"] - len(old) + len(result.invoices), whole=False,
             since=start[buyer.id], first_seq=prefix.seq + 1 if prefix is not None else 0,
             scope={t.invoice_ref for t in old} | {i.invoice_ref for i in result.invoices},
+            replaced=[t.id for t in old],
         ))
     return walks, whole
 
@@ -283,10 +291,9 @@ def _store_covers(ctx: Context, walks: list[_Walk], invoice_ids: dict[str, int])
     tenant_id = ctx.tenant.id
     whole = [w for w in walks if w.whole]
     stored = repo.cover_rows(session, [w.buyer.id for w in whole], COVER_KEYS)
-    repo.delete_covers(session, ids=[], since={w.buyer.id: w.since for w in walks if not w.whole and w.since})
     inserts: list[dict[str, Any]] = []
     updates: list[dict[str, Any]] = []
-    gone: list[int] = []
+    gone: list[int] = [row_id for w in walks if not w.whole for row_id in w.replaced]
     for w in walks:
         if not w.rewritten:
             continue
@@ -301,7 +308,7 @@ def _store_covers(ctx: Context, walks: list[_Walk], invoice_ids: dict[str, int])
             else:
                 inserts.append({"tenant_id": tenant_id, "buyer_id": w.buyer.id, **values})
         gone += [row[0] for row in old[len(w.result.invoices):]]
-    repo.delete_covers(session, ids=gone, since={})
+    repo.delete_covers(session, gone)
     if updates:
         session.execute(update(InvoiceCover), updates)
     if inserts:

@@ -7,9 +7,10 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Select, and_, exists, func, or_, select
+from sqlalchemy import Select, and_, exists, func, or_, select, text
 from sqlalchemy.orm import Session, aliased
 
+from app.core.db import bound_tenant, postgresql
 from app.ledger.models import Allocation, Buyer, Invoice, InvoiceRevision, Payment
 
 
@@ -171,16 +172,31 @@ def open_items(session: Session, buyer_ids: Iterable[int]) -> list[Any]:
     return list(session.execute(stmt))
 
 
+_PG_OPEN_FROM = text("""
+SELECT i.id, v.buyer_id, i.ref, i.currency, i.open_balance, i.issue_date, i.due_date, i.original_due_date
+FROM unnest(CAST(:buyers AS bigint[]), CAST(:days AS date[])) AS v(buyer_id, day)
+CROSS JOIN LATERAL (
+    SELECT i.id, i.ref, i.currency, i.open_balance, i.issue_date, i.due_date, i.original_due_date FROM invoices i
+    WHERE i.tenant_id = :tenant AND i.buyer_id = v.buyer_id AND i.issue_date >= v.day
+        AND i.kind = 'invoice' AND i.open_balance > 0 OFFSET 0) i""")
+
+
 def open_items_from(session: Session, since: dict[int, date]) -> list[Any]:
     """`open_items` of each buyer delivered on or after the day given (an index range scan per buyer)."""
+    from app.exposure.repository import per_buyer_from_day
+
     if not since:
         return []
+    if postgresql(session):  # one statement of constant text (see app/exposure/repository.py)
+        return list(session.execute(_PG_OPEN_FROM, {"tenant": bound_tenant(session), "buyers": list(since),
+                                                    "days": list(since.values())}))
+    # The open-invoice condition written as the partial index's (SQLite uses it only for the very same terms).
     stmt = select(
         Invoice.id, Invoice.buyer_id, Invoice.ref, Invoice.currency, Invoice.open_balance, Invoice.issue_date,
         Invoice.due_date, Invoice.original_due_date,
-    ).where(or_(*[and_(Invoice.buyer_id == b, Invoice.issue_date >= d) for b, d in since.items()]),
-            Invoice.kind == "invoice", Invoice.open_balance > 0)
-    return list(session.execute(stmt))
+    ).where(text("invoices.kind = 'invoice' AND invoices.open_balance > 0"))
+    return [row for part in per_buyer_from_day(stmt, Invoice.buyer_id, Invoice.issue_date, since)
+            for row in session.execute(part)]
 
 
 def settlement_dates(session: Session, invoice_ids: list[int]) -> dict[int, date]:

@@ -21,8 +21,6 @@ import os
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
-from functools import partial
-from operator import ne
 from typing import Any
 from urllib.parse import quote
 
@@ -199,7 +197,7 @@ def correction_body(data: st.DataObject, run: Run, ref: str) -> tuple[str, int, 
     what = data.draw(st.sets(st.sampled_from(["issue", "due", "amount", "buyer"]), min_size=1), label="correct")
     issue, due, amount, buyer = inv.issue, inv.due, inv.amount, inv.buyer
     if "issue" in what:
-        shift = data.draw(st.integers(-40, 40).filter(bool), label="issue shift")
+        shift = data.draw(st.one_of(st.integers(-40, -1), st.integers(1, 40)), label="issue shift")
         issue = min(run.today, max(START, issue + timedelta(days=shift)))
     if "due" in what:
         due = issue + terms(data, "new terms")
@@ -229,6 +227,12 @@ def allocations(data: st.DataObject, run: Run, buyer: str, avoid: set[str], labe
         out.append((ref, open_ if full or open_ == 1 else data.draw(st.integers(1, open_ - 1), label="part")))
         avoid.add(ref)
     return out
+
+
+def another_amount(data: st.DataObject, allocs: list[tuple[str, int]], old: int) -> int:
+    """A corrected payment amount: not the old one, and not below its allocations."""
+    amount = sum(c for _, c in allocs) + data.draw(st.integers(1, 300_000), label="amount")
+    return amount + 1 if amount == old else amount
 
 
 def payment_body(buyer: str, amount: int, received_on: date, allocs: list[tuple[str, int]]) -> dict[str, Any]:
@@ -268,7 +272,11 @@ def op_same_day(data: st.DataObject, run: Run) -> None:
 def op_correct(data: st.DataObject, run: Run) -> None:
     if not run.invoices:
         return
-    ref = data.draw(st.sampled_from(sorted(run.invoices)), label="invoice")
+    allocated = sorted({r for p in run.payments.values() if not p.reversed for r, _ in p.allocations})
+    if bool(allocated) and data.draw(st.booleans(), label="one the ERP allocated payments to"):
+        ref = data.draw(st.sampled_from(allocated), label="invoice")  # below them, or to another buyer: 422
+    else:
+        ref = data.draw(st.sampled_from(sorted(run.invoices)), label="invoice")
     buyer, amount, issue, due = correction_body(data, run, ref)
     refused = correction_refused(run, ref, buyer, amount)
     run.put_invoice(ref, buyer, amount, issue, due, expect=(422,) if refused else (200,))
@@ -326,8 +334,7 @@ def op_correct_payment(data: st.DataObject, run: Run) -> None:
     ref = data.draw(st.sampled_from(sorted(run.payments)), label="corrected payment")
     pay = run.payments[ref]
     allocs = pay.allocations if data.draw(st.booleans(), label="keep allocations") else []
-    floor = sum(c for _, c in allocs)
-    amount = data.draw(st.integers(max(floor, 1), floor + 300_000).filter(lambda a: a != pay.amount), label="amount")
+    amount = another_amount(data, allocs, pay.amount)
     body = payment_body(pay.buyer, amount, pay.received_on, allocs)
     run.call("PUT", f"/v1/payments/{path(ref)}", body, (409,) if pay.reversed else (200,))
     if not pay.reversed:
@@ -384,9 +391,7 @@ def op_payment_batch(data: st.DataObject, run: Run) -> None:
         if bool(existing) and data.draw(st.booleans(), label="correction"):
             ref = data.draw(st.sampled_from(existing), label="corrected")
             old = run.payments[ref]
-            floor = sum(c for _, c in old.allocations)
-            amount = data.draw(st.integers(max(floor, 1), floor + 300_000).filter(partial(ne, old.amount)),
-                               label="amount")
+            amount = another_amount(data, old.allocations, old.amount)
             pay = Pay(old.buyer, amount, old.received_on, old.allocations, old.reversed)
             expected.append((ref, pay, old.reversed))
         else:

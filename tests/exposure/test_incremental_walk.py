@@ -114,3 +114,63 @@ def test_a_late_payment_that_ends_a_stop_of_cover_rewalks_from_the_stop(app, dat
     clock.set(date(2026, 3, 25))  # a new day: the stored walk is not resumed, but walked whole
     invoice(api, "NEXT", "10.00", "2026-03-24", "2026-04-24")
     _clean(app, database, tenant)
+
+
+def test_walk_order_holds_on_a_database_with_a_locale_collation(tmp_path):
+    """A PostgreSQL database created with an ICU locale sorts "b10" < "B2" < "b9" (this machine's and CI's `test`
+    database sorts by code point, as Python does, and would hide the trap): the invoice covers still come in the
+    engine's order there, a resumed walk agrees with one from scratch, and the pages follow it."""
+    import os
+
+    from fastapi.testclient import TestClient
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    from app.core.config import Settings
+    from app.core.db import Database
+    from app.main import create_app
+    from app.migrate import upgrade
+    from app.tenants.service import create_tenant
+    from tests.conftest import PG_DEFAULT, VALUATION_DATE, _worker
+    from tests.helpers import TEST_SECRET_KEY
+
+    base = make_url(os.environ.get("COVERWATCH_TEST_POSTGRES_URL", PG_DEFAULT))
+    url = base.set(database=f"{base.database}_icu_{_worker()}")
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{url.database}" TEMPLATE template0 LOCALE_PROVIDER icu '
+                          "ICU_LOCALE 'en' LOCALE 'C.UTF-8'"))
+    admin.dispose()
+    rendered = url.render_as_string(hide_password=False)
+    try:
+        upgrade(rendered)
+        db = Database(rendered)
+        with db.engine.connect() as conn:  # the trap is there: this database's own order is not Python's
+            assert conn.execute(text("SELECT 'b10' < 'B2' AND 'B2' < 'b9'")).scalar() is True
+        with db.session() as session, session.begin():
+            tenant, key = create_tenant(session, "ICU SAS", "EUR")
+        settings = Settings(database_url=rendered, today=VALUATION_DATE, scheduler_enabled=False,
+                            secret_key=TEST_SECRET_KEY)
+        app = create_app(settings, db)
+        with TestClient(app, headers={"Authorization": f"Bearer {key}"}) as api:
+            ok(api.put("/v1/policies/P", json=PRIMARY))
+            buyer(api)
+            limit(api, "1000.00", "2026-01-01")
+            invoice(api, "a0", "100.00", "2026-02-01", "2026-03-01")
+            for ref in ("b9", "B2", "b10"):
+                invoice(api, ref, "600.00", "2026-02-02", "2026-03-02")
+            payment(api, "PAY", "100.00", allocations=[{"invoice_ref": "a0", "amount": "100.00"}])
+            covers = exposure(api)["invoices"]
+            assert [(i["invoice_ref"], i["covered_primary"]) for i in covers] == [
+                ("B2", "600.00"), ("b10", "400.00"), ("b9", "0.00")]
+            page = ok(api.get("/v1/exposure/buyers/B1/invoices", params={"limit": 1}))
+            rest = ok(api.get("/v1/exposure/buyers/B1/invoices", params={"limit": 5, "cursor": page["next_cursor"]}))
+            assert [i["invoice_ref"] for i in page["items"] + rest["items"]] == ["B2", "b10", "b9"]
+        assert jobs.recompute(db, settings, tenant_id=tenant.id, check_only=True) == []
+        db.dispose()
+    finally:
+        admin = create_engine(base, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)'))
+        admin.dispose()
