@@ -27,7 +27,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -382,7 +382,8 @@ def measure(name: str, url: str, p: Portfolio, args: argparse.Namespace) -> tupl
             def run() -> None:
                 check(api.put(f"/v1/invoices/{tag}-{next(counter)}",
                               json={"buyer_ref": buyer, "currency": "EUR", "amount": "1200.00",
-                                    "issue_date": "2026-06-15", "due_date": "2026-08-14"}))
+                                    "issue_date": TODAY.isoformat(),  # as an ERP posts it: issued today
+                                    "due_date": (TODAY + timedelta(days=60)).isoformat()}))
             return run
 
         raw_one = raw_row_read(engine, tenant_id, small, 50)
