@@ -13,7 +13,18 @@ from collections.abc import Iterator, Sequence
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from sqlalchemy import BigInteger, Engine, ForeignKey, Integer, MetaData, String, create_engine, event, text
+from sqlalchemy import (
+    BigInteger,
+    Engine,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    create_engine,
+    event,
+    text,
+    union_all,
+)
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import (
     DeclarativeBase,
@@ -85,6 +96,25 @@ def bound_tenant(session: Session) -> str:
 
 def postgresql(session: Session) -> bool:
     return session.get_bind().dialect.name == "postgresql"
+
+
+# Per-buyer lookups "each buyer's rows from its own day on". On PostgreSQL: one statement of constant text, the
+# buyers and their days as two arrays (`BUYER_DAYS`, parameters from `buyer_days`), each buyer's rows found by a
+# LATERAL index scan; an IN list of scalar subqueries or a UNION of 500 parts is planned, and parsed by the driver,
+# anew for every batch. Elsewhere (`per_buyer_from_day`): one index range scan per buyer in a UNION ALL; an OR of
+# the same conditions makes SQLite scan every row of the tenant.
+BUYER_DAYS = "unnest(CAST(:buyers AS bigint[]), CAST(:days AS date[])) AS v(buyer_id, day)"
+
+
+def buyer_days(session: Session, since: dict[int, Any]) -> dict[str, Any]:
+    return {"tenant": bound_tenant(session), "buyers": list(since), "days": list(since.values())}
+
+
+def per_buyer_from_day(stmt: Any, buyer: Any, day: Any, since: dict[int, Any]) -> Iterator[Any]:
+    items = list(since.items())
+    for start in range(0, len(items), 200):  # SQLite allows 500 parts in a compound SELECT
+        parts = [stmt.where(buyer == b, day >= d) for b, d in items[start : start + 200]]
+        yield union_all(*parts) if len(parts) > 1 else parts[0]
 
 
 @event.listens_for(Session, "do_orm_execute")

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from datetime import date
 from decimal import ROUND_CEILING, Decimal
 from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, select, text, true, union_all
+from sqlalchemy import and_, delete, func, or_, select, text, true
 from sqlalchemy.orm import Session
 
 from app.alerts.models import ClaimInvoice
-from app.core.db import bound_tenant, postgresql
+from app.core.db import BUYER_DAYS, buyer_days, per_buyer_from_day, postgresql
 from app.core.types import Ratio
 from app.exposure.models import BuyerExposure, ExposureTotal, InvoiceCover
 from app.ledger.models import Invoice
@@ -70,27 +70,20 @@ def claims_of_invoices(session: Session, invoice_ids: list[int]) -> dict[int, da
 # --- invoice covers: the buyers' walks ------------------------------------------------------------------------
 
 
-# On PostgreSQL the per-buyer lookups are one statement of constant text: the buyers and their days as two arrays,
-# each buyer's rows found by a LATERAL index scan (an IN list of scalar subqueries or a UNION of 500 parts is
-# planned, and parsed by the driver, anew for every batch). Elsewhere, one index range scan per buyer in a UNION.
-_PG_BUYER_DAYS = "unnest(CAST(:buyers AS bigint[]), CAST(:days AS date[])) AS v(buyer_id, day)"
+# The per-buyer lookups of a walk: one LATERAL statement on PostgreSQL, index range scans elsewhere (app.core.db).
 _PG_PREFIXES = text(f"""
-SELECT v.buyer_id, c.seq, c.state FROM {_PG_BUYER_DAYS}
+SELECT v.buyer_id, c.seq, c.state FROM {BUYER_DAYS}
 CROSS JOIN LATERAL (
     SELECT c.seq, c.state FROM invoice_covers c
     WHERE c.tenant_id = :tenant AND c.buyer_id = v.buyer_id AND c.issue_date < COALESCE(v.day, 'infinity'::date)
     ORDER BY c.issue_date DESC, c.seq DESC LIMIT 1) c""")
 _PG_TAILS = text(f"""
 SELECT c.id, v.buyer_id, c.invoice_ref, c.due_date, c.open_balance, c.covered_primary, c.covered_top_up, c.uncovered
-FROM {_PG_BUYER_DAYS}
+FROM {BUYER_DAYS}
 CROSS JOIN LATERAL (
     SELECT c.id, c.invoice_ref, c.due_date, c.open_balance, c.covered_primary, c.covered_top_up, c.uncovered
     FROM invoice_covers c WHERE c.tenant_id = :tenant AND c.buyer_id = v.buyer_id AND c.issue_date >= v.day
     OFFSET 0) c""")
-
-
-def _buyer_days(session: Session, since: dict[int, Any]) -> dict[str, Any]:
-    return {"tenant": bound_tenant(session), "buyers": list(since), "days": list(since.values())}
 
 
 def walk_prefixes(session: Session, before: dict[int, date | None]) -> dict[int, Any]:
@@ -99,7 +92,7 @@ def walk_prefixes(session: Session, before: dict[int, date | None]) -> dict[int,
     if not before:
         return {}
     if postgresql(session):
-        return {row.buyer_id: row for row in session.execute(_PG_PREFIXES, _buyer_days(session, before))}
+        return {row.buyer_id: row for row in session.execute(_PG_PREFIXES, buyer_days(session, before))}
     last = []
     for buyer_id, day in before.items():
         stmt = select(InvoiceCover.id).where(InvoiceCover.buyer_id == buyer_id)
@@ -111,22 +104,13 @@ def walk_prefixes(session: Session, before: dict[int, date | None]) -> dict[int,
     return {row.buyer_id: row for row in session.execute(stmt)}
 
 
-def per_buyer_from_day(stmt: Any, buyer: Any, day: Any, since: dict[int, date]) -> Iterator[Any]:
-    """`stmt` for each buyer's rows from its day on, as UNION ALLs of one index range scan per buyer (an OR of
-    the same conditions makes SQLite scan every row of the tenant)."""
-    items = list(since.items())
-    for start in range(0, len(items), 200):  # SQLite allows 500 parts in a compound SELECT
-        parts = [stmt.where(buyer == b, day >= d) for b, d in items[start : start + 200]]
-        yield union_all(*parts) if len(parts) > 1 else parts[0]
-
-
 def walk_tails(session: Session, since: dict[int, date]) -> dict[int, list[Any]]:
     """For each buyer, what its stored invoice covers delivered from the day given count for (index range scans)."""
     out: dict[int, list[Any]] = {}
     if not since:
         return out
     if postgresql(session):
-        parts: Iterable[Any] = [session.execute(_PG_TAILS, _buyer_days(session, since))]
+        parts: Iterable[Any] = [session.execute(_PG_TAILS, buyer_days(session, since))]
     else:
         stmt = select(InvoiceCover.id, InvoiceCover.buyer_id, InvoiceCover.invoice_ref, InvoiceCover.due_date,
                       InvoiceCover.open_balance, InvoiceCover.covered_primary, InvoiceCover.covered_top_up,
@@ -154,16 +138,6 @@ def cover_rows(session: Session, buyer_ids: list[int], keys: Iterable[str]) -> d
     out: dict[int, list[tuple[Any, ...]]] = {}
     for row in session.execute(stmt):
         out.setdefault(row[0], []).append(tuple(row[1:]))
-    return out
-
-
-def covers_of_buyers(session: Session, buyer_ids: list[int]) -> dict[int, list[InvoiceCover]]:
-    """Every stored invoice cover of these buyers, in walk order."""
-    stmt = select(InvoiceCover).where(InvoiceCover.buyer_id.in_(buyer_ids)).order_by(
-        InvoiceCover.buyer_id, InvoiceCover.seq)
-    out: dict[int, list[InvoiceCover]] = {}
-    for c in session.scalars(stmt):
-        out.setdefault(c.buyer_id, []).append(c)
     return out
 
 

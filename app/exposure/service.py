@@ -196,6 +196,7 @@ class _Walk:
     first_seq: int = 0  # the position of the first invoice re-walked
     scope: set[str] = field(default_factory=set)  # incremental: the invoices re-walked, before and after
     replaced: list[int] = field(default_factory=list)  # incremental: the stored covers re-walked (their row ids)
+    stops_read: bool = True  # False: the stored stops of cover were taken as they are (nothing could move them)
 
     @property
     def rewritten(self) -> bool:
@@ -235,6 +236,7 @@ def _partial_walks(
     # Stops of cover come from invoices unpaid past their original due date: only a change to such an invoice can
     # move them, and then the walk goes back to the day after the earliest period that moved.
     late = [by_id[b] for b, s in since.items() if b in by_id and s.due is not None and s.due < valued_on]
+    rechecked = {b.id for b in late}
     for b, new in _stops_from_history(ctx, late, inputs).items():
         old_keys = {_stop_key(p): p for p in stops[b]}
         new_keys = {_stop_key(p): p for p in new}
@@ -276,7 +278,7 @@ def _partial_walks(
             buyer, result, invoice_count=row.detail["invoice_count"] - len(old) + len(result.invoices), whole=False,
             since=start[buyer.id], first_seq=prefix.seq + 1 if prefix is not None else 0,
             scope={t.invoice_ref for t in old} | {i.invoice_ref for i in result.invoices},
-            replaced=[t.id for t in old],
+            replaced=[t.id for t in old], stops_read=buyer.id in rechecked,
         ))
     return walks, whole
 
@@ -347,7 +349,7 @@ def refresh_buyers(
         whole += [b for b in buyers if b.id not in chosen]
         walks += _whole_walks(ctx, whole, inputs, invoice_ids)
         results = [(w.buyer, w.result) for w in walks]
-        store_stops(ctx, results, inputs)
+        store_stops(ctx, [(w.buyer, w.result) for w in walks if w.stops_read], inputs)
         _store_covers(ctx, walks, invoice_ids)
         inserts: list[dict[str, Any]] = []
         updates: list[dict[str, Any]] = []
@@ -401,7 +403,7 @@ def check(ctx: Context) -> list[str]:
         buyers = list(session.scalars(select(Buyer).where(Buyer.id.in_(ids[start : start + CHUNK]))
                                       .order_by(Buyer.id)))
         stored = repo.rows_by_buyer(session, [b.id for b in buyers])
-        covers = repo.covers_of_buyers(session, [b.id for b in buyers])
+        covers = repo.cover_rows(session, [b.id for b in buyers], COVER_KEYS)
         stops: dict[int, set[tuple[str, str, str | None, tuple[str, ...]]]] = defaultdict(set)
         for s in cover_repo.stops_of_buyers(session, [b.id for b in buyers]):
             stops[s.buyer_id].add((inputs.refs_by_id.get(s.policy_id, ""), s.starts_on.isoformat(),
@@ -412,7 +414,7 @@ def check(ctx: Context) -> list[str]:
                 problems.append(f"{buyer.ref}: stored stop-of-cover periods differ from the recomputed ones")
             wanted = [{"seq": n, "invoice_id": invoice_ids[i.invoice_ref], **cover_values(i, result.currency)}
                       for n, i in enumerate(result.invoices)]
-            have = [{k: getattr(c, k) for k in COVER_KEYS} for c in covers.get(buyer.id, [])]
+            have = [dict(zip(COVER_KEYS, c[1:], strict=True)) for c in covers.get(buyer.id, [])]
             if have != wanted:
                 problems.append(f"{buyer.ref}: stored invoice covers differ from the recomputed ones: "
                                 f"{_first_difference(have, wanted)}")

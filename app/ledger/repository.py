@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Select, and_, exists, func, or_, select, text
 from sqlalchemy.orm import Session, aliased
 
-from app.core.db import bound_tenant, postgresql
+from app.core.db import BUYER_DAYS, buyer_days, per_buyer_from_day, postgresql
 from app.ledger.models import Allocation, Buyer, Invoice, InvoiceRevision, Payment
 
 
@@ -172,9 +172,9 @@ def open_items(session: Session, buyer_ids: Iterable[int]) -> list[Any]:
     return list(session.execute(stmt))
 
 
-_PG_OPEN_FROM = text("""
+_PG_OPEN_FROM = text(f"""
 SELECT i.id, v.buyer_id, i.ref, i.currency, i.open_balance, i.issue_date, i.due_date, i.original_due_date
-FROM unnest(CAST(:buyers AS bigint[]), CAST(:days AS date[])) AS v(buyer_id, day)
+FROM {BUYER_DAYS}
 CROSS JOIN LATERAL (
     SELECT i.id, i.ref, i.currency, i.open_balance, i.issue_date, i.due_date, i.original_due_date FROM invoices i
     WHERE i.tenant_id = :tenant AND i.buyer_id = v.buyer_id AND i.issue_date >= v.day
@@ -183,13 +183,10 @@ CROSS JOIN LATERAL (
 
 def open_items_from(session: Session, since: dict[int, date]) -> list[Any]:
     """`open_items` of each buyer delivered on or after the day given (an index range scan per buyer)."""
-    from app.exposure.repository import per_buyer_from_day
-
     if not since:
         return []
-    if postgresql(session):  # one statement of constant text (see app/exposure/repository.py)
-        return list(session.execute(_PG_OPEN_FROM, {"tenant": bound_tenant(session), "buyers": list(since),
-                                                    "days": list(since.values())}))
+    if postgresql(session):  # one statement of constant text (app.core.db)
+        return list(session.execute(_PG_OPEN_FROM, buyer_days(session, since)))
     # The open-invoice condition written as the partial index's (SQLite uses it only for the very same terms).
     stmt = select(
         Invoice.id, Invoice.buyer_id, Invoice.ref, Invoice.currency, Invoice.open_balance, Invoice.issue_date,

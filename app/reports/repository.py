@@ -7,14 +7,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import date
-from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from app.alerts.models import Alert
-from app.core.money import minor_units
+from app.core.money import quantize
 from app.core.types import Money
 from app.cover.models import LimitDecision, Policy
 from app.exposure.models import BuyerExposure, ExposureSnapshot, InvoiceCover
@@ -36,9 +35,8 @@ def cover_dict(values: Mapping[str, Any]) -> dict[str, Any]:
     out = {k: values[k] for k in COVER_FIELDS}
     for k in ("open_balance", "covered_primary", "covered_top_up", "uncovered", "indemnifiable",
               "original_open_balance"):
-        out[k] = str(out[k].quantize(Decimal(1).scaleb(-minor_units(
-            values["original_currency"] if k == "original_open_balance" else values["currency"]))))\
-            if out[k] is not None else None
+        currency = values["original_currency"] if k == "original_open_balance" else values["currency"]
+        out[k] = str(quantize(out[k], currency)) if out[k] is not None else None
     for k in ("issue_date", "due_date", "claim_deadline", "claim_filed_on"):
         out[k] = out[k].isoformat() if out[k] is not None else None
     return out
