@@ -208,7 +208,7 @@ def import_(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="The CSV file")],
     tenant: Annotated[str, typer.Option(help="The tenant id")],
     report: Annotated[Path | None, typer.Option(help="Rejected rows (default FILE.rejected.csv)")] = None,
-    batch_size: Annotated[int, typer.Option(help="Rows per transaction")] = 2000,
+    batch_size: Annotated[int, typer.Option(help="Rows per transaction")] = 5000,
 ) -> None:
     """Import a CSV through the API's validation and ingest path, in batches; idempotent."""
     from app.imports.cli import ImportFailed, run

@@ -1,6 +1,6 @@
 """Import throughput and memory: a generated invoice CSV through `coverwatch import`, on PostgreSQL (and SQLite).
 
-    uv run python -m bench.import_csv [--rows 1000000] [--buyers 1000] [--batch-size 2000] [--sqlite] [--exports]
+    uv run python -m bench.import_csv [--rows 1000000] [--buyers 1000] [--batch-size 5000] [--sqlite] [--exports]
 
 Writes the CSV (rows sorted by buyer, as ERP exports usually are; 60-day terms, amounts with a decimal comma
 every other row), creates a tenant with a policy, the buyers and a limit each, then runs the real CLI in a
@@ -140,7 +140,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--buyers", type=int, default=1000)
-    parser.add_argument("--batch-size", type=int, default=2000)
+    parser.add_argument("--batch-size", type=int, default=5000)
     parser.add_argument("--sqlite", action="store_true", help="SQLite instead of PostgreSQL")
     parser.add_argument("--exports", action="store_true", help="Then measure the streamed exports")
     args = parser.parse_args()

@@ -22,6 +22,9 @@ class Context:
     tenant: Tenant
     today: date
     settings: Settings
+    # A bulk import: ledger writes mark their buyers' exposure stale and queue one revaluation, run once at the
+    # end of the import (app.imports.service), instead of re-walking each buyer in every batch.
+    defer_exposure: bool = False
 
 
 def tenant_today(settings: Settings, tenant: Tenant) -> date:

@@ -22,9 +22,11 @@ from sqlalchemy import (
     String,
     create_engine,
     event,
+    insert,
     text,
     union_all,
 )
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import (
     DeclarativeBase,
@@ -32,6 +34,7 @@ from sqlalchemy.orm import (
     ORMExecuteState,
     Session,
     declared_attr,
+    make_transient_to_detached,
     mapped_column,
     sessionmaker,
     with_loader_criteria,
@@ -79,6 +82,71 @@ def assign_ids(session: Session, objects: Sequence[Any]) -> None:
                           {"table": table, "n": len(pending)})
     for obj, id_ in zip(pending, ids, strict=True):
         obj.id = id_
+
+
+COPY_FROM_ROWS = 200  # from this many rows, PostgreSQL gets them by COPY
+
+
+def insert_rows(session: Session, model: Any, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert `rows` (dicts of one model's columns, the same keys in each) in the session's transaction.
+
+    Tenancy is checked here, as a flush checks it: a row of a tenant-scoped model says the session's tenant.
+    On PostgreSQL, many rows go by COPY (several times cheaper than an executemany of INSERTs: no statement per
+    row); otherwise one executemany. The ORM's bulk INSERT would leave a row's None values out of its statement
+    and start a new one wherever the set of columns changes (1,820 round trips for 14,000 invoice covers): with
+    `render_nulls` every row has the same columns."""
+    if not rows:
+        return
+    tenant_id = session.info.get(TENANT_KEY)
+    if (tenant_id is not None and issubclass(model, TenantScoped)
+            and any(r.get("tenant_id") != tenant_id for r in rows)):
+        raise CrossTenantWrite(f"{model.__name__} rows of another tenant in a session bound to {tenant_id}")
+    if len(rows) < COPY_FROM_ROWS or not postgresql(session):
+        session.execute(insert(model).execution_options(render_nulls=True), rows)
+        return
+    table = model.__table__
+    dialect = session.get_bind().dialect
+    names = list(rows[0])
+    binds = [table.c[n].type._cached_bind_processor(dialect) for n in names]
+    columns = ", ".join(dialect.identifier_preparer.quote(n) for n in names)
+    driver = session.connection().connection.driver_connection  # this transaction's connection
+    assert driver is not None
+    with driver.cursor() as cursor, cursor.copy(f"COPY {table.name} ({columns}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row([v if bind is None or v is None else bind(v)
+                            for v, bind in zip((row[n] for n in names), binds, strict=True)])
+
+
+def insert_new(session: Session, objects: Sequence[Any]) -> None:
+    """Write new ORM objects of one model, their ids given (`assign_ids`), by `insert_rows` rather than by the
+    flush, and keep them in the session as the flush would have: persistent, clean, changes from here on flushed
+    as UPDATEs. On PostgreSQL, for many objects (a 5,000-invoice batch spent 1.5 s in the flush's INSERT: unit of
+    work plus a statement per row); elsewhere the flush does it."""
+    new = session.new  # a new set at each access
+    pending = [o for o in objects if o in new]
+    if len(pending) < COPY_FROM_ROWS or not postgresql(session):
+        return
+    model = type(pending[0])
+    tenant_id = session.info.get(TENANT_KEY)
+    columns = [(attr.key, attr.columns[0]) for attr in sa_inspect(model).column_attrs]
+    rows = []
+    for obj in pending:
+        if isinstance(obj, TenantScoped) and obj.tenant_id is None:
+            obj.tenant_id = tenant_id  # as the flush stamps it (_stamp_tenant)
+        row = {}
+        for key, column in columns:
+            value = getattr(obj, key)
+            if value is None and column.default is not None:  # the column's Python default, as an INSERT applies it
+                value = column.default.arg(None) if column.default.is_callable else column.default.arg
+                setattr(obj, key, value)
+            row[column.key] = value
+        rows.append(row)
+    for obj in pending:
+        session.expunge(obj)
+    insert_rows(session, model, rows)
+    for obj in pending:
+        make_transient_to_detached(obj)
+        session.add(obj)
 
 
 def bind_tenant(session: Session, tenant_id: str) -> None:

@@ -45,6 +45,7 @@ from app.tenants.models import Tenant
 
 log = logging.getLogger("coverwatch.revaluation")
 CHUNK = 500
+CHUNK_INVOICES = 20_000  # a chunk also stops at this many open invoices (at least one buyer): memory stays flat
 KEEP_DAYS = 30  # a finished revaluation stays readable at its URL this long
 QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
 
@@ -56,15 +57,18 @@ class Affected:
     everyone: bool = False
     countries: frozenset[str] = frozenset()
     currencies: frozenset[str] = frozenset()  # buyers with an open invoice in one of them
+    buyers: frozenset[int] = frozenset()  # these buyers (by id): what a bulk import wrote to
 
     def __bool__(self) -> bool:
-        return self.everyone or bool(self.countries) or bool(self.currencies)
+        return self.everyone or bool(self.countries) or bool(self.currencies) or bool(self.buyers)
 
     def condition(self) -> ColumnElement[bool]:
         """Which `Buyer` rows (of the session's tenant)."""
         if self.everyone:
             return true()
         parts: list[ColumnElement[bool]] = []
+        if self.buyers:
+            parts.append(Buyer.id.in_(sorted(self.buyers)))
         if self.countries:
             parts.append(Buyer.country.in_(sorted(self.countries)))
         if self.currencies:
@@ -214,9 +218,9 @@ def _chunk(session: Session, settings: Settings, job_id: str, tenant_id: str, ru
     if job is None or job.runner != runner or job.state != RUNNING:
         session.rollback()
         return "lost"
-    ids = list(session.scalars(select(BuyerExposure.buyer_id)
-                               .where(BuyerExposure.stale == true(), BuyerExposure.buyer_id > job.cursor)
-                               .order_by(BuyerExposure.buyer_id).limit(size)))
+    ids = _within(session, list(session.scalars(
+        select(BuyerExposure.buyer_id).where(BuyerExposure.stale == true(), BuyerExposure.buyer_id > job.cursor)
+        .order_by(BuyerExposure.buyer_id).limit(size))))
     now = utcnow()
     values: dict[str, Any]
     if ids:
@@ -243,6 +247,18 @@ def _chunk(session: Session, settings: Settings, job_id: str, tenant_id: str, ru
     if state == DONE:
         log.info("revaluation %s of tenant %s done: %d buyers", job_id, tenant_id, job.done)
     return state
+
+
+def _within(session: Session, ids: list[int], most: int = CHUNK_INVOICES) -> list[int]:
+    """The first of `ids` whose open invoices add up to at most `most` (at least one buyer): a chunk of buyers
+    with a thousand invoices each is walked a few at a time, not 500 at once."""
+    counts = ledger_repo.open_counts(session, ids)
+    total = 0
+    for n, buyer_id in enumerate(ids):
+        total += counts.get(buyer_id, 0)
+        if total > most and n:
+            return ids[:n]
+    return ids
 
 
 def _fail(db: Database, job_id: str, tenant_id: str, runner: str, exc: Exception) -> None:

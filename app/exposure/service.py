@@ -14,10 +14,11 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any, cast
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, select, update
 
 from app.core.clock import utcnow
 from app.core.context import Context
+from app.core.db import insert_rows
 from app.core.errors import FxRateMissing, Invalid
 from app.core.money import quantize
 from app.cover import engine
@@ -124,8 +125,7 @@ def store_stops(ctx: Context, results: list[tuple[Buyer, engine.BuyerCover]], in
     # A period that changed is deleted before its new version is added; one statement each.
     if gone:
         session.execute(delete(StopOfCover).where(StopOfCover.id.in_(gone)))
-    if added:
-        session.execute(insert(StopOfCover), added)
+    insert_rows(session, StopOfCover, added)
 
 
 def row_values(buyer: Buyer, r: engine.BuyerCover, invoice_count: int) -> dict[str, Any]:
@@ -313,8 +313,7 @@ def _store_covers(ctx: Context, walks: list[_Walk], invoice_ids: dict[str, int])
     repo.delete_covers(session, gone)
     if updates:
         session.execute(update(InvoiceCover), updates)
-    if inserts:
-        session.execute(insert(InvoiceCover), inserts)
+    insert_rows(session, InvoiceCover, inserts)
 
 
 def refresh_buyers(
@@ -369,8 +368,7 @@ def refresh_buyers(
             countries.add(buyer.country)
             out[buyer.id] = result
         # Set-based: one INSERT and one UPDATE (executemany) per chunk, not a statement per changed column set.
-        if inserts:
-            session.execute(insert(BuyerExposure), inserts)
+        insert_rows(session, BuyerExposure, inserts)
         if updates:
             session.execute(update(BuyerExposure), updates)
         alerts.reconcile_buyers(ctx, results, scope={w.buyer.id: w.scope for w in walks if not w.whole})

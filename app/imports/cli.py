@@ -15,6 +15,7 @@ from app.core.config import Settings
 from app.core.context import system_context
 from app.core.db import Database
 from app.core.errors import ProblemError
+from app.exposure import revaluation
 from app.imports import service
 from app.imports.schemas import RejectedRow
 from app.tenants.models import Tenant
@@ -64,8 +65,13 @@ def run(kind: str, path: Path, tenant_id: str, settings: Settings, *, report: Pa
                                 rejected=tally.counts["rejected"])
 
             try:
-                tally = service.import_csv(ctx, kind, text, commit=session.commit, batch_size=batch_size,
-                                           on_batch=on_batch, on_reject=on_reject)
+                def revalue() -> None:
+                    progress.update(task, completed=size)
+                    progress.console.print("Rows written; revaluing the exposure of the buyers they touched ...")
+                    revaluation.run_pending(db, settings, tenant_ids=[tenant_id])
+
+                tally = service.import_csv(ctx, kind, text, commit=session.commit, revalue=revalue,
+                                           batch_size=batch_size, on_batch=on_batch, on_reject=on_reject)
             except ProblemError as problem:
                 session.rollback()
                 raise ImportFailed(problem.detail) from problem

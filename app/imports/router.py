@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import io
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
 from app.core.context import ContextDep
 from app.core.errors import Forbidden, Invalid
 from app.core.idempotency import RawBody
 from app.core.security import IngestAccess, Scope
+from app.exposure import revaluation
 from app.imports import service
 from app.imports.schemas import ImportKind, ImportOut
 
@@ -20,7 +21,7 @@ router = APIRouter(prefix="/v1", tags=["imports"])
     "/imports/{kind}", response_model=ImportOut,
     openapi_extra={"requestBody": {"required": True, "content": {"text/csv": {"schema": {"type": "string"}}}}},
 )
-def import_csv(kind: ImportKind, ctx: ContextDep, access: IngestAccess, raw: RawBody) -> ImportOut:
+def import_csv(kind: ImportKind, request: Request, ctx: ContextDep, access: IngestAccess, raw: RawBody) -> ImportOut:
     """Import a CSV (`text/csv`, UTF-8, `,` or `;`): buyers, invoices, payments (one row per allocation) or limit
     decisions (the `admin` scope). Each row is validated as the JSON API does and written through the same
     path, in batches; the answer counts what was created, updated, unchanged and rejected, and gives each
@@ -31,4 +32,8 @@ def import_csv(kind: ImportKind, ctx: ContextDep, access: IngestAccess, raw: Raw
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise Invalid("The CSV must be UTF-8 text.", field="/csv") from exc
-    return service.import_csv(ctx, kind, io.StringIO(text, newline=""), commit=ctx.session.commit).out()
+    settings, db = request.app.state.settings, request.app.state.db
+    return service.import_csv(
+        ctx, kind, io.StringIO(text, newline=""), commit=ctx.session.commit,
+        revalue=lambda: revaluation.run_pending(db, settings, tenant_ids=[ctx.tenant.id]),
+    ).out()

@@ -1,7 +1,12 @@
 """Importing a CSV: rows validated as the JSON API validates them, written in batches through the same service
-functions as the batch endpoints (exposure and alerts current at the end of each batch), each batch its own
-transaction. Idempotent: a row that is already stored as it says is `unchanged`, and importing the same file
-twice changes nothing.
+functions as the batch endpoints, each batch its own transaction. Idempotent: a row that is already stored as it
+says is `unchanged`, and importing the same file twice changes nothing.
+
+Invoices and payments do not re-walk their buyers' cover in every batch: each batch marks the buyers it wrote to
+stale and queues a revaluation in its own transaction (app.exposure.revaluation), and the import runs it at its
+end, each buyer walked once whatever the number of batches that touched it. Exposure and alerts are current
+when the import returns; an import cut off half-way leaves its batches and their queued revaluation, which any
+runner (`coverwatch worker`, the scheduler of `coverwatch serve`) completes.
 
 Payments take one row per allocation: the rows of one payment follow each other.
 """
@@ -28,7 +33,7 @@ from app.ledger import repository as ledger_repo
 from app.ledger import service as ledger_service
 from app.ledger.schemas import BuyerIn
 
-BATCH = 2000
+BATCH = 5000
 _REF = re.compile(REF_PATTERN)
 
 
@@ -199,11 +204,13 @@ def _write(ctx: Context, kind: str, batch: list[_Item]) -> None:
 
 
 def import_csv(
-    ctx: Context, kind: str, stream: TextIO, *, commit: Callable[[], None], batch_size: int = BATCH,
-    on_batch: Callable[[Tally], None] | None = None, on_reject: Callable[[RejectedRow], None] | None = None,
+    ctx: Context, kind: str, stream: TextIO, *, commit: Callable[[], None], revalue: Callable[[], object],
+    batch_size: int = BATCH, on_batch: Callable[[Tally], None] | None = None,
+    on_reject: Callable[[RejectedRow], None] | None = None,
 ) -> Tally:
-    """Read `stream` (a CSV of `kind`), write it batch by batch, call `commit` after each batch. Rejected rows go
-    to `on_reject` (default: kept in the tally)."""
+    """Read `stream` (a CSV of `kind`), write it batch by batch, call `commit` after each batch, then `revalue`
+    (run the tenant's queued revaluation) when ledger rows were written. Rejected rows go to `on_reject` (default:
+    kept in the tally)."""
     tally = Tally(kind)
     batch_size = max(1, min(batch_size, ctx.settings.max_batch_items))
     reject = on_reject or tally.rejected_rows.append
@@ -228,10 +235,17 @@ def import_csv(
             tally.rows += 1
             yield line, row
 
-    for item in _items(kind, counted()):
-        batch.append(item)
-        if len(batch) >= batch_size:
+    deferred = kind in ("invoices", "payments")
+    ctx.defer_exposure = deferred
+    try:
+        for item in _items(kind, counted()):
+            batch.append(item)
+            if len(batch) >= batch_size:
+                flush()
+        if batch:
             flush()
-    if batch:
-        flush()
+    finally:
+        ctx.defer_exposure = False
+    if deferred and tally.items:
+        revalue()
     return tally

@@ -16,10 +16,10 @@ from pydantic import BaseModel, ValidationError
 
 from app.core.clock import utcnow
 from app.core.context import Context
-from app.core.db import assign_ids
+from app.core.db import assign_ids, insert_new
 from app.core.errors import Conflict, Invalid, NotFound, ProblemError, TooLarge, validation_problem
 from app.core.money import quantize
-from app.exposure import changes
+from app.exposure import changes, revaluation
 from app.exposure import service as exposure
 from app.ledger import allocation
 from app.ledger import repository as repo
@@ -204,6 +204,7 @@ class _InvoiceIngest:
     def finish(self) -> None:
         """Write the new documents in one statement, then settle and refresh the touched buyers."""
         assign_ids(self.ctx.session, self.created)
+        insert_new(self.ctx.session, self.created)
         _finish(self.ctx, self.touched)
 
     def _correct(self, invoice: Invoice, buyer: Buyer, body: InvoiceIn) -> str:
@@ -272,7 +273,18 @@ def put_invoice(ctx: Context, ref: str, body: InvoiceIn) -> tuple[Invoice, str]:
 def _finish(ctx: Context, touched: set[int]) -> None:
     ctx.session.flush()
     allocation.settle(ctx.session, touched)
-    exposure.refresh_buyers(ctx, touched, since=changes.take(ctx.session, touched))
+    _refresh(ctx, touched)
+
+
+def _refresh(ctx: Context, touched: set[int]) -> None:
+    """Bring the touched buyers' stored exposure up to date: re-walked now, or, in a bulk import, marked stale
+    for the revaluation the import runs at its end (queued in this transaction: durable with the ledger rows)."""
+    since = changes.take(ctx.session, touched)
+    if ctx.defer_exposure and touched:
+        revaluation.queue(ctx, revaluation.Affected(buyers=frozenset(touched)), "import")
+        exposure.bump_version(ctx)
+        return
+    exposure.refresh_buyers(ctx, touched, since=since)
 
 
 def get_invoice(ctx: Context, ref: str, kind: str | None = None) -> Invoice:
@@ -459,7 +471,7 @@ class _PaymentIngest:
         """Apply what is unapplied, then refresh the touched buyers' exposure."""
         self.ctx.session.flush()
         allocation.settle(self.ctx.session, self.touched)
-        exposure.refresh_buyers(self.ctx, self.touched, since=changes.take(self.ctx.session, self.touched))
+        _refresh(self.ctx, self.touched)
 
 
 def put_payment(ctx: Context, ref: str, body: PaymentIn) -> tuple[Payment, str]:

@@ -149,6 +149,38 @@ def test_the_cli_imports_in_batches_and_reports_rejected_rows(api, tenant, app, 
         run("buyers", tmp_path / "bad.csv", tenant.id, settings)
 
 
+def test_an_import_cut_off_leaves_its_revaluation_queued(api, tenant, app, database):
+    """Each batch commits its rows with the stale marks and the queued revaluation of the buyers it wrote to: an
+    import cut off before its end (here: `revalue` never runs) leaves rows a dashboard reads as stale, and any
+    runner brings them to what a recompute gives."""
+    from app.core.context import system_context
+    from app.exposure import revaluation
+    from app.exposure import service as exposure_service
+    from app.imports import service
+    from app.tenants.models import Tenant
+
+    policies(api)
+    for kind in ("buyers", "limits"):
+        post(api, kind, (EXAMPLES / f"{kind}.csv").read_bytes())
+    text = (EXAMPLES / "invoices.csv").read_text(encoding="utf-8-sig")
+    with database.session() as session:
+        ctx = system_context(session, session.get(Tenant, tenant.id), app.state.settings)
+        tally = service.import_csv(ctx, "invoices", io.StringIO(text, newline=""), commit=session.commit,
+                                   revalue=lambda: None, batch_size=2)
+    assert (tally.items, tally.counts["created"]) == (6, 6)
+    leclerc = exposure(api, "LECLERC")
+    assert (leclerc["stale"], leclerc["outstanding"]) == (True, "0.00")  # the figures from before the import
+    assert [o.state for o in revaluation.run_pending(database, app.state.settings, tenant_ids=[tenant.id])] == [
+        "done"]
+    leclerc = exposure(api, "LECLERC")
+    assert (leclerc["stale"], leclerc["outstanding"], leclerc["covered_top_up"]) == (False, "170000.00", "70000.00")
+    assert ("exposure_above_primary", "LECLERC") in {(a["type"], a["buyer_ref"])
+                                                    for a in ok(api.get("/v1/alerts"))["items"]}
+    with database.session() as session:
+        ctx = system_context(session, session.get(Tenant, tenant.id), app.state.settings)
+        assert exposure_service.check(ctx) == []
+
+
 @pytest.mark.parametrize(("text", "expected"), [
     ("1234.56", "1234.56"), ("1234,56", "1234.56"), ("1 234,56", "1234.56"), ("1.234,56", "1234.56"),
     ("1,234.56", "1234.56"), ("1\u00a0234\u00a0567,8", "1234567.8"), ("12", "12"),
