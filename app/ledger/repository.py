@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import date
 from decimal import Decimal
-from typing import Any
+from typing import Any, get_args
 
 from sqlalchemy import Select, and_, exists, func, or_, select, text
 from sqlalchemy.orm import Session, aliased
 
 from app.core.db import BUYER_DAYS, buyer_days, per_buyer_from_day, postgresql
 from app.ledger.models import Allocation, Buyer, Invoice, InvoiceRevision, Payment
+from app.ledger.schemas import InvoiceKind
 
 
 def buyer_by_ref(session: Session, ref: str, *, for_update: bool = False) -> Buyer | None:
@@ -47,12 +48,15 @@ def buyers_page(session: Session, *, country: str | None, after: str | None, lim
     return list(session.scalars(stmt))
 
 
+# Both kinds named, so that the unique index (tenant_id, kind, ref) is searched by ref: without a condition on
+# kind, PostgreSQL read the tenant's whole index for each lookup (319 ms at 1,000,000 invoices, 0.16 ms with it).
+KINDS = list(get_args(InvoiceKind))
+
+
 def documents_by_ref(session: Session, ref: str, kind: str | None = None) -> list[Invoice]:
     """The invoice and the credit note numbered `ref` (each kind has its own numbering), or the one of `kind`."""
-    stmt = select(Invoice).where(Invoice.ref == ref).order_by(Invoice.kind.desc())
-    if kind is not None:
-        stmt = stmt.where(Invoice.kind == kind)
-    return list(session.scalars(stmt))
+    stmt = select(Invoice).where(Invoice.kind.in_([kind] if kind is not None else KINDS), Invoice.ref == ref)
+    return list(session.scalars(stmt.order_by(Invoice.kind.desc())))
 
 
 def documents_by_refs(session: Session, refs: Iterable[str]) -> dict[tuple[str, str], Invoice]:
@@ -61,7 +65,8 @@ def documents_by_refs(session: Session, refs: Iterable[str]) -> dict[tuple[str, 
     found: dict[tuple[str, str], Invoice] = {}
     for start in range(0, len(refs), 1000):  # stay under every driver's bound-parameter limit
         chunk = refs[start : start + 1000]
-        found.update({(i.kind, i.ref): i for i in session.scalars(select(Invoice).where(Invoice.ref.in_(chunk)))})
+        stmt = select(Invoice).where(Invoice.kind.in_(KINDS), Invoice.ref.in_(chunk))
+        found.update({(i.kind, i.ref): i for i in session.scalars(stmt)})
     return found
 
 
