@@ -118,6 +118,16 @@ def test_the_engine_agrees_with_the_oracle(s):
 @SETTINGS
 @given(scenarios(), st.data())
 def test_raising_a_limit_never_increases_the_uncovered_amount(s, data):
+    # Not true when a Top Up's own limit falls later on: layers are consumed primary first in delivery order, so a
+    # higher early primary limit takes what the Top Up covered before its refusal, and the primary headroom a later
+    # invoice needed (found by this test: the Top Up granted, then refused on 27 March; the primary raised by 1 on
+    # 1 January covers 1,000.01 of an invoice of 26 March the Top Up covered 0.01 of, and an invoice of 27 March
+    # gets 0.01 less primary: uncovered 31.00 -> 31.01). DOMAIN.md's walk says so; the property holds where each
+    # Top Up keeps one decision and one version of its terms.
+    top_ups = {p.ref for p in s.policies if p.kind == "top_up"}
+    if any(len(p.versions) > 1 for p in s.policies if p.ref in top_ups) or any(
+            sum(1 for d in s.decisions if d.policy_ref == ref) > 1 for ref in top_ups):
+        return
     grants = [n for n, d in enumerate(s.decisions) if d.status not in ("refused", "withdrawn") and d.amount > 0]
     if not grants:
         return
