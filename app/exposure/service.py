@@ -105,6 +105,12 @@ def _stop_key(stop: engine.StopPeriod) -> tuple[str, str, str | None, tuple[str,
             tuple(stop.invoice_refs))
 
 
+def _stored_stop(row: StopOfCover, inputs: CoverInputs) -> engine.StopPeriod:
+    """A stored stop-of-cover row as the engine's period."""
+    return engine.StopPeriod(inputs.refs_by_id.get(row.policy_id, ""), row.starts_on, row.ends_on,
+                             tuple(row.invoice_refs))
+
+
 def store_stops(ctx: Context, results: list[tuple[Buyer, engine.BuyerCover]], inputs: CoverInputs) -> None:
     """Keep each buyer's stop-of-cover periods as rows (what the buyer's exposure and the console show)."""
     session = ctx.session
@@ -116,8 +122,7 @@ def store_stops(ctx: Context, results: list[tuple[Buyer, engine.BuyerCover]], in
     added: list[dict[str, Any]] = []
     for buyer, result in results:
         wanted = {_stop_key(s): s for s in result.stop_periods}
-        have = {(inputs.refs_by_id.get(r.policy_id, ""), r.starts_on.isoformat(),
-                 r.ends_on.isoformat() if r.ends_on else None, tuple(r.invoice_refs)): r for r in stored[buyer.id]}
+        have = {_stop_key(_stored_stop(r, inputs)): r for r in stored[buyer.id]}
         gone += [row.id for key, row in have.items() if key not in wanted]
         added += [{"tenant_id": ctx.tenant.id, "buyer_id": buyer.id, "policy_id": ids[stop.policy_ref],
                    "starts_on": stop.starts_on, "ends_on": stop.ends_on, "invoice_refs": list(stop.invoice_refs)}
@@ -231,8 +236,7 @@ def _partial_walks(
     start: dict[int, date | None] = {b.id: since[b.id].delivered for b in buyers}
     stops: dict[int, list[engine.StopPeriod]] = defaultdict(list)
     for row in cover_repo.stops_of_buyers(session, list(by_id)):
-        stops[row.buyer_id].append(engine.StopPeriod(inputs.refs_by_id.get(row.policy_id, ""), row.starts_on,
-                                                     row.ends_on, tuple(row.invoice_refs)))
+        stops[row.buyer_id].append(_stored_stop(row, inputs))
     # Stops of cover come from invoices unpaid past their original due date: only a change to such an invoice can
     # move them, and then the walk goes back to the day after the earliest period that moved.
     late = [by_id[b] for b, s in since.items() if b in by_id and s.due is not None and s.due < valued_on]
@@ -404,8 +408,7 @@ def check(ctx: Context) -> list[str]:
         covers = repo.cover_rows(session, [b.id for b in buyers], COVER_KEYS)
         stops: dict[int, set[tuple[str, str, str | None, tuple[str, ...]]]] = defaultdict(set)
         for s in cover_repo.stops_of_buyers(session, [b.id for b in buyers]):
-            stops[s.buyer_id].add((inputs.refs_by_id.get(s.policy_id, ""), s.starts_on.isoformat(),
-                                   s.ends_on.isoformat() if s.ends_on else None, tuple(s.invoice_refs)))
+            stops[s.buyer_id].add(_stop_key(_stored_stop(s, inputs)))
         invoice_ids: dict[str, int] = {}
         for buyer, result in evaluate_buyers(ctx, buyers, inputs, invoice_ids=invoice_ids):
             if stops[buyer.id] != {_stop_key(p) for p in result.stop_periods}:
