@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 ZERO = Decimal(0)
 PRIMARY_KINDS = frozenset({"whole_turnover", "excess_of_loss"})
@@ -34,14 +34,15 @@ ABOVE_LIMIT = "above_limit"
 MISSING_FX_RATE = "missing_fx_rate"
 
 
-def _minor_units(currency: str) -> int:
+@lru_cache(maxsize=512)
+def _quantum(currency: str) -> Decimal:
     from app.core.money import minor_units  # ISO data only: no I/O
 
-    return minor_units(currency)
+    return Decimal(1).scaleb(-minor_units(currency))
 
 
 def quantize(amount: Decimal, currency: str) -> Decimal:
-    return amount.quantize(Decimal(1).scaleb(-_minor_units(currency)), rounding=ROUND_HALF_UP)
+    return amount.quantize(_quantum(currency), rounding=ROUND_HALF_UP)
 
 
 # --- inputs ---------------------------------------------------------------------------------------
@@ -514,6 +515,27 @@ def _buyer_primary(primaries: Sequence[Policy], country: str, valued_on: date) -
     return max(current or candidates, key=lambda p: (p.starts_on, p.ref))
 
 
+# Of a delivery date: the governing primary (or why none), its claim deadline days and maximum credit period for
+# the buyer's country (a decision's own maximum first), and whether a stop of cover covers the day.
+_Day = tuple[Policy | None, str | None, int, int, bool]
+
+
+def _day(primaries: Sequence[Policy], decisions: Sequence[Decision], stops: Mapping[str, list[StopPeriod]],
+         country: str, day: date) -> _Day:
+    policy, reason = governing_primary(primaries, country, day)
+    if policy is None:
+        return None, reason, 0, 0, False
+    terms = policy.terms(day)
+    _, decision = primary_limit(decisions, policy, day)
+    max_terms = (
+        decision.max_credit_period_days
+        if decision is not None and decision.max_credit_period_days is not None
+        else terms.max_credit_period(country)
+    )
+    return (policy, None, terms.claim_deadline(country), max_terms,
+            any(s.covers(day) for s in stops.get(policy.ref, ())))
+
+
 @dataclass
 class _Eligible:
     item: OpenItem
@@ -556,6 +578,7 @@ def evaluate(
 
     # 1. Convert and check eligibility, invoice by invoice (rule 1).
     eligible: list[_Eligible] = []
+    days: dict[date, _Day] = {}  # what rule 1 asks of the delivery date alone, worked out once per day
     unknown: set[str] = set()  # invoices whose amount cannot be converted: counted nowhere
     for item in sorted((i for i in items if i.open_balance > 0), key=lambda i: (i.issue_date, i.ref)):
         foreign = item.currency != currency
@@ -574,22 +597,18 @@ def evaluate(
         cover.open_balance = amount
         result.outstanding += amount
         _bucket(result, amount, item.due_date, valued_on)
-        policy, reason = governing_primary(primaries, country, item.issue_date)
+        checks = days.get(item.issue_date)
+        if checks is None:
+            checks = days[item.issue_date] = _day(primaries, decisions, stops_by_policy, country, item.issue_date)
+        policy, reason, claim_days, max_terms, stopped = checks
         if policy is None:
             cover.reason = reason
             continue
-        terms = policy.terms(item.issue_date)
         cover.primary_policy_ref = policy.ref
-        cover.claim_deadline = item.original_due + timedelta(days=terms.claim_deadline(country))
-        _, decision = primary_limit(decisions, policy, item.issue_date)
-        max_terms = (
-            decision.max_credit_period_days
-            if decision is not None and decision.max_credit_period_days is not None
-            else terms.max_credit_period(country)
-        )
+        cover.claim_deadline = item.original_due + timedelta(days=claim_days)
         if item.terms_days > max_terms:
             cover.reason = TERMS_EXCEED
-        elif any(s.covers(item.issue_date) for s in stops_by_policy.get(policy.ref, ())):
+        elif stopped:
             cover.reason = DURING_STOP_OF_COVER
         elif valued_on > cover.claim_deadline and not (
             item.claim_filed_on is not None and item.claim_filed_on <= cover.claim_deadline
@@ -601,14 +620,19 @@ def evaluate(
     # 2. The limits in force on each delivery date. A layer whose limit cannot be converted covers nothing for
     #    this buyer (rule 9); a complement Top Up of such a primary neither.
     knocked: set[str] = set()
+    limits: dict[tuple[str, date], Decimal | None] = {}  # by policy and delivery date: one lookup per day
     for e in eligible:
-        amount, _ = primary_limit(decisions, e.policy, e.item.issue_date)
-        converted = rates.convert(amount, e.policy.currency, currency)
+        key = (e.policy.ref, e.item.issue_date)
+        if key not in limits:
+            amount, _ = primary_limit(decisions, e.policy, e.item.issue_date)
+            limits[key] = rates.convert(amount, e.policy.currency, currency)
+        converted = limits[key]
         if converted is None:
             knocked.add(e.policy.ref)
             result.missing(e.policy.currency, currency)
         else:
             e.limit = converted
+    top_up_limits: dict[tuple[str, str, date], Decimal | MissingRate] = {}
     for e in eligible:
         day = e.item.issue_date
         for top_up in top_ups:
@@ -619,11 +643,16 @@ def evaluate(
             if e.policy.ref in knocked and top_up.mode != "substitute":
                 knocked.add(top_up.ref)
                 continue
-            try:
-                t_limit, _ = top_up_limit(decisions, top_up, e.policy, day, currency, rates)
-            except MissingRate as missing:
+            key3 = (top_up.ref, e.policy.ref, day)
+            if key3 not in top_up_limits:
+                try:
+                    top_up_limits[key3], _ = top_up_limit(decisions, top_up, e.policy, day, currency, rates)
+                except MissingRate as missing:
+                    top_up_limits[key3] = missing
+            t_limit = top_up_limits[key3]
+            if isinstance(t_limit, MissingRate):
                 knocked.add(top_up.ref)
-                result.missing(missing.source, missing.target)
+                result.missing(t_limit.source, t_limit.target)
                 continue
             e.top_ups.append((top_up, t_limit))
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import csv
 import io
+import multiprocessing
 import time
+from multiprocessing.synchronize import Event
 from pathlib import Path
 
 from rich.console import Console
@@ -23,6 +25,38 @@ from app.tenants.models import Tenant
 
 class ImportFailed(Exception):
     pass
+
+
+def _revalue_until(settings: Settings, tenant_id: str, written: Event) -> None:
+    """Run the tenant's queued revaluations until the import has written its last batch, then once more."""
+    db = Database(settings.database_url)
+    try:
+        while True:
+            last = written.is_set()
+            revaluation.run_pending(db, settings, tenant_ids=[tenant_id])
+            if last:
+                return
+            written.wait(0.2)
+    finally:
+        db.dispose()
+
+
+class _Alongside:
+    """A second process that revalues the buyers each committed batch marked stale while the import writes the next
+    ones: the walks and the writes share the machine's cores instead of following each other. PostgreSQL only
+    (SQLite has one writer at a time). What it has not finished when the import stops writing, the import's own
+    run at the end does; a runner that dies leaves its job to the next one (app.exposure.revaluation)."""
+
+    def __init__(self, settings: Settings, tenant_id: str) -> None:
+        context = multiprocessing.get_context("spawn")  # a fresh interpreter: no connection or thread inherited
+        self.written = context.Event()
+        self.process = context.Process(target=_revalue_until, args=(settings, tenant_id, self.written),
+                                       name="coverwatch-import-revaluation", daemon=True)
+        self.process.start()
+
+    def stop(self) -> None:
+        self.written.set()
+        self.process.join()
 
 
 def run(kind: str, path: Path, tenant_id: str, settings: Settings, *, report: Path | None = None,
@@ -45,6 +79,8 @@ def run(kind: str, path: Path, tenant_id: str, settings: Settings, *, report: Pa
 
     size = path.stat().st_size
     started = time.perf_counter()
+    alongside = (_Alongside(settings, tenant_id) if kind in service.DEFERRED and db.dialect == "postgresql"
+                 else None)
     progress = Progress(
         TextColumn(f"[bold]{kind}"), BarColumn(), DownloadColumn(), TextColumn("{task.fields[rows]} rows"),
         TextColumn("{task.fields[rate]} rows/s"), TextColumn("{task.fields[rejected]} rejected"), TimeElapsedColumn(),
@@ -68,6 +104,8 @@ def run(kind: str, path: Path, tenant_id: str, settings: Settings, *, report: Pa
                 def revalue() -> None:
                     progress.update(task, completed=size)
                     progress.console.print("Rows written; revaluing the exposure of the buyers they touched ...")
+                    if alongside is not None:
+                        alongside.stop()
                     revaluation.run_pending(db, settings, tenant_ids=[tenant_id])
 
                 tally = service.import_csv(ctx, kind, text, commit=session.commit, revalue=revalue,
@@ -80,6 +118,8 @@ def run(kind: str, path: Path, tenant_id: str, settings: Settings, *, report: Pa
                 raise ImportFailed(f"the file is not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
             progress.update(task, completed=size)
     finally:
+        if alongside is not None:
+            alongside.stop()
         if rejected_file is not None:
             rejected_file.close()
         db.dispose()

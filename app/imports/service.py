@@ -34,6 +34,7 @@ from app.ledger import service as ledger_service
 from app.ledger.schemas import BuyerIn
 
 BATCH = 5000
+DEFERRED = frozenset({"invoices", "payments"})  # kinds whose exposure is revalued once, at the end of the import
 _REF = re.compile(REF_PATTERN)
 
 
@@ -120,12 +121,11 @@ def _allocate(item: _Item, line: int, row: dict[str, str]) -> None:
 
 def _write_ledger(ctx: Context, kind: str, batch: list[_Item]) -> None:
     valid = [i for i in batch if i.reason is None]
-    ingest = ledger_service.ingest_invoices if kind == "invoices" else ledger_service.ingest_payments
-    result = ingest(ctx, [i.data for i in valid])
-    for item, res in zip(valid, result.items, strict=True):
+    ingest = ledger_service.invoice_items if kind == "invoices" else ledger_service.payment_items
+    for item, res in zip(valid, ingest(ctx, [i.data for i in valid]), strict=True):
         item.outcome = res.outcome
         if res.problem is not None:
-            item.reason = _reason(res.problem.get("errors") or [], res.problem.get("detail") or "rejected")
+            item.reason = reason(res.problem)
 
 
 def _write_buyers(ctx: Context, batch: list[_Item]) -> None:
@@ -235,7 +235,7 @@ def import_csv(
             tally.rows += 1
             yield line, row
 
-    deferred = kind in ("invoices", "payments")
+    deferred = kind in DEFERRED
     ctx.defer_exposure = deferred
     try:
         for item in _items(kind, counted()):

@@ -7,7 +7,8 @@ from datetime import date
 from decimal import Decimal
 from typing import Any, get_args
 
-from sqlalchemy import Select, and_, exists, func, or_, select, text
+from sqlalchemy import ColumnElement, Select, String, and_, any_, bindparam, exists, func, or_, select, text
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session, aliased
 
 from app.core.db import BUYER_DAYS, buyer_days, per_buyer_from_day, postgresql
@@ -61,13 +62,36 @@ def documents_by_ref(session: Session, ref: str, kind: str | None = None) -> lis
 
 def documents_by_refs(session: Session, refs: Iterable[str]) -> dict[tuple[str, str], Invoice]:
     """Invoices and credit notes numbered `refs`, by (kind, ref)."""
-    refs = list(set(refs))
     found: dict[tuple[str, str], Invoice] = {}
-    for start in range(0, len(refs), 1000):  # stay under every driver's bound-parameter limit
-        chunk = refs[start : start + 1000]
-        stmt = select(Invoice).where(Invoice.kind.in_(KINDS), Invoice.ref.in_(chunk))
+    for condition in _ref_conditions(session, refs):
+        stmt = select(Invoice).where(Invoice.kind.in_(KINDS), condition)
         found.update({(i.kind, i.ref): i for i in session.scalars(stmt)})
     return found
+
+
+def invoices_by_ids(session: Session, ids: Iterable[int]) -> list[Invoice]:
+    ids = sorted(set(ids))
+    return [i for start in range(0, len(ids), 1000)
+            for i in session.scalars(select(Invoice).where(Invoice.id.in_(ids[start : start + 1000])))]
+
+
+DOCUMENT_COLUMNS = (Invoice.ref, Invoice.buyer_id, Invoice.kind, Invoice.currency, Invoice.amount, Invoice.issue_date,
+                    Invoice.due_date, Invoice.original_due_date, Invoice.applies_to, Invoice.id)
+
+
+def document_rows(session: Session, refs: Iterable[str]) -> list[Any]:
+    """What a batch checks of the invoices and credit notes numbered `refs` (DOCUMENT_COLUMNS), as plain rows."""
+    return [row for condition in _ref_conditions(session, refs)
+            for row in session.execute(select(*DOCUMENT_COLUMNS).where(Invoice.kind.in_(KINDS), condition))]
+
+
+def _ref_conditions(session: Session, refs: Iterable[str]) -> list[ColumnElement[bool]]:
+    """`Invoice.ref` among `refs`, in as few conditions as the driver takes."""
+    refs = list(set(refs))
+    if postgresql(session):  # one array parameter: no statement with thousands of bound values to build and parse
+        return [Invoice.ref == any_(bindparam("refs", refs, type_=ARRAY(String)))] if refs else []
+    # Elsewhere, stay under every driver's bound-parameter limit.
+    return [Invoice.ref.in_(refs[start : start + 1000]) for start in range(0, len(refs), 1000)]
 
 
 def invoices_by_refs(session: Session, refs: Iterable[str]) -> dict[str, Invoice]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, TypeVar, cast
 
@@ -16,7 +17,7 @@ from pydantic import BaseModel, ValidationError
 
 from app.core.clock import utcnow
 from app.core.context import Context
-from app.core.db import assign_ids, insert_new
+from app.core.db import insert_rows
 from app.core.errors import Conflict, Invalid, NotFound, ProblemError, TooLarge, validation_problem
 from app.core.money import quantize
 from app.exposure import changes, revaluation
@@ -98,7 +99,7 @@ def get_buyer(ctx: Context, ref: str) -> Buyer:
 
 
 @dataclass
-class _Item:
+class Item:
     index: int
     ref: str | None
     body: Any = None
@@ -106,11 +107,11 @@ class _Item:
     outcome: str = "rejected"
 
 
-def _validate_items(raw: Sequence[dict[str, Any]], model: type[M], ref_field: str) -> list[_Item]:
-    items: list[_Item] = []
+def _validate_items(raw: Sequence[dict[str, Any]], model: type[M], ref_field: str) -> list[Item]:
+    items: list[Item] = []
     for index, data in enumerate(raw):
         ref = data.get(ref_field) if isinstance(data, dict) else None
-        item = _Item(index, ref if isinstance(ref, str) else None)
+        item = Item(index, ref if isinstance(ref, str) else None)
         try:
             item.body = model.model_validate(data)
         except ValidationError as exc:
@@ -124,7 +125,7 @@ def _without_ref(item: BaseModel, model: type[M], ref_field: str) -> M:
     return model.model_construct(**{k: getattr(item, k) for k in type(item).model_fields if k != ref_field})
 
 
-def _batch_out(items: list[_Item]) -> BatchOut:
+def _batch_out(items: list[Item]) -> BatchOut:
     results = [
         ItemResult(
             index=i.index,
@@ -151,6 +152,37 @@ def check_batch_size(ctx: Context, items: Sequence[Any]) -> None:
 _INVOICE_FIELDS = ("kind", "currency", "amount", "issue_date", "due_date", "applies_to")
 
 
+@dataclass(slots=True)
+class _Doc:
+    """An invoice or credit note as a batch sees it: a stored one as read (its id set), or one first seen in this
+    batch, to be written as a plain row (id None). Only a document the batch corrects becomes an ORM object."""
+
+    ref: str
+    buyer_id: int
+    kind: str
+    currency: str
+    amount: Decimal
+    issue_date: date
+    due_date: date
+    original_due_date: date
+    applies_to: str | None
+    id: int | None = None
+
+    def row(self, tenant_id: str, now: datetime) -> dict[str, Any]:
+        return {"tenant_id": tenant_id, "ref": self.ref, "buyer_id": self.buyer_id, "kind": self.kind,
+                "currency": self.currency, "amount": self.amount, "issue_date": self.issue_date,
+                "due_date": self.due_date, "original_due_date": self.due_date, "applies_to": self.applies_to,
+                "open_balance": self.amount, "settled_on": None, "revision": 1, "created_at": now,
+                "updated_at": now}
+
+    def orm(self) -> Invoice:
+        """A new document as an ORM object, to be added to the session."""
+        return Invoice(ref=self.ref, buyer_id=self.buyer_id, kind=self.kind, currency=self.currency,
+                       amount=self.amount, issue_date=self.issue_date, due_date=self.due_date,
+                       original_due_date=self.due_date, applies_to=self.applies_to, open_balance=self.amount,
+                       revision=1)
+
+
 class _InvoiceIngest:
     """Applies invoice items one by one against state preloaded in a few queries.
 
@@ -162,9 +194,15 @@ class _InvoiceIngest:
         self.buyers = repo.buyers_by_refs(ctx.session, (b.buyer_ref for _, b in items), for_update=True)
         self.buyers_by_id = {b.id: b for b in self.buyers.values()}
         refs = {r for r, _ in items} | {b.applies_to for _, b in items if b.applies_to}
-        self.invoices = repo.documents_by_refs(ctx.session, refs)  # by (kind, ref): each kind has its numbering
+        # By (kind, ref): each kind has its numbering. Read as plain rows: a replayed batch builds no ORM object;
+        # the stored documents an item corrects are loaded as ORM objects, in one query.
+        self.invoices: dict[tuple[str, str], Invoice | _Doc] = {
+            (d.kind, d.ref): _Doc(**d._mapping) for d in repo.document_rows(ctx.session, refs)}
+        stored = [(self.invoices.get((b.kind, r)), b) for r, b in items]
+        repo.invoices_by_ids(ctx.session, {d.id for d, b in stored  # into the session, where `apply` finds them
+                                           if isinstance(d, _Doc) and d.id is not None and not self._same(d, b)})
         self.touched: set[int] = set()
-        self.created: list[Invoice] = []
+        self.created: dict[tuple[str, str], _Doc] = {}  # by (kind, ref), in the batch's order
 
     def apply(self, ref: str, body: InvoiceIn) -> str:
         session = self.ctx.session
@@ -183,28 +221,39 @@ class _InvoiceIngest:
                 raise Invalid(f"applies_to: invoice '{body.applies_to}' is in {target.currency}.", field="/applies_to")
         invoice = self.invoices.get((body.kind, ref))
         if invoice is None:
-            invoice = Invoice(
-                ref=ref,
-                buyer_id=buyer.id,
-                open_balance=body.amount,
-                original_due_date=body.due_date,
-                revision=1,
-                **body.model_dump(include=set(_INVOICE_FIELDS)),
-            )
-            session.add(invoice)
-            changes.note(session, buyer.id, invoice.issue_date, invoice.original_due_date)
-            self.created.append(invoice)
-            self.invoices[(body.kind, ref)] = invoice
+            new = _Doc(ref=ref, buyer_id=buyer.id, kind=body.kind, currency=body.currency, amount=body.amount,
+                       issue_date=body.issue_date, due_date=body.due_date, original_due_date=body.due_date,
+                       applies_to=body.applies_to)
+            changes.note(session, buyer.id, new.issue_date, new.original_due_date)
+            self.created[(body.kind, ref)] = new
+            self.invoices[(body.kind, ref)] = new
             self.touched.add(buyer.id)
             return "created"
-        if invoice.buyer_id == buyer.id and all(getattr(invoice, f) == getattr(body, f) for f in _INVOICE_FIELDS):
+        if self._same(invoice, body):
             return "unchanged"
+        if isinstance(invoice, _Doc):  # corrected: an ORM object after all
+            key = (invoice.kind, invoice.ref)
+            if invoice.id is None:  # created earlier in this batch
+                del self.created[key]
+                invoice = invoice.orm()
+                session.add(invoice)
+            else:
+                invoice = session.get_one(Invoice, invoice.id)  # loaded up front: no query
+            self.invoices[key] = invoice
         return self._correct(invoice, buyer, body)
 
+    def _same(self, invoice: Invoice | _Doc, body: InvoiceIn) -> bool:
+        buyer = self.buyers.get(body.buyer_ref)
+        return (buyer is not None and invoice.buyer_id == buyer.id
+                and all(getattr(invoice, f) == getattr(body, f) for f in _INVOICE_FIELDS))
+
     def finish(self) -> None:
-        """Write the new documents in one statement, then settle and refresh the touched buyers."""
-        assign_ids(self.ctx.session, self.created)
-        insert_new(self.ctx.session, self.created)
+        """Write the new documents in one statement (COPY on PostgreSQL), then settle and refresh the touched
+        buyers. The new documents are plain rows, never ORM objects: building and tracking one per invoice was
+        most of a large batch's Python time."""
+        now = utcnow()
+        insert_rows(self.ctx.session, Invoice,
+                    [n.row(self.ctx.tenant.id, now) for n in self.created.values()])
         _finish(self.ctx, self.touched)
 
     def _correct(self, invoice: Invoice, buyer: Buyer, body: InvoiceIn) -> str:
@@ -249,25 +298,32 @@ class _InvoiceIngest:
 
 
 def ingest_invoices(ctx: Context, raw: Sequence[dict[str, Any]]) -> BatchOut:
+    return _batch_out(invoice_items(ctx, raw))
+
+
+def invoice_items(ctx: Context, raw: Sequence[dict[str, Any]]) -> list[Item]:
+    """Validate and write a batch of invoices; each item says its outcome, or its problem."""
     check_batch_size(ctx, raw)
     items = _validate_items(raw, InvoiceBatchItem, "invoice_ref")
     valid = [i for i in items if i.problem is None]
     ingest = _InvoiceIngest(ctx, [(i.body.invoice_ref, i.body) for i in valid])
     for item in valid:
-        body = _without_ref(item.body, InvoiceIn, "invoice_ref")
-        try:
-            item.outcome = ingest.apply(item.body.invoice_ref, body)
+        try:  # a batch item is an InvoiceIn with its ref: apply reads the InvoiceIn fields only
+            item.outcome = ingest.apply(item.body.invoice_ref, item.body)
         except ProblemError as problem:
             item.problem = problem
     ingest.finish()
-    return _batch_out(items)
+    return items
 
 
 def put_invoice(ctx: Context, ref: str, body: InvoiceIn) -> tuple[Invoice, str]:
     ingest = _InvoiceIngest(ctx, [(ref, body)])
     outcome = ingest.apply(ref, body)
     ingest.finish()
-    return ingest.invoices[(body.kind, ref)], outcome
+    invoice = ingest.invoices[(body.kind, ref)]
+    if isinstance(invoice, _Doc):  # written as a row, or unchanged: read as it stands
+        return repo.documents_by_refs(ctx.session, [ref])[(body.kind, ref)], outcome
+    return invoice, outcome
 
 
 def _finish(ctx: Context, touched: set[int]) -> None:
@@ -482,6 +538,11 @@ def put_payment(ctx: Context, ref: str, body: PaymentIn) -> tuple[Payment, str]:
 
 
 def ingest_payments(ctx: Context, raw: Sequence[dict[str, Any]]) -> BatchOut:
+    return _batch_out(payment_items(ctx, raw))
+
+
+def payment_items(ctx: Context, raw: Sequence[dict[str, Any]]) -> list[Item]:
+    """Validate and write a batch of payments; each item says its outcome, or its problem."""
     check_batch_size(ctx, raw)
     items = _validate_items(raw, PaymentBatchItem, "payment_ref")
     valid = [i for i in items if i.problem is None]
@@ -494,7 +555,7 @@ def ingest_payments(ctx: Context, raw: Sequence[dict[str, Any]]) -> BatchOut:
             item.problem = problem
             item.outcome = "rejected"
     ingest.finish()
-    return _batch_out(items)
+    return items
 
 
 def reverse_payment(ctx: Context, ref: str) -> Payment:

@@ -1,6 +1,6 @@
 from decimal import Decimal
 
-from tests.helpers import buyer, invoice, ok, open_balance, payment
+from tests.helpers import buyer, exposure, invoice, ok, open_balance, payment
 
 
 def _body(**kw):
@@ -137,3 +137,29 @@ def test_invoice_detail_lists_what_was_applied(api):
     assert got["open_balance"] == "20.00" and got["status"] == "partially_paid"
     applied = {(a["source"], a["ref"], a["amount"]) for a in got["applied"]}
     assert applied == {("credit_note", "CN1", "30.00"), ("payment", "P1", "50.00")}
+
+
+def test_new_documents_of_a_large_batch_are_written_as_rows_and_settled_corrected_and_valued_in_it(api):
+    """Past 200 new documents a batch writes them by COPY on PostgreSQL, as plain rows: a credit note of the same
+    batch still goes to the invoice it names, an invoice created and corrected in one batch ends at revision 2 with
+    its first version recorded,
+    the single PUT answers with the stored row, and the buyer's exposure counts all of it."""
+    buyer(api, "B1")
+    items = [{"invoice_ref": f"N{n:03d}", **_body(amount="10.00")} for n in range(250)]
+    items.append({"invoice_ref": "CN1", **_body(kind="credit_note", amount="4.00", applies_to="N007")})
+    items.append({"invoice_ref": "N010", **_body(amount="12.50")})
+    out = ok(api.post("/v1/invoices/batch", json={"items": items}))
+    assert (out["created"], out["updated"], out["unchanged"], out["rejected"]) == (251, 1, 0, 0)
+    assert open_balance(api, "N007") == Decimal("6.00")
+    n010 = ok(api.get("/v1/invoices/N010"))
+    assert (n010["amount"], n010["open_balance"], n010["revision"]) == ("12.50", "12.50", 2)
+    assert [c["previous"]["amount"] for c in n010["corrections"]] == ["10.00"]  # the batch's first version kept
+    assert ok(api.get("/v1/invoices/CN1", params={"kind": "credit_note"}))["open_balance"] == "0.00"
+    again = ok(api.post("/v1/invoices/batch", json={"items": [
+        {"invoice_ref": "N001", **_body(amount="11.00")}, {"invoice_ref": "N002", **_body(amount="10.00")}]}))
+    assert [i["outcome"] for i in again["items"]] == ["updated", "unchanged"]
+    n001 = ok(api.get("/v1/invoices/N001"))
+    assert (n001["open_balance"], n001["revision"], len(n001["corrections"])) == ("11.00", 2, 1)
+    put = api.put("/v1/invoices/N900", json=_body(amount="1.00"))
+    assert put.status_code == 201 and (put.json()["open_balance"], put.json()["revision"]) == ("1.00", 1)
+    assert Decimal(exposure(api)["outstanding"]) == Decimal("2500.00") + Decimal("2.50") - Decimal("4.00") + 1 + 1
