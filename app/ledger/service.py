@@ -15,6 +15,7 @@ from typing import Any, TypeVar, cast
 
 from pydantic import BaseModel, ValidationError
 
+from app import metrics
 from app.core.clock import utcnow
 from app.core.context import Context
 from app.core.db import insert_rows
@@ -252,8 +253,8 @@ class _InvoiceIngest:
         buyers. The new documents are plain rows, never ORM objects: building and tracking one per invoice was
         most of a large batch's Python time."""
         now = utcnow()
-        insert_rows(self.ctx.session, Invoice,
-                    [n.row(self.ctx.tenant.id, now) for n in self.created.values()])
+        insert_rows(self.ctx.session, Invoice, [n.row(self.ctx.tenant.id, now) for n in self.created.values()])
+        metrics.note_new(self.ctx.session, (n.kind for n in self.created.values()))
         _finish(self.ctx, self.touched)
 
     def _correct(self, invoice: Invoice, buyer: Buyer, body: InvoiceIn) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import time
 from collections import Counter as Tally
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -84,11 +84,16 @@ def _kind(obj: Any) -> str | None:
     return None
 
 
+def note_new(session: Session, kinds: Iterable[str]) -> None:
+    """Count new rows written without the ORM (a batch's new invoices, by COPY) as a flush counts new objects."""
+    session.info.setdefault(_PENDING, Tally()).update(kinds)
+
+
 @event.listens_for(Session, "after_flush")
 def _note_new_rows(session: Session, flush_context: Any) -> None:
     kinds = [k for k in map(_kind, session.new) if k is not None]
     if kinds:
-        session.info.setdefault(_PENDING, Tally()).update(kinds)
+        note_new(session, kinds)
 
 
 @event.listens_for(Session, "after_commit")
