@@ -51,6 +51,11 @@ class Fixed(TypeDecorator[Decimal]):
             return Decimal(int(value)).scaleb(-self.scale)
         return Decimal(value)
 
+    def result_processor(self, dialect: Dialect, coltype: Any) -> Any:
+        if dialect.name == "postgresql":  # psycopg hands NUMERIC back as a Decimal: nothing to do per value
+            return None
+        return super().result_processor(dialect, coltype)
+
     def coerce_compared_value(self, op: Any, value: Any) -> TypeEngine[Any]:
         return self
 

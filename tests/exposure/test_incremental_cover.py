@@ -30,8 +30,9 @@ from sqlalchemy import select
 
 from app.exposure import jobs
 from app.exposure.models import BuyerExposure, InvoiceCover
+from tests import helpers
 from tests.conftest import VALUATION_DATE
-from tests.helpers import PRIMARY, TOP_UP
+from tests.helpers import PRIMARY, TOP_UP, exposure, limit, ok
 
 EXAMPLES = int(os.environ.get("COVERWATCH_INCREMENTAL_EXAMPLES", "15"))
 START = date(2026, 1, 1)  # the policies' first day: every date drawn is on or after it
@@ -524,3 +525,23 @@ def test_same_day_invoices_walk_in_code_point_order(app, database, make_tenant, 
     walk = [(i["invoice_ref"], Decimal(i["open_balance"]), Decimal(i["covered_primary"])) for i in row["invoices"]]
     assert walk == [("B2", Decimal(600), Decimal(600)), ("b10", Decimal(600), Decimal(400)),
                     ("b9", Decimal(500), Decimal(0))], walk
+
+
+def test_a_change_of_terms_that_moves_every_cover_rewrites_them_exactly(app, database, make_tenant, clock):
+    """Past 200 changed invoice covers a walk deletes them and writes them again (COPY on PostgreSQL) instead of
+    one UPDATE each: the stored rows still equal a recomputation from scratch, under the corrected terms."""
+    clock.set(VALUATION_DATE)
+    tenant = make_tenant()
+    api = tenant.client
+    ok(api.put("/v1/policies/P", json=PRIMARY))
+    helpers.buyer(api, "B1")
+    limit(api, "10000000.00", "2026-01-01")
+    items = [{"invoice_ref": f"R{n:03d}", "buyer_ref": "B1", "currency": "EUR", "amount": "100.00",
+              "issue_date": "2026-03-01", "due_date": "2026-04-30"} for n in range(250)]
+    assert ok(api.post("/v1/invoices/batch", json={"items": items}))["created"] == 250
+    assert Decimal(exposure(api)["indemnifiable"]) == Decimal("22500.00")  # 250 x 100 x 0.90
+    ok(api.put("/v1/policies/P", json=PRIMARY | {"indemnity_rate": "0.80", "effective_from": "2026-01-01"}))
+    assert Decimal(exposure(api)["indemnifiable"]) == Decimal("20000.00")
+    assert jobs.recompute(database, app.state.settings, tenant_id=tenant.id, check_only=True) == []
+    with database.session(tenant.id) as session:
+        assert len(session.scalars(select(InvoiceCover.id)).all()) == 250
