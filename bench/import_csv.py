@@ -1,6 +1,7 @@
 """Import throughput and memory: a generated invoice CSV through `coverwatch import`, on PostgreSQL (and SQLite).
 
     uv run python -m bench.import_csv [--rows 1000000] [--buyers 1000] [--batch-size 5000] [--sqlite] [--exports]
+                                      [--revalue] [--check]
 
 Writes the CSV (rows sorted by buyer, as ERP exports usually are; 60-day terms, amounts with a decimal comma
 every other row), creates a tenant with a policy, the buyers and a limit each, then runs the real CLI in a
@@ -8,7 +9,9 @@ child process and reports its rows per second and peak RSS (the target: 1,000,00
 with a peak RSS under 250 MB). A second run of the same file measures the idempotent path (all unchanged).
 With --exports, a uvicorn server (a child process, stopped at the end) then streams the invoices export as CSV
 and as Excel to a client that counts the bytes, and the server's peak RSS is read from /proc: it stays flat
-whatever the number of rows.
+whatever the number of rows. With --revalue, a correction of the policy's indemnity rate then moves every
+invoice's cover, and `coverwatch revaluations` revalues the portfolio in the background (the issue's "full
+revaluation" figure); with --check, `coverwatch recompute --check` runs last.
 PostgreSQL: COVERWATCH_TEST_POSTGRES_URL or postgresql+psycopg://postgres@127.0.0.1:5432/test, schema cw_bench_import.
 """
 
@@ -36,9 +39,12 @@ from app.cover.schemas import LimitIn, PolicyIn
 from app.ledger import service as ledger_service
 from app.ledger.schemas import BuyerIn
 from app.migrate import upgrade
+from app.tenants.models import Tenant
 from app.tenants.service import create_tenant
 
 TODAY = date(2026, 3, 20)
+POLICY = {"insurer": "A", "kind": "whole_turnover", "currency": "EUR", "starts_on": "2026-01-01",
+          "ends_on": "2026-12-31", "indemnity_rate": "0.9", "max_credit_period_days": 120, "claim_deadline_days": 60}
 
 
 def _postgres_url() -> str:
@@ -72,10 +78,7 @@ def set_up(url: str, buyers: int) -> tuple[str, str]:
     with db.session() as session, session.begin():
         tenant, key = create_tenant(session, "bench import", "EUR")
         ctx = system_context(session, tenant, settings)
-        cover_service.put_policy(ctx, "P", PolicyIn.model_validate({
-            "insurer": "A", "kind": "whole_turnover", "currency": "EUR", "starts_on": "2026-01-01",
-            "ends_on": "2026-12-31", "indemnity_rate": "0.9", "max_credit_period_days": 120,
-            "claim_deadline_days": 60}))
+        cover_service.put_policy(ctx, "P", PolicyIn.model_validate(POLICY))
         for b in range(buyers):
             ledger_service.upsert_buyer(ctx, f"B{b:05d}", BuyerIn(name=f"Buyer {b}", country="FR"))
             cover_service.add_limit(ctx, "P", LimitIn.model_validate({
@@ -136,6 +139,38 @@ def measure_exports(url: str, key: str, port: int = 8765) -> None:
         server.wait(timeout=30)
 
 
+def cli(url: str, *args: str) -> tuple[float, subprocess.CompletedProcess[str]]:
+    """(seconds, the finished process) of one `coverwatch` command in a child process."""
+    env = {**os.environ, "COVERWATCH_DATABASE_URL": url, "COVERWATCH_TODAY": TODAY.isoformat()}
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "app.cli", *args], env=env, capture_output=True, text=True,
+                          check=False)
+    return time.perf_counter() - started, done
+
+
+def measure_revaluation(url: str, tenant_id: str, check: bool) -> None:
+    """A correction of the policy's indemnity rate from its first day moves every invoice's cover: the change
+    answers at once (a background revaluation is queued), then `coverwatch revaluations` revalues every buyer."""
+    db = Database(url)
+    settings = Settings(database_url=url, today=TODAY, scheduler_enabled=False)
+    started = time.perf_counter()
+    with db.session() as session, session.begin():
+        ctx = system_context(session, session.get(Tenant, tenant_id), settings)
+        _, _, job = cover_service.put_policy(ctx, "P", PolicyIn.model_validate(POLICY | {
+            "indemnity_rate": "0.85", "effective_from": POLICY["starts_on"]}))
+    queued = time.perf_counter() - started
+    db.dispose()
+    seconds, done = cli(url, "revaluations", "--tenant", tenant_id)
+    if done.returncode != 0:
+        raise SystemExit(f"revaluation failed: {done.stdout[-2000:]} {done.stderr[-2000:]}")
+    print(f"  full revaluation (every cover moves)    {seconds:8.1f} s  (change answered in {queued:.2f} s, "
+          f"{'background job' if job is not None else 'in the change'})")
+    if check:
+        seconds, done = cli(url, "recompute", "--check")
+        print(f"  recompute --check                        {seconds:8.1f} s  "
+              f"{'clean' if done.returncode == 0 else done.stdout[-2000:]}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -143,6 +178,9 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=5000)
     parser.add_argument("--sqlite", action="store_true", help="SQLite instead of PostgreSQL")
     parser.add_argument("--exports", action="store_true", help="Then measure the streamed exports")
+    parser.add_argument("--revalue", action="store_true",
+                        help="Then measure a full background revaluation (a policy change that moves every cover)")
+    parser.add_argument("--check", action="store_true", help="Last, `coverwatch recompute --check`")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{Path(tmp) / 'bench.db'}" if args.sqlite else _postgres_url()
@@ -159,6 +197,11 @@ def main() -> None:
             print(f"    {summary}")
         if args.exports:
             measure_exports(url, key)
+        if args.revalue:
+            measure_revaluation(url, tenant_id, args.check)
+        elif args.check:
+            seconds, done = cli(url, "recompute", "--check")
+            print(f"  recompute --check {seconds:8.1f} s  {'clean' if done.returncode == 0 else done.stdout[-2000:]}")
 
 
 if __name__ == "__main__":
