@@ -129,6 +129,13 @@ def _copy_processor(column_type: Any, dialect: Any) -> Any:
     return column_type._cached_bind_processor(dialect)
 
 
+def analyze(session: Session, *models: Any) -> None:
+    """Refresh the planner's statistics of these tables (PostgreSQL), as after any bulk load."""
+    if postgresql(session):
+        for model in models:
+            session.execute(text(f"ANALYZE {model.__table__.name}"))
+
+
 def bind_tenant(session: Session, tenant_id: str) -> None:
     session.info[TENANT_KEY] = tenant_id
 

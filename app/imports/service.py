@@ -22,19 +22,31 @@ from typing import Any, TextIO
 from pydantic import ValidationError
 
 from app.core.context import Context
+from app.core.db import analyze
 from app.core.errors import ProblemError, validation_problem
 from app.core.fields import REF_PATTERN
 from app.cover import service as cover_service
+from app.cover.models import LimitDecision
 from app.cover.schemas import LimitIn
+from app.exposure.models import BuyerExposure, InvoiceCover
 from app.imports import parsing
 from app.imports import repository as repo
 from app.imports.schemas import ImportOut, RejectedRow
 from app.ledger import repository as ledger_repo
 from app.ledger import service as ledger_service
+from app.ledger.models import Allocation, Buyer, Invoice, Payment
 from app.ledger.schemas import BuyerIn
 
 BATCH = 5000
 DEFERRED = frozenset({"invoices", "payments"})  # kinds whose exposure is revalued once, at the end of the import
+# A bulk load refreshes the planner's statistics of the tables it grows (PostgreSQL; autovacuum comes minutes later,
+# if it is on): every ANALYZE_EVERY rows written, and at the end from ANALYZE_MIN. With the statistics of a small
+# table, PostgreSQL looked a batch's 5,000 references up by reading the tenant's whole index (170 ms a batch at
+# 1,000,000 invoices, 2 ms after ANALYZE).
+ANALYZE_EVERY = 100_000
+ANALYZE_MIN = 10_000
+GROWS: dict[str, tuple[type, ...]] = {"invoices": (Invoice,), "payments": (Payment, Allocation), "buyers": (Buyer,),
+                                      "limits": (LimitDecision,)}
 _REF = re.compile(REF_PATTERN)
 
 
@@ -216,6 +228,14 @@ def import_csv(
     reject = on_reject or tally.rejected_rows.append
     batch: list[_Item] = []
 
+    analyzed = 0  # rows created or updated when the statistics were last refreshed
+
+    def refresh_statistics(models: tuple[type, ...]) -> None:
+        nonlocal analyzed
+        analyze(ctx.session, *models)
+        commit()
+        analyzed = tally.counts["created"] + tally.counts["updated"]
+
     def flush() -> None:
         _write(ctx, kind, batch)
         commit()
@@ -227,6 +247,8 @@ def import_csv(
                     reject(RejectedRow(line=line, ref=item.ref, reason=item.reason))
             tally.counts[item.outcome] += 1
         batch.clear()
+        if tally.counts["created"] + tally.counts["updated"] - analyzed >= ANALYZE_EVERY:
+            refresh_statistics(GROWS[kind])
         if on_batch is not None:
             on_batch(tally)
 
@@ -246,6 +268,11 @@ def import_csv(
             flush()
     finally:
         ctx.defer_exposure = False
+    written = tally.counts["created"] + tally.counts["updated"]
+    if written - analyzed >= ANALYZE_MIN:
+        refresh_statistics(GROWS[kind])
     if deferred and tally.items:
         revalue()
+    if deferred and written >= ANALYZE_MIN:
+        refresh_statistics((InvoiceCover, BuyerExposure))
     return tally
