@@ -106,7 +106,12 @@ def insert_rows(session: Session, model: Any, rows: Sequence[dict[str, Any]]) ->
         return
     table = model.__table__
     dialect = session.get_bind().dialect
-    names = list(rows[0])
+    given = list(rows[0])
+    # The columns' Python-side defaults (a `recorded_at` timestamp...), which an INSERT applies and COPY does not:
+    # worked out once for the call.
+    defaults = {c.key: c.default.arg(None) if c.default.is_callable else c.default.arg for c in table.c
+                if c.key not in given and c.default is not None and (c.default.is_scalar or c.default.is_callable)}
+    names = given + list(defaults)
     # The columns whose type converts a value on its way in (JSON, timestamps; not money, dates or text).
     binds = [(i, bind) for i, n in enumerate(names) if (bind := _copy_processor(table.c[n].type, dialect))]
     columns = ", ".join(dialect.identifier_preparer.quote(n) for n in names)
@@ -114,7 +119,7 @@ def insert_rows(session: Session, model: Any, rows: Sequence[dict[str, Any]]) ->
     assert driver is not None
     with driver.cursor() as cursor, cursor.copy(f"COPY {table.name} ({columns}) FROM STDIN") as copy:
         for row in rows:
-            values = [row[n] for n in names]
+            values = [*(row[n] for n in given), *defaults.values()]
             for i, bind in binds:
                 if values[i] is not None:
                     values[i] = bind(values[i])

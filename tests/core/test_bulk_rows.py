@@ -1,0 +1,30 @@
+"""`insert_rows` writes rows as an INSERT would, whichever way it sends them (COPY on PostgreSQL from 200 rows, one
+executemany otherwise): the columns' Python-side defaults are applied (a stop of cover's `recorded_at` and
+`invoice_refs`). A refresh storing 200 stop periods at once failed with a NOT NULL violation before."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+from sqlalchemy import select
+
+from app.core.db import COPY_FROM_ROWS, insert_rows
+from app.cover.models import Policy, StopOfCover
+from app.ledger.models import Buyer
+from tests.helpers import PRIMARY, buyer, ok
+
+
+def test_insert_rows_applies_the_columns_defaults_on_every_path(database, tenant):
+    ok(tenant.client.put("/v1/policies/P", json=PRIMARY))
+    buyer(tenant.client, "B1")
+    with database.session(tenant.id) as session, session.begin():
+        buyer_id = session.scalar(select(Buyer.id))
+        policy_id = session.scalar(select(Policy.id))
+        for year, count in ((2020, 5), (2021, COPY_FROM_ROWS + 50)):  # executemany, then COPY on PostgreSQL
+            insert_rows(session, StopOfCover, [
+                {"tenant_id": tenant.id, "buyer_id": buyer_id, "policy_id": policy_id,
+                 "starts_on": date(year, 1, 1) + timedelta(days=k), "ends_on": None} for k in range(count)])
+    with database.session(tenant.id) as session:
+        stored = session.scalars(select(StopOfCover)).all()
+    assert len(stored) == 5 + COPY_FROM_ROWS + 50
+    assert all(s.recorded_at is not None and s.invoice_refs == [] for s in stored)
