@@ -1,7 +1,7 @@
 """Import throughput and memory: a generated invoice CSV through `coverwatch import`, on PostgreSQL (and SQLite).
 
     uv run python -m bench.import_csv [--rows 1000000] [--buyers 1000] [--batch-size 5000] [--sqlite] [--exports]
-                                      [--revalue] [--check]
+                                      [--revalue [--runners 2]] [--check]
 
 Writes the CSV (rows sorted by buyer, as ERP exports usually are; 60-day terms, amounts with a decimal comma
 every other row), creates a tenant with a policy, the buyers and a limit each, then runs the real CLI in a
@@ -10,8 +10,9 @@ with a peak RSS under 250 MB). A second run of the same file measures the idempo
 With --exports, a uvicorn server (a child process, stopped at the end) then streams the invoices export as CSV
 and as Excel to a client that counts the bytes, and the server's peak RSS is read from /proc: it stays flat
 whatever the number of rows. With --revalue, a correction of the policy's indemnity rate then moves every
-invoice's cover, and `coverwatch revaluations` revalues the portfolio in the background (the issue's "full
-revaluation" figure); with --check, `coverwatch recompute --check` runs last.
+invoice's cover, and `--runners` processes of `coverwatch revaluations` (default 2: one owns the job, the other
+helps) revalue the portfolio in the background (the issue's "full revaluation" figure); with --check,
+`coverwatch recompute --check` runs last.
 PostgreSQL: COVERWATCH_TEST_POSTGRES_URL or postgresql+psycopg://postgres@127.0.0.1:5432/test, schema cw_bench_import.
 """
 
@@ -148,9 +149,10 @@ def cli(url: str, *args: str) -> tuple[float, subprocess.CompletedProcess[str]]:
     return time.perf_counter() - started, done
 
 
-def measure_revaluation(url: str, tenant_id: str, check: bool) -> None:
+def measure_revaluation(url: str, tenant_id: str, check: bool, runners: int) -> None:
     """A correction of the policy's indemnity rate from its first day moves every invoice's cover: the change
-    answers at once (a background revaluation is queued), then `coverwatch revaluations` revalues every buyer."""
+    answers at once (a background revaluation is queued), then `runners` processes of `coverwatch revaluations`
+    revalue every buyer (the first owns the job, the others help)."""
     db = Database(url)
     settings = Settings(database_url=url, today=TODAY, scheduler_enabled=False)
     started = time.perf_counter()
@@ -160,11 +162,17 @@ def measure_revaluation(url: str, tenant_id: str, check: bool) -> None:
             "indemnity_rate": "0.85", "effective_from": POLICY["starts_on"]}))
     queued = time.perf_counter() - started
     db.dispose()
-    seconds, done = cli(url, "revaluations", "--tenant", tenant_id)
-    if done.returncode != 0:
-        raise SystemExit(f"revaluation failed: {done.stdout[-2000:]} {done.stderr[-2000:]}")
-    print(f"  full revaluation (every cover moves)    {seconds:8.1f} s  (change answered in {queued:.2f} s, "
-          f"{'background job' if job is not None else 'in the change'})")
+    env = {**os.environ, "COVERWATCH_DATABASE_URL": url, "COVERWATCH_TODAY": TODAY.isoformat()}
+    started = time.perf_counter()
+    workers = [subprocess.Popen([sys.executable, "-m", "app.cli", "revaluations", "--tenant", tenant_id], env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(runners)]
+    for worker in workers:
+        out, err = worker.communicate()
+        if worker.returncode != 0:
+            raise SystemExit(f"revaluation failed: {out[-2000:]} {err[-2000:]}")
+    seconds = time.perf_counter() - started
+    print(f"  full revaluation (every cover moves)    {seconds:8.1f} s  ({runners} runner(s); change answered in "
+          f"{queued:.2f} s, {'background job' if job is not None else 'in the change'})")
     if check:
         seconds, done = cli(url, "recompute", "--check")
         print(f"  recompute --check                        {seconds:8.1f} s  "
@@ -180,6 +188,7 @@ def main() -> None:
     parser.add_argument("--exports", action="store_true", help="Then measure the streamed exports")
     parser.add_argument("--revalue", action="store_true",
                         help="Then measure a full background revaluation (a policy change that moves every cover)")
+    parser.add_argument("--runners", type=int, default=2, help="Processes running the revaluation at once")
     parser.add_argument("--check", action="store_true", help="Last, `coverwatch recompute --check`")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -198,7 +207,7 @@ def main() -> None:
         if args.exports:
             measure_exports(url, key)
         if args.revalue:
-            measure_revaluation(url, tenant_id, args.check)
+            measure_revaluation(url, tenant_id, args.check, args.runners)
         elif args.check:
             seconds, done = cli(url, "recompute", "--check")
             print(f"  recompute --check {seconds:8.1f} s  {'clean' if done.returncode == 0 else done.stdout[-2000:]}")

@@ -9,7 +9,9 @@ is as durable as a 200. Dashboards keep reading the stale rows meanwhile, and ar
 
 Runners (`run_pending`: the scheduler of `coverwatch serve` and `coverwatch worker`, or `coverwatch revaluations`)
 claim a job (`SKIP LOCKED` on PostgreSQL; SQLite has one writer at a time) under a lease, then work through the
-tenant's stale rows by buyer id after the job's cursor, one committed transaction per chunk. A runner that dies
+tenant's stale rows by buyer id after the job's cursor, one committed transaction per chunk. A runner that finds
+every job taken helps a running one from the other end of its buyers (`help_running`, PostgreSQL): one tenant's
+revaluation is shared by every worker and replica that is free. A runner that dies
 leaves a cursor and a lease that runs out: the next runner goes on from there. A chunk that fails fails its job
 (logged, with the error), never the other tenants' jobs.
 
@@ -155,7 +157,83 @@ def run_pending(db: Database, settings: Settings, *, tenant_ids: list[str] | Non
         outcomes.append(Outcome(job_id, tenant_id, state))
         if state == RUNNING:  # stopped on purpose, lease held: not claimable again in this call
             break
+    if max_chunks is None:
+        help_running(db, settings, tenant_ids, chunk=chunk)
     return outcomes
+
+
+def help_running(db: Database, settings: Settings, tenant_ids: list[str] | None = None, *,
+                 chunk: int = CHUNK) -> int:
+    """Take part in the running revaluations of other runners (PostgreSQL): several replicas or workers share one
+    tenant's revaluation instead of one doing it all. A helper works from the other end: it locks the stale
+    buyers with the highest ids after the job's cursor, skipping those locked (`SKIP LOCKED`: it never waits),
+    revalues them in a committed chunk and adds them to the job's `done`. The job's runner, walking up from its
+    cursor, waits for the buyers a helper holds and finds them revalued: it finishes the job only once every
+    helper's chunk has committed, and a helper that dies leaves its buyers stale, for the runner. Returns how
+    many buyers this call revalued."""
+    if db.dialect != "postgresql":
+        return 0  # SQLite has one writer at a time: nothing to share
+    helped = 0
+    while (running := _running(db, tenant_ids)) is not None:
+        job_id, tenant_id = running
+        with db.session() as session:
+            try:
+                n = _help_chunk(session, settings, job_id, tenant_id, chunk)
+            except Exception:
+                session.rollback()  # the buyers stay stale: the job's runner revalues them
+                log.exception("helping revaluation %s of tenant %s failed", job_id, tenant_id)
+                return helped
+        if not n:
+            return helped
+        helped += n
+    return helped
+
+
+def _running(db: Database, tenant_ids: list[str] | None) -> tuple[str, str] | None:
+    """The oldest revaluation running under a live lease (of these tenants)."""
+    stmt = (select(Revaluation.id, Revaluation.tenant_id)
+            .where(Revaluation.state == RUNNING, Revaluation.lease_until >= utcnow())
+            .order_by(Revaluation.created_at).limit(1))
+    if tenant_ids is not None:
+        stmt = stmt.where(Revaluation.tenant_id.in_(tenant_ids))
+    with db.read_session() as session:
+        row = session.execute(stmt).first()
+    return (row.id, row.tenant_id) if row is not None else None
+
+
+def _help_chunk(session: Session, settings: Settings, job_id: str, tenant_id: str, size: int) -> int:
+    tenant = session.get(Tenant, tenant_id)
+    if tenant is None:
+        return 0
+    ctx = system_context(session, tenant, settings)
+    job = get(ctx, job_id)
+    if job is None or job.state != RUNNING:
+        return 0
+    stale = select(BuyerExposure.buyer_id).where(BuyerExposure.stale == true(), BuyerExposure.buyer_id > job.cursor)
+    candidates = list(session.scalars(stale.order_by(BuyerExposure.buyer_id.desc()).limit(size)))
+    ids = list(session.scalars(select(Buyer.id).where(Buyer.id.in_(_within(session, candidates)))
+                               .order_by(Buyer.id).with_for_update(skip_locked=True)))
+    revalued = _clear_marks(session, ids)
+    if not revalued:
+        session.rollback()
+        return 0
+    exposure.refresh_buyers(ctx, revalued, CoverInputs.load(session, ctx.today))
+    session.execute(update(Revaluation).where(Revaluation.id == job_id)
+                    .values(done=Revaluation.done + len(revalued), heartbeat_at=utcnow())
+                    .execution_options(synchronize_session=False))
+    session.commit()
+    return len(revalued)
+
+
+def _clear_marks(session: Session, ids: list[int]) -> list[int]:
+    """Clear the stale marks of these buyers (locked by the caller) and return those that had one: a buyer that
+    another runner revalued since it was chosen is not revalued again."""
+    if not ids:
+        return []
+    return sorted(session.scalars(
+        update(BuyerExposure).where(BuyerExposure.buyer_id.in_(ids), BuyerExposure.stale == true())
+        .values(stale=False, updated_at=BuyerExposure.updated_at).returning(BuyerExposure.buyer_id)
+        .execution_options(synchronize_session=False)))
 
 
 def claim(db: Database, settings: Settings, runner: str, tenant_ids: list[str] | None = None
@@ -225,17 +303,18 @@ def _chunk(session: Session, settings: Settings, job_id: str, tenant_id: str, ru
     values: dict[str, Any]
     if ids:
         ledger_repo.lock_buyers(session, ids)  # buyers first, by id, as every writer takes them
-        session.execute(update(BuyerExposure).where(BuyerExposure.buyer_id.in_(ids))
-                        .values(stale=False, updated_at=BuyerExposure.updated_at)
-                        .execution_options(synchronize_session=False))
+        # Only the buyers still marked: a helper (`help_running`) may have revalued some while this chunk waited.
+        revalued = _clear_marks(session, ids)
         # Read after the marks are cleared: any change that marked these rows has committed its inputs by now.
-        exposure.refresh_buyers(ctx, ids, CoverInputs.load(session, ctx.today))
-        done = job.done + len(ids)
+        if revalued:
+            exposure.refresh_buyers(ctx, revalued, CoverInputs.load(session, ctx.today))
+        done = Revaluation.done + len(revalued)  # helpers add theirs to the same column
         values = {"cursor": ids[-1], "done": done, "total": done + repo.stale_buyers(session, ids[-1]),
                   "heartbeat_at": now, "lease_until": now + timedelta(seconds=settings.revaluation_lease_seconds)}
         state = RUNNING
     else:
-        values = {"state": DONE, "total": job.done, "finished_at": now, "heartbeat_at": now, "lease_until": None}
+        values = {"state": DONE, "total": Revaluation.done, "finished_at": now, "heartbeat_at": now,
+                  "lease_until": None}
         state = DONE
     mine = update(Revaluation).where(Revaluation.id == job_id, Revaluation.runner == runner,
                                      Revaluation.state == RUNNING)
@@ -245,7 +324,7 @@ def _chunk(session: Session, settings: Settings, job_id: str, tenant_id: str, ru
         return "lost"
     session.commit()
     if state == DONE:
-        log.info("revaluation %s of tenant %s done: %d buyers", job_id, tenant_id, job.done)
+        log.info("revaluation %s of tenant %s done", job_id, tenant_id)
     return state
 
 

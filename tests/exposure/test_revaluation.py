@@ -520,3 +520,74 @@ def test_territory_endorsements_in_any_order_leave_no_buyer_behind(app, database
             ok(api.put("/v1/policies/T", json=TOP_UP | {"countries": e[1], "effective_from": day}))
         clean(app, database, Tenant(tenant.id, key, api))
     api.close()
+
+
+def test_a_second_runner_helps_a_running_revaluation_and_each_buyer_is_revalued_once(
+        app, database, make_tenant, settings_override, monkeypatch):
+    """Workers share one tenant's revaluation (PostgreSQL): a runner that finds the job taken revalues the stale
+    buyers with the highest ids, never waiting for a lock; the job's runner goes on from its cursor, skips what the
+    helper revalued and finishes with `done` counting each buyer once. A helper that fails leaves its buyers
+    stale, and the job's runner revalues them."""
+    import pytest
+
+    from app.exposure import revaluation
+
+    if database.dialect != "postgresql":
+        pytest.skip("SQLite has one writer at a time: nothing to share")
+    settings = app.state.settings
+    tenant = make_tenant()
+    api = tenant.client
+    book(api, [(f"B{n}", "FR", "EUR") for n in range(9)])
+    settings_override(inline_revaluation_max_buyers=0)
+    job = ok(api.put("/v1/policies/P", json=rate("0.85")), 202)
+    [outcome] = run(app, database, tenant, chunk=2, max_chunks=1)  # the job's runner: B0, B1
+    assert outcome.state == "running"
+    with database.session(tenant.id) as session:
+        runner = session.get(Revaluation, job["id"]).runner
+
+    def failing(*args, **kwargs):
+        raise RuntimeError("a helper dies mid-chunk")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(service, "refresh_buyers", failing)  # the helper's chunk fails: its buyers stay marked
+        assert revaluation.help_running(database, settings, [tenant.id], chunk=2) == 0
+    assert sum(stale for stale, _, _ in rows(database, tenant).values()) == 7
+    assert revaluation.help_running(database, settings, [tenant.id], chunk=3) == 7  # B8 down to B2
+    assert sum(stale for stale, _, _ in rows(database, tenant).values()) == 0
+    assert revaluation.run(database, settings, job["id"], tenant.id, runner, chunk=2) == "done"
+    done = ok(api.get(job["href"]))
+    assert (done["state"], done["done"], done["total"]) == ("done", 9, 9)
+    assert exposure(api, "B8")["indemnifiable"] == "58700.00"  # 50,000 x 0.85 + 18,000 x 0.90 (the Top Up)
+    clean(app, database, tenant)
+
+
+def test_two_workers_share_one_large_revaluation_without_a_5xx_or_a_lost_buyer(
+        app, database, make_tenant, settings_override):
+    """Two runners at once on one tenant's job (PostgreSQL): one owns it, the other helps; every buyer ends
+    revalued and counted once."""
+    import threading
+
+    import pytest
+
+    if database.dialect != "postgresql":
+        pytest.skip("SQLite has one writer at a time: nothing to share")
+    tenant = make_tenant()
+    book(tenant.client, [(f"W{n}", "FR", "EUR") for n in range(24)])
+    settings_override(inline_revaluation_max_buyers=0)
+    job = ok(tenant.client.put("/v1/policies/P", json=rate("0.85")), 202)
+    start = threading.Barrier(2)
+    outcomes: list = []
+
+    def worker() -> None:
+        start.wait()
+        outcomes.extend(run(app, database, tenant, chunk=2))
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert [(o.id, o.state) for o in outcomes] == [(job["id"], "done")]
+    done = ok(tenant.client.get(job["href"]))
+    assert (done["state"], done["done"], done["total"]) == ("done", 24, 24)
+    clean(app, database, tenant)
