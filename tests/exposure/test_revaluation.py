@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select, text, update
 
 from app.core.clock import utcnow
 from app.core.context import system_context
-from app.exposure import jobs, service
+from app.exposure import jobs, revaluation, service
 from app.exposure.models import BuyerExposure, Revaluation
 from app.exposure.revaluation import run_pending
 from app.tenants.models import Tenant
@@ -528,13 +529,9 @@ def test_a_second_runner_helps_a_running_revaluation_and_each_buyer_is_revalued_
     buyers with the highest ids, never waiting for a lock; the job's runner goes on from its cursor, skips what the
     helper revalued and finishes with `done` counting each buyer once. A helper that fails leaves its buyers
     stale, and the job's runner revalues them."""
-    import pytest
-
-    from app.exposure import revaluation
-
     if database.dialect != "postgresql":
         pytest.skip("SQLite has one writer at a time: nothing to share")
-    settings = app.state.settings
+    config = app.state.settings
     tenant = make_tenant()
     api = tenant.client
     book(api, [(f"B{n}", "FR", "EUR") for n in range(9)])
@@ -550,11 +547,11 @@ def test_a_second_runner_helps_a_running_revaluation_and_each_buyer_is_revalued_
 
     with monkeypatch.context() as patch:
         patch.setattr(service, "refresh_buyers", failing)  # the helper's chunk fails: its buyers stay marked
-        assert revaluation.help_running(database, settings, [tenant.id], chunk=2) == 0
+        assert revaluation.help_running(database, config, [tenant.id], chunk=2) == 0
     assert sum(stale for stale, _, _ in rows(database, tenant).values()) == 7
-    assert revaluation.help_running(database, settings, [tenant.id], chunk=3) == 7  # B8 down to B2
+    assert revaluation.help_running(database, config, [tenant.id], chunk=3) == 7  # B8 down to B2
     assert sum(stale for stale, _, _ in rows(database, tenant).values()) == 0
-    assert revaluation.run(database, settings, job["id"], tenant.id, runner, chunk=2) == "done"
+    assert revaluation.run(database, config, job["id"], tenant.id, runner, chunk=2) == "done"
     done = ok(api.get(job["href"]))
     assert (done["state"], done["done"], done["total"]) == ("done", 9, 9)
     assert exposure(api, "B8")["indemnifiable"] == "58700.00"  # 50,000 x 0.85 + 18,000 x 0.90 (the Top Up)
@@ -566,8 +563,6 @@ def test_two_workers_share_one_large_revaluation_without_a_5xx_or_a_lost_buyer(
     """Two runners at once on one tenant's job (PostgreSQL): one owns it, the other helps; every buyer ends
     revalued and counted once."""
     import threading
-
-    import pytest
 
     if database.dialect != "postgresql":
         pytest.skip("SQLite has one writer at a time: nothing to share")
