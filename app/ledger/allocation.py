@@ -107,10 +107,11 @@ def settle(session: Session, buyer_ids: Iterable[int]) -> None:
     stamp(session)
 
 
-def release(session: Session, allocations: Iterable[Allocation], *, skip: object = None) -> None:
+def release(session: Session, allocations: Iterable[Allocation], *, skip: object = None, flush: bool = True) -> None:
     """Take allocations back: the invoice reopens and the payment or credit note has the amount again.
 
-    `skip` is the document being corrected or reversed: its own balance is reset by the caller.
+    `skip` is the document being corrected or reversed: its own balance is reset by the caller. `flush=False`
+    leaves the changes to the caller's next flush (a batch that flushes once).
     """
     for a in allocations:
         invoice = session.get(Invoice, a.invoice_id)
@@ -126,4 +127,5 @@ def release(session: Session, allocations: Iterable[Allocation], *, skip: object
             if note is not None and note is not skip:
                 note.open_balance += a.amount
         session.delete(a)
-    session.flush()
+    if flush:
+        session.flush()

@@ -160,6 +160,21 @@ def allocations_of_invoice(session: Session, invoice_id: int) -> list[Allocation
     return list(session.scalars(stmt))
 
 
+def allocations_of_invoices(session: Session, invoice_ids: Iterable[int]) -> dict[int, list[Allocation]]:
+    """`allocations_of_invoice` of each of these invoices (an allocation of a credit note to an invoice is listed
+    under both), in one query per thousand."""
+    ids = sorted(set(invoice_ids))
+    found: dict[int, list[Allocation]] = {i: [] for i in ids}
+    for start in range(0, len(ids), 1000):
+        chunk = ids[start : start + 1000]
+        stmt = select(Allocation).where(or_(Allocation.invoice_id.in_(chunk), Allocation.credit_note_id.in_(chunk)))
+        for a in session.scalars(stmt.order_by(Allocation.id)):
+            for owner in (a.invoice_id, a.credit_note_id):
+                if owner is not None and owner in found:
+                    found[owner].append(a)
+    return found
+
+
 def allocations_of_payment(session: Session, payment_id: int) -> list[Allocation]:
     return list(session.scalars(select(Allocation).where(Allocation.payment_id == payment_id).order_by(Allocation.id)))
 

@@ -191,17 +191,25 @@ class _InvoiceIngest:
     """
 
     def __init__(self, ctx: Context, items: Sequence[tuple[str, InvoiceIn]]) -> None:
+        session = ctx.session
         self.ctx = ctx
-        self.buyers = repo.buyers_by_refs(ctx.session, (b.buyer_ref for _, b in items), for_update=True)
+        self.buyers = repo.buyers_by_refs(session, (b.buyer_ref for _, b in items), for_update=True)
         self.buyers_by_id = {b.id: b for b in self.buyers.values()}
         refs = {r for r, _ in items} | {b.applies_to for _, b in items if b.applies_to}
-        # By (kind, ref): each kind has its numbering. Read as plain rows: a replayed batch builds no ORM object;
-        # the stored documents an item corrects are loaded as ORM objects, in one query.
+        # By (kind, ref): each kind has its numbering. Read as plain rows: a replayed batch builds no ORM object.
         self.invoices: dict[tuple[str, str], Invoice | _Doc] = {
-            (d.kind, d.ref): _Doc(**d._mapping) for d in repo.document_rows(ctx.session, refs)}
-        stored = [(self.invoices.get((b.kind, r)), b) for r, b in items]
-        repo.invoices_by_ids(ctx.session, {d.id for d, b in stored  # into the session, where `apply` finds them
-                                           if isinstance(d, _Doc) and d.id is not None and not self._same(d, b)})
+            (d.kind, d.ref): _Doc(**d._mapping) for d in repo.document_rows(session, refs)}
+        others = {d.buyer_id for d in self.invoices.values()} - set(self.buyers_by_id)
+        if others:  # documents of other buyers, which an item may move: their buyers locked too, in one statement
+            self.buyers_by_id.update((b.id, b) for b in repo.lock_buyers(session, others))
+            self.invoices = {(d.kind, d.ref): _Doc(**d._mapping)  # read again, as of the locks
+                             for d in repo.document_rows(session, refs)}
+        # The stored documents the items correct, and their allocations: loaded in one query each.
+        corrected = {d.id for r, b in items if isinstance(d := self.invoices.get((b.kind, r)), _Doc)
+                     and d.id is not None and not self._same(d, b)}
+        self.loaded = {i.id: i for i in repo.invoices_by_ids(session, corrected)}  # held: the identity map is weak
+        self.allocations = repo.allocations_of_invoices(session, corrected)
+        self.released: set[int] = set()  # allocations taken back in this batch
         self.touched: set[int] = set()
         self.created: dict[tuple[str, str], _Doc] = {}  # by (kind, ref), in the batch's order
 
@@ -239,7 +247,7 @@ class _InvoiceIngest:
                 invoice = invoice.orm()
                 session.add(invoice)
             else:
-                invoice = session.get_one(Invoice, invoice.id)  # loaded up front: no query
+                invoice = self.loaded.get(invoice.id) or session.get_one(Invoice, invoice.id)
             self.invoices[key] = invoice
         return self._correct(invoice, buyer, body)
 
@@ -259,13 +267,11 @@ class _InvoiceIngest:
 
     def _correct(self, invoice: Invoice, buyer: Buyer, body: InvoiceIn) -> str:
         session = self.ctx.session
-        if invoice.buyer_id != buyer.id:
-            repo.lock_buyers(session, [invoice.buyer_id])
-        if invoice.id is not None:
-            session.flush()
-            allocations = repo.allocations_of_invoice(session, invoice.id)
-        else:
-            allocations = []
+        if invoice.buyer_id not in self.buyers_by_id:  # moved here by another transaction since: rare
+            self.buyers_by_id.update((b.id, b) for b in repo.lock_buyers(session, [invoice.buyer_id]))
+        # Its allocations as loaded for the batch, less those an earlier item of the batch took back (an invoice
+        # created in this batch has none).
+        allocations = [a for a in self.allocations.get(invoice.id, []) if a.id not in self.released]
         kept = [a for a in allocations if a.explicit and a.invoice_id == invoice.id]
         explicit = sum((a.amount for a in kept), Decimal(0))
         if kept and (body.kind != invoice.kind or buyer.id != invoice.buyer_id or body.currency != invoice.currency):
@@ -276,7 +282,11 @@ class _InvoiceIngest:
             )
         if body.amount < explicit:
             raise Invalid(f"amount: {explicit} is already paid on this invoice by allocated payments.", field="/amount")
-        allocation.release(session, [a for a in allocations if a not in kept], skip=invoice)
+        released = [a for a in allocations if a not in kept]
+        self.released.update(a.id for a in released)
+        # Flushed with the batch (one statement per kind of change, not a flush per item); an invoice created in
+        # this batch is flushed now, to be recorded with an id like any other.
+        allocation.release(session, released, skip=invoice, flush=invoice.id is None)
         previous = {f: str(getattr(invoice, f)) if getattr(invoice, f) is not None else None for f in _INVOICE_FIELDS}
         previous["amount"] = str(quantize(invoice.amount, invoice.currency))
         previous["buyer_ref"] = (

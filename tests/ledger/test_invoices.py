@@ -163,3 +163,42 @@ def test_new_documents_of_a_large_batch_are_written_as_rows_and_settled_correcte
     put = api.put("/v1/invoices/N900", json=_body(amount="1.00"))
     assert put.status_code == 201 and (put.json()["open_balance"], put.json()["revision"]) == ("1.00", 1)
     assert Decimal(exposure(api)["outstanding"]) == Decimal("2500.00") + Decimal("2.50") - Decimal("4.00") + 1 + 1
+
+
+def test_a_batch_of_corrections_ends_where_the_same_puts_one_at_a_time_end(make_tenant):
+    """A batch loads the invoices it corrects and their allocations once, and flushes once: the ERP's allocations
+    kept, the applied cash released and applied again, a move to another buyer, a ref corrected twice in the
+    batch: the same balances, revisions and exposure as the same corrections put one at a time."""
+    corrections = [("C1", "B1", "80.00"), ("C2", "B2", "100.00"), ("C3", "B1", "50.00"), ("C3", "B1", "30.00")]
+
+    def book(api):
+        buyer(api, "B1")
+        buyer(api, "B2")
+        for ref in ("C1", "C2", "C3"):
+            invoice(api, ref, "100.00", "2026-01-10", "2026-03-10")
+        payment(api, "P1", "60.00", allocations=[{"invoice_ref": "C1", "amount": "60.00"}])
+        payment(api, "P2", "150.00")  # applied oldest first: 40 to C1, 100 to C2, 10 to C3
+
+    def state(api):
+        docs = {ref: ok(api.get(f"/v1/invoices/{ref}")) for ref in ("C1", "C2", "C3")}
+        return ({ref: (d["buyer_ref"], d["open_balance"], d["revision"], len(d["corrections"]))
+                 for ref, d in docs.items()},
+                {ref: ok(api.get(f"/v1/payments/{ref}"))["unapplied"] for ref in ("P1", "P2")},
+                {b: exposure(api, b)["outstanding"] for b in ("B1", "B2")})
+
+    one, batch = make_tenant("one at a time"), make_tenant("in a batch")
+    for t in (one, batch):
+        book(t.client)
+    for ref, buyer_ref, amount in corrections:
+        ok(one.client.put(f"/v1/invoices/{ref}", json=_body(buyer_ref=buyer_ref, amount=amount)))
+    out = ok(batch.client.post("/v1/invoices/batch", json={"items": [
+        {"invoice_ref": ref, **_body(buyer_ref=buyer_ref, amount=amount)} for ref, buyer_ref, amount in corrections]}))
+    assert [i["outcome"] for i in out["items"]] == ["updated"] * 4
+    assert state(batch.client) == state(one.client)
+    assert state(batch.client)[0]["C2"][:2] == ("B2", "100.00")
+    # A batch naming only the buyer an invoice moves to: the buyer it leaves is locked with the batch's.
+    move = _body(buyer_ref="B2", amount="30.00")
+    ok(one.client.put("/v1/invoices/C3", json=move))
+    assert ok(batch.client.post("/v1/invoices/batch", json={"items": [{"invoice_ref": "C3", **move}]}))["updated"] == 1
+    assert state(batch.client) == state(one.client)
+    assert state(batch.client)[0]["C3"][:2] == ("B2", "30.00")
