@@ -89,14 +89,14 @@ def set_up(url: str, buyers: int) -> tuple[str, str]:
     return tenant.id, key
 
 
+def child_env(url: str) -> dict[str, str]:
+    """The environment of a `coverwatch` child process on the benchmark's database and day."""
+    return {**os.environ, "COVERWATCH_DATABASE_URL": url, "COVERWATCH_TODAY": TODAY.isoformat()}
+
+
 def run_import(url: str, tenant_id: str, path: Path, batch_size: int) -> tuple[float, float, str]:
     """(seconds, peak RSS in MB, the CLI's summary line) of one `coverwatch import` in a child process."""
-    env = {**os.environ, "COVERWATCH_DATABASE_URL": url, "COVERWATCH_TODAY": TODAY.isoformat()}
-    started = time.perf_counter()
-    done = subprocess.run(
-        [sys.executable, "-m", "app.cli", "import", "invoices", str(path), "--tenant", tenant_id,
-         "--batch-size", str(batch_size)], env=env, capture_output=True, text=True, check=False)
-    seconds = time.perf_counter() - started
+    seconds, done = cli(url, "import", "invoices", str(path), "--tenant", tenant_id, "--batch-size", str(batch_size))
     if done.returncode != 0:
         raise SystemExit(f"import failed ({done.returncode}): {done.stderr[-2000:]}")
     peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # Linux: kilobytes
@@ -113,8 +113,7 @@ def _peak_rss_mb(pid: int) -> float:
 def measure_exports(url: str, key: str, port: int = 8765) -> None:
     import httpx
 
-    env = {**os.environ, "COVERWATCH_DATABASE_URL": url, "COVERWATCH_TODAY": TODAY.isoformat(),
-           "COVERWATCH_SCHEDULER_ENABLED": "false", "COVERWATCH_LOG_LEVEL": "WARNING"}
+    env = {**child_env(url), "COVERWATCH_SCHEDULER_ENABLED": "false", "COVERWATCH_LOG_LEVEL": "WARNING"}
     server = subprocess.Popen([sys.executable, "-m", "uvicorn", "--factory", "app.main:create_app", "--port",
                                str(port), "--log-level", "warning"], env=env)
     try:
@@ -142,14 +141,13 @@ def measure_exports(url: str, key: str, port: int = 8765) -> None:
 
 def cli(url: str, *args: str) -> tuple[float, subprocess.CompletedProcess[str]]:
     """(seconds, the finished process) of one `coverwatch` command in a child process."""
-    env = {**os.environ, "COVERWATCH_DATABASE_URL": url, "COVERWATCH_TODAY": TODAY.isoformat()}
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "app.cli", *args], env=env, capture_output=True, text=True,
-                          check=False)
+    done = subprocess.run([sys.executable, "-m", "app.cli", *args], env=child_env(url), capture_output=True,
+                          text=True, check=False)
     return time.perf_counter() - started, done
 
 
-def measure_revaluation(url: str, tenant_id: str, check: bool, runners: int) -> None:
+def measure_revaluation(url: str, tenant_id: str, runners: int) -> None:
     """A correction of the policy's indemnity rate from its first day moves every invoice's cover: the change
     answers at once (a background revaluation is queued), then `runners` processes of `coverwatch revaluations`
     revalue every buyer (the first owns the job, the others help)."""
@@ -162,10 +160,10 @@ def measure_revaluation(url: str, tenant_id: str, check: bool, runners: int) -> 
             "indemnity_rate": "0.85", "effective_from": POLICY["starts_on"]}))
     queued = time.perf_counter() - started
     db.dispose()
-    env = {**os.environ, "COVERWATCH_DATABASE_URL": url, "COVERWATCH_TODAY": TODAY.isoformat()}
     started = time.perf_counter()
-    workers = [subprocess.Popen([sys.executable, "-m", "app.cli", "revaluations", "--tenant", tenant_id], env=env,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(runners)]
+    workers = [subprocess.Popen([sys.executable, "-m", "app.cli", "revaluations", "--tenant", tenant_id],
+                                env=child_env(url), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+               for _ in range(runners)]
     for worker in workers:
         out, err = worker.communicate()
         if worker.returncode != 0:
@@ -173,10 +171,12 @@ def measure_revaluation(url: str, tenant_id: str, check: bool, runners: int) -> 
     seconds = time.perf_counter() - started
     print(f"  full revaluation (every cover moves)    {seconds:8.1f} s  ({runners} runner(s); change answered in "
           f"{queued:.2f} s, {'background job' if job is not None else 'in the change'})")
-    if check:
-        seconds, done = cli(url, "recompute", "--check")
-        print(f"  recompute --check                        {seconds:8.1f} s  "
-              f"{'clean' if done.returncode == 0 else done.stdout[-2000:]}")
+
+
+def measure_check(url: str) -> None:
+    seconds, done = cli(url, "recompute", "--check")
+    print(f"  recompute --check                        {seconds:8.1f} s  "
+          f"{'clean' if done.returncode == 0 else done.stdout[-2000:]}")
 
 
 def main() -> None:
@@ -207,10 +207,9 @@ def main() -> None:
         if args.exports:
             measure_exports(url, key)
         if args.revalue:
-            measure_revaluation(url, tenant_id, args.check, args.runners)
-        elif args.check:
-            seconds, done = cli(url, "recompute", "--check")
-            print(f"  recompute --check {seconds:8.1f} s  {'clean' if done.returncode == 0 else done.stdout[-2000:]}")
+            measure_revaluation(url, tenant_id, args.runners)
+        if args.check:
+            measure_check(url)
 
 
 if __name__ == "__main__":

@@ -154,15 +154,12 @@ def paid_invoice_ids(session: Session, invoice_ids: Iterable[int]) -> set[int]:
 
 
 def allocations_of_invoice(session: Session, invoice_id: int) -> list[Allocation]:
-    stmt = select(Allocation).where(
-        or_(Allocation.invoice_id == invoice_id, Allocation.credit_note_id == invoice_id)
-    ).order_by(Allocation.id)
-    return list(session.scalars(stmt))
+    return allocations_of_invoices(session, [invoice_id])[invoice_id]
 
 
 def allocations_of_invoices(session: Session, invoice_ids: Iterable[int]) -> dict[int, list[Allocation]]:
-    """`allocations_of_invoice` of each of these invoices (an allocation of a credit note to an invoice is listed
-    under both), in one query per thousand."""
+    """What was applied to each of these invoices, or taken from each of these credit notes (an allocation of a
+    credit note to an invoice is listed under both), oldest first, in one query per thousand."""
     ids = sorted(set(invoice_ids))
     found: dict[int, list[Allocation]] = {i: [] for i in ids}
     for start in range(0, len(ids), 1000):

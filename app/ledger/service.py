@@ -7,13 +7,14 @@ refreshing the stored exposure of the buyers it touched, in the same transaction
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, TypeVar, cast
 
 from pydantic import BaseModel, ValidationError
+from sqlalchemy.orm import Session
 
 from app import metrics
 from app.core.clock import utcnow
@@ -172,7 +173,7 @@ class _Doc:
     def row(self, tenant_id: str, now: datetime) -> dict[str, Any]:
         return {"tenant_id": tenant_id, "ref": self.ref, "buyer_id": self.buyer_id, "kind": self.kind,
                 "currency": self.currency, "amount": self.amount, "issue_date": self.issue_date,
-                "due_date": self.due_date, "original_due_date": self.due_date, "applies_to": self.applies_to,
+                "due_date": self.due_date, "original_due_date": self.original_due_date, "applies_to": self.applies_to,
                 "open_balance": self.amount, "settled_on": None, "revision": 1, "created_at": now,
                 "updated_at": now}
 
@@ -180,8 +181,13 @@ class _Doc:
         """A new document as an ORM object, to be added to the session."""
         return Invoice(ref=self.ref, buyer_id=self.buyer_id, kind=self.kind, currency=self.currency,
                        amount=self.amount, issue_date=self.issue_date, due_date=self.due_date,
-                       original_due_date=self.due_date, applies_to=self.applies_to, open_balance=self.amount,
+                       original_due_date=self.original_due_date, applies_to=self.applies_to, open_balance=self.amount,
                        revision=1)
+
+
+def _stored(session: Session, refs: Iterable[str]) -> dict[tuple[str, str], _Doc]:
+    """The stored invoices and credit notes numbered `refs`, by (kind, ref)."""
+    return {(d.kind, d.ref): _Doc(**d._mapping) for d in repo.document_rows(session, refs)}
 
 
 class _InvoiceIngest:
@@ -197,13 +203,11 @@ class _InvoiceIngest:
         self.buyers_by_id = {b.id: b for b in self.buyers.values()}
         refs = {r for r, _ in items} | {b.applies_to for _, b in items if b.applies_to}
         # By (kind, ref): each kind has its numbering. Read as plain rows: a replayed batch builds no ORM object.
-        self.invoices: dict[tuple[str, str], Invoice | _Doc] = {
-            (d.kind, d.ref): _Doc(**d._mapping) for d in repo.document_rows(session, refs)}
+        self.invoices: dict[tuple[str, str], Invoice | _Doc] = dict(_stored(session, refs))
         others = {d.buyer_id for d in self.invoices.values()} - set(self.buyers_by_id)
         if others:  # documents of other buyers, which an item may move: their buyers locked too, in one statement
             self.buyers_by_id.update((b.id, b) for b in repo.lock_buyers(session, others))
-            self.invoices = {(d.kind, d.ref): _Doc(**d._mapping)  # read again, as of the locks
-                             for d in repo.document_rows(session, refs)}
+            self.invoices = dict(_stored(session, refs))  # read again, as of the locks
         # The stored documents the items correct, and their allocations: loaded in one query each.
         corrected = {d.id for r, b in items if isinstance(d := self.invoices.get((b.kind, r)), _Doc)
                      and d.id is not None and not self._same(d, b)}
