@@ -2,6 +2,9 @@
 # Resolved when a recipe runs (after the uv target may have installed it).
 UV = $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
 export UV_LINK_MODE ?= copy
+# Installed packages compiled to bytecode once, as the Dockerfile does: a process that starts (the CLI, a test's
+# server, the import's revaluation process) does not compile its imports again where PYTHONDONTWRITEBYTECODE is set.
+export UV_COMPILE_BYTECODE ?= 1
 
 .PHONY: run test uv lint openapi bench
 

@@ -56,16 +56,17 @@ def rows(kind: str, stream: TextIO) -> Iterator[tuple[int, dict[str, str]]]:
         raise Invalid(f"Missing column(s) {', '.join(missing)}.", field="/csv/header")
     if len(set(header)) != len(header):
         raise Invalid("A column is named twice.", field="/csv/header")
+    amounts = AMOUNTS & set(header)
     reader = csv.reader(stream, delimiter=delimiter)
     for cells in reader:
         line = reader.line_num + 1  # the header was line 1
-        if not any(c.strip() for c in cells):
+        if not "".join(cells).strip():
             continue
         row = {}
         for name, value in zip(header, cells, strict=False):
             value = value.strip()
             if value:
-                row[name] = decimal_text(value) if name in AMOUNTS else value
+                row[name] = decimal_text(value) if name in amounts else value
         if len(cells) > len(header):
             row["__error__"] = f"{len(cells)} cells, the header has {len(header)} columns"
         yield line, row

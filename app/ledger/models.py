@@ -49,6 +49,9 @@ class Invoice(TenantScoped, Base):
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    # No index on the tenant alone (TenantScoped's): the unique constraint and the indexes above lead with it, and
+    # a bulk load pays for every index it writes.
+    tenant_id: Mapped[str] = mapped_column(String(36), ForeignKey("tenants.id", ondelete="CASCADE"))
     ref: Mapped[str] = mapped_column(String(200))
     buyer_id: Mapped[int] = mapped_column(ForeignKey("buyers.id"))
     kind: Mapped[str] = mapped_column(String(16))
