@@ -169,34 +169,49 @@ class Server:
 
 
 # ---------------------------------------------------------------------------------------------- webhooks
+def _receive(port: Any, received: Any) -> None:
+    """The receiver's process: answers 204 to every POST and counts them in `received` (shared memory)."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("content-length") or 0))
+            self.send_response(204)
+            self.end_headers()
+            with received.get_lock():
+                received.value += 1
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    port.value = server.server_address[1]
+    server.serve_forever()
+
+
 class Receiver:
-    """A webhook receiver on 127.0.0.1 answering 204 to every POST, counting them."""
+    """A webhook receiver on 127.0.0.1 answering 204 to every POST, counting them: in its own process, as a real
+    receiver is (in the dispatcher's process it took a share of the same interpreter's time)."""
 
     def __init__(self) -> None:
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        import multiprocessing
 
-        counter = self
+        context = multiprocessing.get_context("fork")
+        self._port, self._received = context.Value("i", 0), context.Value("q", 0)
+        self.process = context.Process(target=_receive, args=(self._port, self._received), daemon=True)
+        self.process.start()
+        deadline = time.monotonic() + 30
+        while not self._port.value and time.monotonic() < deadline:
+            time.sleep(0.01)
+        self.url = f"http://127.0.0.1:{self._port.value}/hook"
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                self.rfile.read(int(self.headers.get("content-length") or 0))
-                self.send_response(204)
-                self.end_headers()
-                with counter.lock:
-                    counter.received += 1
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.received = 0
-        self.lock = threading.Lock()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+    @property
+    def received(self) -> int:
+        return int(self._received.value)
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.process.terminate()
+        self.process.join(timeout=10)
 
 
 def webhook_dispatch(api: httpx.Client, url: str, tenant_id: str, n: int) -> tuple[float, int]:

@@ -8,10 +8,11 @@
    with the current secret (and the previous one during a rotation's grace period); a total deadline
    (`webhook_timeout_seconds`, below the lease) for the whole exchange; redirects are not followed.
 3. Record: the attempt is logged; the delivery is updated only if its attempt number is still this
-   attempt's (compared in the UPDATE): a late result, after the lease expired and another attempt began,
-   never overwrites the newer one. 2xx is delivered; anything else is retried with exponential backoff and
-   jitter, with the same webhook-id, for the retry window, then marked failed. An endpoint failing for
-   longer than `webhook_disable_after_hours` is disabled, and an `endpoint.disabled` event says so.
+   attempt's (read under the delivery's row lock, held to the commit): a late result, after the lease
+   expired and another attempt began, never overwrites the newer one. 2xx is delivered; anything else is
+   retried with exponential backoff and jitter, with the same webhook-id, for the retry window, then marked
+   failed. An endpoint failing for longer than `webhook_disable_after_hours` is disabled, and an
+   `endpoint.disabled` event says so.
 
 A replica that dies between claim and record leaves a lease that expires: the delivery is then retried
 (at least once delivery; receivers dedupe on webhook-id).
@@ -36,7 +37,7 @@ from sqlalchemy.orm import Session
 from app import metrics
 from app.core.clock import utcnow
 from app.core.config import Settings
-from app.core.db import Database
+from app.core.db import Database, insert_rows
 from app.webhooks import crypto
 from app.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
 from app.webhooks.service import emit, endpoints_changed
@@ -175,63 +176,81 @@ def record(db: Database, item: Claimed, outcome: Outcome, settings: Settings) ->
 
 def record_many(db: Database, results: Sequence[tuple[Claimed, Outcome]], settings: Settings) -> list[bool]:
     """`record` for several attempts: one transaction per tenant (a commit per delivery capped the dispatcher at
-    about 100 deliveries/s). Returns, for each, whether its result was applied."""
-    applied: dict[int, bool] = {}
-    by_tenant: dict[str, list[tuple[Claimed, Outcome]]] = {}
-    for item, outcome in results:
-        by_tenant.setdefault(item.tenant_id, []).append((item, outcome))
-    for tenant_id, mine in by_tenant.items():
+    about 100 deliveries/s), a few statements for all of its attempts. Returns, for each, whether its result was
+    applied."""
+    applied = [False] * len(results)
+    by_tenant: dict[str, list[int]] = {}  # positions in `results`
+    for n, (item, _) in enumerate(results):
+        by_tenant.setdefault(item.tenant_id, []).append(n)
+    for tenant_id, positions in by_tenant.items():
         with db.session(tenant_id) as session, session.begin():
-            for item, outcome in mine:
-                applied[id(item)] = _record(session, item, outcome, settings)
-    return [applied[id(item)] for item, _ in results]
+            done = _record(session, tenant_id, [results[n] for n in positions], settings)
+            for n, ok in zip(positions, done, strict=True):
+                applied[n] = ok
+    return applied
 
 
-def _record(session: Session, item: Claimed, outcome: Outcome, settings: Settings) -> bool:
-    now = utcnow()  # in the caller's transaction, bound to the item's tenant
-    delivery = session.get(WebhookDelivery, item.delivery_id, with_for_update=True)
-    endpoint = session.get(WebhookEndpoint, delivery.endpoint_id) if delivery else None
-    if delivery is None or endpoint is None:
-        return False
-    current = delivery.attempts == item.attempt and delivery.status == "pending"
-    session.add(WebhookAttempt(tenant_id=item.tenant_id, delivery_id=delivery.id, attempted_at=now,
-                               status_code=outcome.status_code, latency_ms=outcome.latency_ms,
-                               error=outcome.error,
-                               details={"attempt": item.attempt, "connected_to": outcome.connected_to,
-                                        **({} if current else {"late": True})}))
-    if not current:
-        log.info("webhook delivery %s: late result of attempt %s ignored (now at attempt %s, %s)",
-                 delivery.id, item.attempt, delivery.attempts, delivery.status)
-        return False
-    values: dict[str, object] = {"last_status_code": outcome.status_code, "last_latency_ms": outcome.latency_ms,
-                                 "last_error": outcome.error}
-    if outcome.ok:
-        values |= {"status": "delivered", "delivered_at": now}
-    elif now - delivery.window_start >= timedelta(hours=settings.webhook_retry_window_hours):
-        values |= {"status": "failed"}
-    else:
-        values |= {"next_attempt_at": now + backoff(item.attempt, settings)}
-    # The fence: this attempt's result lands only while the delivery is still at this attempt.
-    applied = session.execute(  # type: ignore[attr-defined]  # a CursorResult for an UPDATE
-        update(WebhookDelivery)
-        .where(WebhookDelivery.id == delivery.id, WebhookDelivery.attempts == item.attempt,
-               WebhookDelivery.status == "pending")
-        .values(**values).execution_options(synchronize_session=False)
-    ).rowcount
-    if not applied:
-        return False
-    if outcome.ok:
+def _record(session: Session, tenant_id: str, results: Sequence[tuple[Claimed, Outcome]], settings: Settings
+            ) -> list[bool]:
+    """In the caller's transaction, bound to the tenant: the deliveries are locked (by id, in one statement), so
+    the fence read here holds until the commit: a result lands only while its delivery is still at its attempt."""
+    now = utcnow()
+    ids = sorted({item.delivery_id for item, _ in results})
+    deliveries = {d.id: d for d in session.scalars(
+        select(WebhookDelivery).where(WebhookDelivery.id.in_(ids)).order_by(WebhookDelivery.id).with_for_update())}
+    endpoint_ids = {d.endpoint_id for d in deliveries.values()}
+    endpoints = {e.id: e for e in session.scalars(select(WebhookEndpoint).where(WebhookEndpoint.id.in_(endpoint_ids)))}
+    attempts: list[dict[str, object]] = []
+    updates: list[dict[str, object]] = []
+    out: list[bool] = []
+    settled: set[int] = set()  # deliveries given a result here: another result of one in this batch is late
+    for item, outcome in results:
+        delivery = deliveries.get(item.delivery_id)
+        endpoint = endpoints.get(delivery.endpoint_id) if delivery is not None else None
+        if delivery is None or endpoint is None:
+            out.append(False)
+            continue
+        current = (delivery.attempts == item.attempt and delivery.status == "pending"
+                   and delivery.id not in settled)
+        attempts.append({"tenant_id": tenant_id, "delivery_id": delivery.id, "attempted_at": now,
+                         "status_code": outcome.status_code, "latency_ms": outcome.latency_ms, "error": outcome.error,
+                         "details": {"attempt": item.attempt, "connected_to": outcome.connected_to,
+                                     **({} if current else {"late": True})}})
+        out.append(current)
+        if not current:
+            log.info("webhook delivery %s: late result of attempt %s ignored (now at attempt %s, %s)",
+                     delivery.id, item.attempt, delivery.attempts, delivery.status)
+            continue
+        values: dict[str, object] = {"last_status_code": outcome.status_code, "last_latency_ms": outcome.latency_ms,
+                                     "last_error": outcome.error}
+        if outcome.ok:
+            values |= {"status": "delivered", "delivered_at": now}
+        elif now - delivery.window_start >= timedelta(hours=settings.webhook_retry_window_hours):
+            values |= {"status": "failed"}
+        else:
+            values |= {"next_attempt_at": now + backoff(item.attempt, settings)}
+        settled.add(delivery.id)
+        updates.append({"id": delivery.id, **values})
+        _endpoint_result(session, tenant_id, endpoint, outcome.ok, now, settings)
+    insert_rows(session, WebhookAttempt, attempts)
+    if updates:  # by primary key, one executemany per set of columns
+        session.execute(update(WebhookDelivery).execution_options(synchronize_session=False), updates)
+    return out
+
+
+def _endpoint_result(session: Session, tenant_id: str, endpoint: WebhookEndpoint, ok: bool, now: datetime,
+                     settings: Settings) -> None:
+    if ok:
         endpoint.failing_since = None
-        return True
+        return
     endpoint.failing_since = endpoint.failing_since or now
     if endpoint.enabled and now - endpoint.failing_since >= timedelta(hours=settings.webhook_disable_after_hours):
         endpoint.enabled = False
         endpoints_changed(session)
         endpoint.disabled_reason = f"failing since {endpoint.failing_since.isoformat()}"
         log.warning("webhook endpoint %s disabled: %s", endpoint.id, endpoint.disabled_reason)
-        emit(session, item.tenant_id, "endpoint.disabled",
+        emit(session, tenant_id, "endpoint.disabled",
              {"endpoint_id": endpoint.id, "url": endpoint.url, "reason": endpoint.disabled_reason})
-    return True
 
 
 SENDERS = 8

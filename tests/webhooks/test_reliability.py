@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from app.core import public_ids
 from app.core.config import Settings
 from app.tenants.models import Tenant
-from app.webhooks.dispatcher import Outcome, claim, record
+from app.webhooks.dispatcher import Outcome, claim, record, record_many
 from tests.helpers import buyer, invoice, ok
 from tests.receiver import DripServer, Receiver
 
@@ -111,6 +111,24 @@ def test_a_late_result_never_overwrites_a_newer_attempt(app, api, tenant, databa
         assert latest["id"] == public_ids.encode(session.get(Tenant, tenant.id), "webhook_deliveries", a.delivery_id)
     assert (latest["status"], latest["last_status_code"], latest["last_error"]) == ("delivered", 204, None)
     assert ok(api.get(f"/v1/webhook-endpoints/{second_endpoint}"))["failing_since"] is None
+
+
+def test_results_recorded_together_keep_the_fence(app, api, tenant, database, receiver, settings_override):
+    """A sender's results are recorded together (one locking read, one insert of the attempts, one update): each
+    lands only while its delivery is still at its attempt, and a second result of a delivery in the same batch is
+    late too."""
+    settings_override(webhook_lease_seconds=1.0, webhook_timeout_seconds=0.5)
+    settings = app.state.settings
+    _ping(api, receiver)
+    [first] = claim(database, settings, tenant_ids=[tenant.id])
+    time.sleep(1.1)  # the lease runs out
+    [second] = claim(database, settings, tenant_ids=[tenant.id])
+    results = [(first, Outcome(200, 900, None)), (second, Outcome(204, 10, None)), (second, Outcome(503, 5, None))]
+    assert record_many(database, results, settings) == [False, True, False]
+    [delivery] = ok(api.get("/v1/webhook-deliveries"))["items"]
+    assert (delivery["status"], delivery["attempts"], delivery["last_status_code"]) == ("delivered", 2, 204)
+    log = sorted((a["attempt"], a["status_code"], a["late"]) for a in delivery["attempt_log"])
+    assert log == [(1, 200, True), (2, 204, False), (2, 503, True)]
 
 
 def test_a_send_has_a_total_deadline_below_its_lease(api, dispatch, settings_override):
