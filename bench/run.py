@@ -5,7 +5,8 @@
     uv run python -m bench.run --only sqlite --profile                # py-spy samples the server
 
 For each database (SQLite file, then PostgreSQL database `bench`, dropped and created afresh), it migrates,
-starts `coverwatch serve` (uvicorn) in its own process on 127.0.0.1, loads a generated portfolio
+starts the service in its own process on 127.0.0.1 (uvicorn, two worker processes; `--workers 1` runs
+`coverwatch serve`), loads a generated portfolio
 (bench/portfolio.py) through the API from this process, then measures each figure beside a reference taken
 in the same run on the same database: raw `executemany` and `COPY` of the same rows for ingest, a raw read of
 the stored row for a buyer's exposure, a naive SQL sum over the ledger for the portfolio and country views.
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import shutil
 import signal
 import socket
 import statistics
@@ -76,14 +78,15 @@ def free_port() -> int:
 
 
 def peak_rss_mb(pid: int) -> float:
-    """VmHWM (peak resident set) of the process and its children, in MB."""
+    """VmHWM (peak resident set) of the process and of its children, added up, in MB: a server of several worker
+    processes holds them all."""
     total = 0
     pids = [pid] + [int(c) for c in _children(pid)]
     for p in pids:
         try:
             for line in Path(f"/proc/{p}/status").read_text().splitlines():
                 if line.startswith("VmHWM:"):
-                    total = max(total, int(line.split()[1]))
+                    total += int(line.split()[1])
         except OSError:
             pass
     return total / 1024
@@ -124,19 +127,30 @@ def postgres_url() -> str:
 
 # ---------------------------------------------------------------------------------------------- the server
 class Server:
-    """`coverwatch serve` in its own process (uvicorn, one worker), optionally under py-spy."""
+    """The service in its own process, as in production: uvicorn with `workers` worker processes (the README's
+    several-workers form, metrics in prometheus-client's multiprocess mode), optionally under py-spy. With one
+    worker, a read shares its interpreter with a batch being written and waits for it (the GIL)."""
 
-    def __init__(self, url: str, profile: Path | None) -> None:
+    def __init__(self, url: str, profile: Path | None, workers: int = 1, scratch: Path | None = None
+                 ) -> None:
         self.port = free_port()
         self.env = {**os.environ, "COVERWATCH_DATABASE_URL": url, "COVERWATCH_TODAY": TODAY.isoformat(),
                     "COVERWATCH_SCHEDULER_ENABLED": "false", "COVERWATCH_SECRET_KEY": SECRET,
                     "COVERWATCH_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8",
                     "COVERWATCH_LOG_LEVEL": "WARNING"}
-        command = [sys.executable, "-m", "app.cli", "serve", "--no-migrate", "--port", str(self.port)]
+        self.metrics_dir: Path | None = None
+        if workers > 1:
+            self.metrics_dir = Path(tempfile.mkdtemp(prefix="coverwatch-metrics-", dir=scratch))
+            self.env["PROMETHEUS_MULTIPROC_DIR"] = str(self.metrics_dir)
+            command = [sys.executable, "-m", "uvicorn", "--factory", "app.main:create_app", "--host", "127.0.0.1",
+                       "--port", str(self.port), "--workers", str(workers), "--log-level", "warning",
+                       "--no-access-log"]
+        else:
+            command = [sys.executable, "-m", "app.cli", "serve", "--no-migrate", "--port", str(self.port)]
         if profile is not None:
             spy = Path(sys.executable).parent / "py-spy"
             command = [str(spy), "record", "--format", "raw", "--rate", "50", "--output", str(profile),
-                       "--nonblocking", "--", *command]
+                       "--nonblocking", "--subprocesses", "--", *command]
         self.process = subprocess.Popen(command, env=self.env, cwd=ROOT, stdout=subprocess.DEVNULL,
                                         stderr=subprocess.PIPE if profile is None else subprocess.DEVNULL)
         self.base = f"http://127.0.0.1:{self.port}"
@@ -156,7 +170,8 @@ class Server:
         return peak_rss_mb(self.process.pid)
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "app.cli", *args], env=self.env, cwd=ROOT,
+        env = {k: v for k, v in self.env.items() if k != "PROMETHEUS_MULTIPROC_DIR"}  # the web workers' only
+        return subprocess.run([sys.executable, "-m", "app.cli", *args], env=env, cwd=ROOT,
                               capture_output=True, text=True, check=False)
 
     def stop(self) -> None:
@@ -166,6 +181,8 @@ class Server:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+        if self.metrics_dir is not None:
+            shutil.rmtree(self.metrics_dir, ignore_errors=True)
 
 
 # ---------------------------------------------------------------------------------------------- webhooks
@@ -386,7 +403,7 @@ def measure(name: str, url: str, p: Portfolio, args: argparse.Namespace) -> tupl
     db.dispose()
     engine = create_engine(url)
     profile = ROOT / "bench" / f"profile-{name}.txt" if args.profile else None
-    server = Server(url, profile)
+    server = Server(url, profile, workers=args.workers, scratch=Path(tempfile.gettempdir()))
     figures = Figures()
     info: dict[str, Any] = {}
     api = httpx.Client(base_url=server.base, headers={"Authorization": f"Bearer {key}"}, timeout=3600)
@@ -454,8 +471,10 @@ def measure(name: str, url: str, p: Portfolio, args: argparse.Namespace) -> tupl
         thread.start()
         during: list[float] = []
         codes: dict[int, int] = {}
+        # Each read on a connection of its own, as the dashboards of many users poll: a kept-alive connection would
+        # stay on whichever worker process accepted it, possibly the one writing the batch.
         while not done.is_set():
-            t, r = timed(lambda: api.get(f"/v1/exposure/buyers/{small}"))
+            t, r = timed(lambda: httpx.get(f"{server.base}/v1/exposure/buyers/{small}", headers=api.headers))
             during.append(t)
             codes[r.status_code] = codes.get(r.status_code, 0) + 1
             time.sleep(0.005)
@@ -561,7 +580,8 @@ def write_results(results: dict[str, tuple[Figures, dict[str, Any]]], args: argp
     text_ = [f"## Run of {stamp}", "", f"Machine: {machine()}.", "",
              f"Portfolio: {args.invoices:,} invoices over {args.buyers:,} buyers (seed {args.seed}); large buyer "
              f"{next(iter(results.values()))[1].get('large_open', 0):,} invoices; batches of {BATCH:,}; "
-             f"{args.samples} samples per read figure. Command: `python -m bench.run {' '.join(sys.argv[1:])}`.",
+             f"{args.samples} samples per read figure; server: uvicorn, {args.workers} worker process(es). "
+             f"Command: `python -m bench.run {' '.join(sys.argv[1:])}`.",
              "", table, ""]
     for name, (_, info) in results.items():
         if info.get("profile"):
@@ -579,6 +599,8 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=100, help="samples per read figure")
     parser.add_argument("--only", choices=["sqlite", "postgresql"], help="one database only")
     parser.add_argument("--profile", action="store_true", help="run the server under py-spy; top costs in RESULTS")
+    parser.add_argument("--workers", type=int, default=2,
+                        help="uvicorn worker processes of the server (default 2: one per core of the target machine)")
     parser.add_argument("--no-check", action="store_true", help="skip `recompute --check` at the end")
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args()
