@@ -92,7 +92,6 @@ class InvoiceCover(TenantScoped, Base):
     re-walks only the buyer's invoices from D on, resuming from the state of the last invoice before D
     (app/exposure/service.py), so its cost does not grow with the buyer's older invoices.
 
-
     Derived rows, like a cache of the walk: `recompute` rebuilds them and `recompute --check` compares them with a
     walk from scratch. They carry no foreign key: a bulk load writes one per invoice, and the three checks per row
     (tenant, buyer, invoice) cost PostgreSQL 1.3 s of CPU per 100,000 rows, more than the table's five indexes
