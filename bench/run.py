@@ -131,8 +131,7 @@ class Server:
     several-workers form, metrics in prometheus-client's multiprocess mode), optionally under py-spy. With one
     worker, a read shares its interpreter with a batch being written and waits for it (the GIL)."""
 
-    def __init__(self, url: str, profile: Path | None, workers: int = 1, scratch: Path | None = None
-                 ) -> None:
+    def __init__(self, url: str, profile: Path | None, workers: int = 1) -> None:
         self.port = free_port()
         self.env = {**os.environ, "COVERWATCH_DATABASE_URL": url, "COVERWATCH_TODAY": TODAY.isoformat(),
                     "COVERWATCH_SCHEDULER_ENABLED": "false", "COVERWATCH_SECRET_KEY": SECRET,
@@ -140,7 +139,7 @@ class Server:
                     "COVERWATCH_LOG_LEVEL": "WARNING"}
         self.metrics_dir: Path | None = None
         if workers > 1:
-            self.metrics_dir = Path(tempfile.mkdtemp(prefix="coverwatch-metrics-", dir=scratch))
+            self.metrics_dir = Path(tempfile.mkdtemp(prefix="coverwatch-metrics-"))
             self.env["PROMETHEUS_MULTIPROC_DIR"] = str(self.metrics_dir)
             command = [sys.executable, "-m", "uvicorn", "--factory", "app.main:create_app", "--host", "127.0.0.1",
                        "--port", str(self.port), "--workers", str(workers), "--log-level", "warning",
@@ -403,7 +402,7 @@ def measure(name: str, url: str, p: Portfolio, args: argparse.Namespace) -> tupl
     db.dispose()
     engine = create_engine(url)
     profile = ROOT / "bench" / f"profile-{name}.txt" if args.profile else None
-    server = Server(url, profile, workers=args.workers, scratch=Path(tempfile.gettempdir()))
+    server = Server(url, profile, workers=args.workers)
     figures = Figures()
     info: dict[str, Any] = {}
     api = httpx.Client(base_url=server.base, headers={"Authorization": f"Bearer {key}"}, timeout=3600)
