@@ -34,10 +34,13 @@ from sqlalchemy.engine import make_url
 
 from app.core.config import Settings
 from app.core.context import system_context
-from app.core.db import Database
+from app.core.db import Database, analyze
 from app.cover import service as cover_service
+from app.cover.models import LimitDecision
 from app.cover.schemas import LimitIn, PolicyIn
+from app.exposure.models import BuyerExposure
 from app.ledger import service as ledger_service
+from app.ledger.models import Buyer
 from app.ledger.schemas import BuyerIn
 from app.migrate import upgrade
 from app.tenants.models import Tenant
@@ -85,6 +88,8 @@ def set_up(url: str, buyers: int) -> tuple[str, str]:
             cover_service.add_limit(ctx, "P", LimitIn.model_validate({
                 "buyer_ref": f"B{b:05d}", "amount": "500000.00", "status": "granted",
                 "effective_from": "2026-01-01"}))
+    with db.session() as session, session.begin():  # as autovacuum would, a minute after such a load
+        analyze(session, Buyer, BuyerExposure, LimitDecision)
     db.dispose()
     return tenant.id, key
 
