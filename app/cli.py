@@ -243,6 +243,9 @@ def openapi(
 
 
 def main() -> None:
+    from app.core.runtime import tune_gc
+
+    tune_gc()
     cli()
 
 

@@ -37,6 +37,7 @@ from sqlalchemy.orm import (
     sessionmaker,
     with_loader_criteria,
 )
+from sqlalchemy.sql.sqltypes import NullType
 
 from app.core.types import Fixed
 
@@ -117,13 +118,26 @@ def insert_rows(session: Session, model: Any, rows: Sequence[dict[str, Any]]) ->
     columns = ", ".join(dialect.identifier_preparer.quote(n) for n in names)
     driver = session.connection().connection.driver_connection  # this transaction's connection
     assert driver is not None
-    with driver.cursor() as cursor, cursor.copy(f"COPY {table.name} ({columns}) FROM STDIN") as copy:
+    # In binary: no value spelt out and parsed again (an amount, a date), half the client's CPU of COPY in text.
+    with (driver.cursor() as cursor,
+          cursor.copy(f"COPY {table.name} ({columns}) FROM STDIN (FORMAT BINARY)") as copy):
+        copy.set_types([_copy_type(table.c[n], dialect) for n in names])
         for row in rows:
             values = [*(row[n] for n in given), *defaults.values()]
             for i, bind in binds:
                 if values[i] is not None:
                     values[i] = bind(values[i])
             copy.write_row(values)
+
+
+def _copy_type(column: Any, dialect: Any) -> str:
+    """The PostgreSQL type a column's values are sent as in a binary COPY (a foreign key declared without a type has
+    its target's)."""
+    column_type = column.type
+    if isinstance(column_type, NullType) and column.foreign_keys:
+        column_type = next(iter(column.foreign_keys)).column.type
+    name = column_type.compile(dialect=dialect).lower().split(" collate ")[0].split("(")[0].strip()
+    return {"timestamp with time zone": "timestamptz"}.get(name, name)
 
 
 def _copy_processor(column_type: Any, dialect: Any) -> Any:
