@@ -9,9 +9,11 @@ is refused). Queries never repeat the filter by hand.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterator, Sequence
 from typing import Annotated, Any
 
+import orjson
 from fastapi import Depends, Request
 from sqlalchemy import (
     BigInteger,
@@ -122,8 +124,10 @@ def insert_rows(session: Session, model: Any, rows: Sequence[dict[str, Any]]) ->
     with (driver.cursor() as cursor,
           cursor.copy(f"COPY {table.name} ({columns}) FROM STDIN (FORMAT BINARY)") as copy):
         copy.set_types([_copy_type(table.c[n], dialect) for n in names])
+        pick = operator.itemgetter(*given) if len(given) > 1 else lambda row: (row[given[0]],)
+        fixed = list(defaults.values())
         for row in rows:
-            values = [*(row[n] for n in given), *defaults.values()]
+            values = [*pick(row), *fixed]
             for i, bind in binds:
                 if values[i] is not None:
                     values[i] = bind(values[i])
@@ -254,7 +258,15 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     # scan of the tenant's invoices (measured: 0.4 s -> 3.5 s per 5,000-invoice batch). Also what a
     # transaction-pooling PgBouncer in front of the database requires.
     kwargs.setdefault("connect_args", {})["prepare_threshold"] = None
+    # JSON values written by orjson (psycopg takes its bytes): a cover's walk state is JSON, and json.dumps took
+    # 1.6 us of the 3 us a cover cost to send at 1,000,000 covers. Dict keys that are not text are written as text,
+    # as json.dumps writes them.
+    kwargs.setdefault("json_serializer", _json_bytes)
     return create_engine(url, **kwargs)
+
+
+def _json_bytes(value: Any) -> bytes:
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
 
 
 class Database:
