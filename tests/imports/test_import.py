@@ -181,6 +181,31 @@ def test_an_import_cut_off_leaves_its_revaluation_queued(api, tenant, app, datab
         assert exposure_service.check(ctx) == []
 
 
+def test_batches_end_between_buyers(api, tenant, app, database):
+    """A full batch ends before the rows of its last buyer, which go with the next batch: in a file sorted by buyer
+    no buyer straddles two batches (the revaluation of one and the writing of the next would want it at once),
+    unless its rows fill a whole batch."""
+    from app.core.context import system_context
+    from app.imports import service
+    from app.tenants.models import Tenant
+
+    policies(api)
+    for kind in ("buyers", "limits"):
+        post(api, kind, (EXAMPLES / f"{kind}.csv").read_bytes())
+    buyers = ["LECLERC"] * 2 + ["METRO-DE"] * 3 + ["BARILLA"] + ["LECLERC"] * 5
+    text = "invoice_ref,buyer_ref,currency,amount,issue_date,due_date\n" + "".join(
+        f"S-{n},{b},EUR,100.00,2026-02-01,2026-03-31\n" for n, b in enumerate(buyers))
+    written: list[int] = []
+    with database.session() as session:
+        ctx = system_context(session, session.get(Tenant, tenant.id), app.state.settings)
+        tally = service.import_csv(ctx, "invoices", io.StringIO(text, newline=""), commit=session.commit,
+                                   revalue=lambda: None, batch_size=4,
+                                   on_batch=lambda t: written.append(t.items))
+    assert tally.counts["created"] == len(buyers)
+    batches = [buyers[a:b] for a, b in zip([0, *written[:-1]], written, strict=True)]
+    assert batches == [["LECLERC"] * 2, ["METRO-DE"] * 3, ["BARILLA"], ["LECLERC"] * 4, ["LECLERC"]]
+
+
 @pytest.mark.parametrize(("text", "expected"), [
     ("1234.56", "1234.56"), ("1234,56", "1234.56"), ("1 234,56", "1234.56"), ("1.234,56", "1234.56"),
     ("1,234.56", "1234.56"), ("1\u00a0234\u00a0567,8", "1234567.8"), ("12", "12"),
