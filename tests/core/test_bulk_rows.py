@@ -28,3 +28,27 @@ def test_insert_rows_applies_the_columns_defaults_on_every_path(database, tenant
         stored = session.scalars(select(StopOfCover)).all()
     assert len(stored) == 5 + COPY_FROM_ROWS + 50
     assert all(s.recorded_at is not None and s.invoice_refs == [] for s in stored)
+
+
+def test_exposure_rows_written_together_are_what_a_recompute_gives(database, tenant, app):
+    """Many buyers without a stored row (a recompute after a bulk load of buyers) get theirs in one write: COPY on
+    PostgreSQL from COPY_FROM_ROWS rows, in binary, every column sent as its own type (amounts, dates, JSON)."""
+    from sqlalchemy import delete
+
+    from app.core.context import system_context
+    from app.exposure import service as exposure_service
+    from app.exposure.models import BuyerExposure
+    from app.tenants.models import Tenant
+
+    ok(tenant.client.put("/v1/policies/P", json=PRIMARY))
+    with database.session(tenant.id) as session, session.begin():
+        session.add_all(Buyer(ref=f"BULK-{n:04d}", name=f"Buyer {n}", country="FR")
+                        for n in range(COPY_FROM_ROWS + 20))
+    with database.session(tenant.id) as session, session.begin():
+        session.execute(delete(BuyerExposure))
+        ctx = system_context(session, session.get(Tenant, tenant.id), app.state.settings)
+        assert exposure_service.refresh_all(ctx) == COPY_FROM_ROWS + 20
+    with database.session(tenant.id) as session:
+        ctx = system_context(session, session.get(Tenant, tenant.id), app.state.settings)
+        assert exposure_service.check(ctx) == []
+        assert len(session.scalars(select(BuyerExposure)).all()) == COPY_FROM_ROWS + 20
