@@ -84,7 +84,7 @@ DOCUMENT_COLUMNS = (Invoice.ref, Invoice.buyer_id, Invoice.kind, Invoice.currenc
 _PG_DOCUMENTS = text(f"""
 SELECT i.ref, i.buyer_id, i.kind, i.currency, i.amount, i.issue_date, i.due_date, i.original_due_date, i.applies_to,
     i.id
-FROM unnest(CAST(:refs AS varchar[])) AS r(ref)
+FROM unnest(CAST(string_to_array(:refs, chr(10)) AS varchar[])) AS r(ref)
 CROSS JOIN (VALUES {", ".join(f"('{k}')" for k in KINDS)}) AS k(kind)
 CROSS JOIN LATERAL (
     SELECT i.ref, i.buyer_id, i.kind, i.currency, i.amount, i.issue_date, i.due_date, i.original_due_date,
@@ -97,8 +97,11 @@ def document_rows(session: Session, refs: Iterable[str]) -> list[Any]:
     refs = list(set(refs))
     if not refs:
         return []
-    if postgresql(session):  # one array parameter: no statement with thousands of bound values to build and parse
-        return list(session.execute(_PG_DOCUMENTS, {"tenant": bound_tenant(session), "refs": refs}))
+    if postgresql(session):
+        # One text parameter, the references a line each (no reference holds a control character): no statement
+        # with thousands of bound values to build and parse, nor a list of them for the driver to quote one by one
+        # (psycopg's list dumper was 0.8 s of a 1,000,000-row import).
+        return list(session.execute(_PG_DOCUMENTS, {"tenant": bound_tenant(session), "refs": "\n".join(refs)}))
     # Elsewhere, stay under every driver's bound-parameter limit.
     stmt = select(*DOCUMENT_COLUMNS).where(Invoice.kind.in_(KINDS))
     return [row for start in range(0, len(refs), 1000)

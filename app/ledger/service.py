@@ -224,23 +224,24 @@ class _InvoiceIngest:
             raise Invalid(
                 f"buyer_ref: no buyer '{body.buyer_ref}'; PUT /v1/buyers/{{buyer_ref}} first.", field="/buyer_ref"
             )
+        buyer_id = buyer.id  # read once: an ORM attribute costs a descriptor call each time
         if body.applies_to is not None:
             target = self.invoices.get(("invoice", body.applies_to))
             if target is None or target.kind != "invoice":
                 raise Invalid(f"applies_to: no invoice '{body.applies_to}'.", field="/applies_to")
-            if target.buyer_id != buyer.id:
+            if target.buyer_id != buyer_id:
                 raise Invalid(f"applies_to: invoice '{body.applies_to}' belongs to another buyer.", field="/applies_to")
             if target.currency != body.currency:
                 raise Invalid(f"applies_to: invoice '{body.applies_to}' is in {target.currency}.", field="/applies_to")
         invoice = self.invoices.get((body.kind, ref))
         if invoice is None:
-            new = _Doc(ref=ref, buyer_id=buyer.id, kind=body.kind, currency=body.currency, amount=body.amount,
+            new = _Doc(ref=ref, buyer_id=buyer_id, kind=body.kind, currency=body.currency, amount=body.amount,
                        issue_date=body.issue_date, due_date=body.due_date, original_due_date=body.due_date,
                        applies_to=body.applies_to)
-            changes.note(session, buyer.id, new.issue_date, new.original_due_date)
+            changes.note(session, buyer_id, new.issue_date, new.original_due_date)
             self.created[(body.kind, ref)] = new
             self.invoices[(body.kind, ref)] = new
-            self.touched.add(buyer.id)
+            self.touched.add(buyer_id)
             return "created"
         if self._same(invoice, body):
             return "unchanged"
