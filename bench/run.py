@@ -17,6 +17,7 @@ medians and percentiles; nothing here asserts a time.
 from __future__ import annotations
 
 import argparse
+import csv
 import os
 import platform
 import shutil
@@ -347,27 +348,76 @@ def ms(seconds: float) -> str:
     return f"{seconds * 1000:,.1f} ms"
 
 
-def load(api: httpx.Client, p: Portfolio, figures: Figures, engine: Engine, tenant_id: str) -> None:
+MEASURED = 4  # in a bulk load, the batches posted through the API (and timed) before and after the import
+
+
+def write_csv(path: Path, header: str, rows: list[list[Any]]) -> Path:
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(header.split(","))
+        writer.writerows(rows)
+    return path
+
+
+def cli_import(server: Server, kind: str, path: Path, tenant_id: str) -> float:
+    """`coverwatch import KIND FILE --tenant ID`, as an operator loads a portfolio: the seconds it took."""
+    t, out = timed(lambda: server.cli("import", kind, str(path), "--tenant", tenant_id))
+    if out.returncode != 0:
+        raise RuntimeError(f"import {kind} failed: {out.stdout[-800:]} {out.stderr[-800:]}")
+    return t
+
+
+def load(api: httpx.Client, p: Portfolio, figures: Figures, engine: Engine, tenant_id: str, server: Server,
+         bulk: Path | None) -> None:
+    """The portfolio through the API. With `bulk` (a directory for the files), as an operator loads a large one:
+    buyers, limits and payments by `coverwatch import`, the invoices through the batch endpoint for the first and
+    last `MEASURED` batches (timed: the ingest figures at both ends of the load) and by import in between."""
     check(api.put("/v1/policies/P", json=PRIMARY))
     check(api.put("/v1/policies/T", json=TOP_UP))
     check(api.put("/v1/fx-rates", json={"rates": p.fx_rates}))
     for country, body in p.country_limits.items():
         check(api.put(f"/v1/country-limits/{country}", json=body))
-    t, _ = timed(lambda: [check(api.put(f"/v1/buyers/{b['ref']}", json={"name": b["name"], "country": b["country"]}))
-                          for b in p.buyers])
-    print(f"  ({len(p.buyers)} buyers in {t:.1f} s)", flush=True)
-    t, _ = timed(lambda: [check(api.post("/v1/policies/P/limits", json=d), 201) for d in p.decisions])
-    print(f"  ({len(p.decisions)} decisions in {t:.1f} s)", flush=True)
-    batch_times: list[float] = []
+    if bulk is not None:
+        t = cli_import(server, "buyers", write_csv(bulk / "buyers.csv", "buyer_ref,name,country", [
+            [b["ref"], b["name"], b["country"]] for b in p.buyers]), tenant_id)
+        print(f"  ({len(p.buyers)} buyers imported in {t:.1f} s)", flush=True)
+        limits = [["P", d["buyer_ref"], d["status"], d.get("amount", ""), d["effective_from"]] for d in p.decisions]
+        t = cli_import(server, "limits", write_csv(
+            bulk / "limits.csv", "policy_ref,buyer_ref,status,amount,effective_from", limits), tenant_id)
+        print(f"  ({len(p.decisions)} decisions imported in {t:.1f} s)", flush=True)
+    else:
+        t, _ = timed(lambda: [check(api.put(f"/v1/buyers/{b['ref']}",
+                                            json={"name": b["name"], "country": b["country"]})) for b in p.buyers])
+        print(f"  ({len(p.buyers)} buyers in {t:.1f} s)", flush=True)
+        t, _ = timed(lambda: [check(api.post("/v1/policies/P/limits", json=d), 201) for d in p.decisions])
+        print(f"  ({len(p.decisions)} decisions in {t:.1f} s)", flush=True)
     batches = [p.invoices[i : i + BATCH] for i in range(0, len(p.invoices), BATCH)]
-    for items in batches:
-        elapsed, r = timed(lambda items=items: check(api.post("/v1/invoices/batch", json={"items": items})))
-        body = r.json()
-        if body["rejected"]:
-            raise RuntimeError(f"rejected invoices: {[i for i in body['items'] if i['problem']][:3]}")
-        batch_times.append(elapsed / len(items) * BATCH)
-        print(f"  (batch of {len(items)}: {elapsed:.1f} s)", flush=True)
-    full = [t for t, items in zip(batch_times, batches, strict=True) if len(items) == BATCH] or batch_times
+    head, middle, tail = batches, [], []
+    if bulk is not None and len(batches) > 2 * MEASURED:
+        head, middle, tail = batches[:MEASURED], batches[MEASURED:-MEASURED], batches[-MEASURED:]
+
+    def post(part: list[list[dict]]) -> list[float]:
+        times = []
+        for items in part:
+            elapsed, r = timed(lambda items=items: check(api.post("/v1/invoices/batch", json={"items": items})))
+            body = r.json()
+            if body["rejected"]:
+                raise RuntimeError(f"rejected invoices: {[i for i in body['items'] if i['problem']][:3]}")
+            times.append(elapsed / len(items) * BATCH)
+            print(f"  (batch of {len(items)}: {elapsed:.1f} s)", flush=True)
+        return times
+
+    batch_times = post(head)
+    imported = ""
+    if middle:
+        rows = [[i["invoice_ref"], i["buyer_ref"], "invoice", i["currency"], i["amount"], i["issue_date"],
+                 i["due_date"]] for part in middle for i in part]
+        path = write_csv(bulk / "invoices.csv", "invoice_ref,buyer_ref,kind,currency,amount,issue_date,due_date", rows)
+        t = cli_import(server, "invoices", path, tenant_id)
+        print(f"  ({len(rows):,} invoices imported in {t:.1f} s)", flush=True)
+        imported = f"; {len(rows):,} of them by `coverwatch import` in {t:,.0f} s ({len(rows) / t:,.0f} rows/s)"
+    batch_times += post(tail)
+    full = [t for t, items in zip(batch_times, head + tail, strict=True) if len(items) == BATCH] or batch_times
     reference = raw_ingest(engine, tenant_id, batches[0])
     ref_text = f"executemany {BATCH / reference['executemany']:,.0f}/s"
     if "copy" in reference:
@@ -376,10 +426,18 @@ def load(api: httpx.Client, p: Portfolio, figures: Figures, engine: Engine, tena
     figures.add("batch ingest, 5,000 invoices over many buyers", f"{rate:,.0f} invoices/s",
                 f"{ref_text} (x{BATCH / reference['executemany'] / rate:,.0f})")
     figures.add("  first batch / last batch", f"{BATCH / full[0]:,.0f} / {BATCH / full[-1]:,.0f} inv/s",
-                f"{len(p.invoices):,} invoices loaded")
-    t, _ = timed(lambda: [check(api.post("/v1/payments/batch", json={"items": p.payments[i : i + 1000]}))
-                          for i in range(0, len(p.payments), 1000)])
-    print(f"  ({len(p.payments)} payments in {t:.1f} s)", flush=True)
+                f"{len(p.invoices):,} invoices loaded, the last batch on {len(p.invoices) - BATCH:,} stored "
+                f"(cost per invoice x{full[-1] / full[0]:.2f} the first's){imported}")
+    if bulk is not None:
+        rows = [[pay["payment_ref"], pay["buyer_ref"], pay["amount"], pay["currency"], pay["received_on"],
+                 a["invoice_ref"], a["amount"]] for pay in p.payments for a in pay["allocations"]]
+        header = "payment_ref,buyer_ref,amount,currency,received_on,allocated_invoice_ref,allocated_amount"
+        t = cli_import(server, "payments", write_csv(bulk / "payments.csv", header, rows), tenant_id)
+        print(f"  ({len(p.payments)} payments imported in {t:.1f} s)", flush=True)
+    else:
+        t, _ = timed(lambda: [check(api.post("/v1/payments/batch", json={"items": p.payments[i : i + 1000]}))
+                              for i in range(0, len(p.payments), 1000)])
+        print(f"  ({len(p.payments)} payments in {t:.1f} s)", flush=True)
     if engine.dialect.name == "postgresql":
         # What autovacuum does in production after a load this size (it may be off on a test machine): without
         # statistics, plans are made for empty tables and every figure after the load measures them.
@@ -388,7 +446,8 @@ def load(api: httpx.Client, p: Portfolio, figures: Figures, engine: Engine, tena
             conn.commit()
 
 
-def measure(name: str, url: str, p: Portfolio, args: argparse.Namespace) -> tuple[Figures, dict[str, Any]]:
+def measure(name: str, url: str, p: Portfolio, args: argparse.Namespace, tmp: Path
+            ) -> tuple[Figures, dict[str, Any]]:
     from app.core.db import Database
     from app.migrate import upgrade
     from app.tenants.service import create_tenant
@@ -407,7 +466,10 @@ def measure(name: str, url: str, p: Portfolio, args: argparse.Namespace) -> tupl
     info: dict[str, Any] = {}
     api = httpx.Client(base_url=server.base, headers={"Authorization": f"Bearer {key}"}, timeout=3600)
     try:
-        load(api, p, figures, engine, tenant_id)
+        bulk = tmp / f"{name}-files" if args.bulk else None
+        if bulk is not None:
+            bulk.mkdir()
+        load(api, p, figures, engine, tenant_id, server, bulk)
         large, small = p.large_buyer, p.small_buyer
         n_large = sum(1 for i in p.invoices if i["buyer_ref"] == large)
         info["large_open"] = n_large
@@ -602,16 +664,21 @@ def main() -> None:
                         help="uvicorn worker processes of the server (default 2: one per core of the target machine)")
     parser.add_argument("--no-check", action="store_true", help="skip `recompute --check` at the end")
     parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument("--bulk", action=argparse.BooleanOptionalAction, default=None,
+                        help="load buyers, limits, payments and all but the first and last batches of invoices by "
+                             "`coverwatch import` (default: above 100,000 invoices)")
     args = parser.parse_args()
     if args.full:
         args.invoices, args.buyers = 1_000_000, 50_000
+    if args.bulk is None:
+        args.bulk = args.invoices > 100_000
     portfolio = generate(args.invoices, args.buyers, seed=args.seed, large_share=0.02 if args.full else 0.10)
     results: dict[str, tuple[Figures, dict[str, Any]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         if args.only in (None, "sqlite"):
-            results["SQLite"] = measure("sqlite", sqlite_url(Path(tmp)), portfolio, args)
+            results["SQLite"] = measure("sqlite", sqlite_url(Path(tmp)), portfolio, args, Path(tmp))
         if args.only in (None, "postgresql"):
-            results["PostgreSQL"] = measure("postgresql", postgres_url(), portfolio, args)
+            results["PostgreSQL"] = measure("postgresql", postgres_url(), portfolio, args, Path(tmp))
     report = write_results(results, args)
     print("\n" + report)
     args.output.write_text("# Benchmark results\n\nWritten by `make bench` (bench/run.py); newest run first.\n\n"

@@ -12,7 +12,8 @@ from decimal import Decimal
 from functools import partial
 from typing import Any
 
-from sqlalchemy import select
+import orjson
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from app.alerts import rules
@@ -21,7 +22,7 @@ from app.alerts.schemas import AlertOut, ClaimedInvoiceOut, ClaimIn, ClaimOut, S
 from app.core import public_ids
 from app.core.clock import utcnow
 from app.core.context import Context
-from app.core.db import assign_ids
+from app.core.db import assign_ids, bound_tenant, in_list, postgresql
 from app.core.errors import Conflict, Invalid, NotFound
 from app.core.money import quantize
 from app.cover import engine
@@ -100,7 +101,7 @@ def _open_alerts(session: Session, *, buyer_ids: Sequence[int] = (), countries: 
     # `state <> 'resolved'` is the predicate of the partial index on open alerts: written so, the index serves.
     stmt = select(Alert).where(Alert.state != "resolved", Alert.type.in_(list(types)))
     if buyer_ids:
-        stmt = stmt.where(Alert.buyer_id.in_(list(buyer_ids)))
+        stmt = stmt.where(in_list(Alert.buyer_id, buyer_ids))
     if countries:
         stmt = stmt.where(Alert.country.in_(list(countries)))
     return list(session.scalars(stmt.order_by(Alert.id)))
@@ -156,23 +157,51 @@ def reconcile_buyers(ctx: Context, results: Sequence[tuple[Buyer, engine.BuyerCo
     changes.write()
 
 
+# The open invoice alerts of (buyer, invoice) pairs: one probe of ix_alerts_open_buyer per pair and type. Written
+# as `buyer_id IN (...) AND invoice_ref IN (...)`, SQLite probed every buyer with every reference (a batch's 1,500
+# buyers by its 15,000 references: 43% of the batch).
+_TYPES = ", ".join(f"'{t}'" for t in sorted(rules.INVOICE_TYPES))
+_PG_INVOICE_ALERTS = text(f"""
+SELECT a.id
+FROM unnest(CAST(:buyers AS bigint[]), CAST(string_to_array(:refs, chr(10)) AS varchar[])) AS v(buyer_id, ref)
+CROSS JOIN LATERAL (
+    SELECT a.id FROM alerts a WHERE a.tenant_id = :tenant AND a.buyer_id = v.buyer_id AND a.type IN ({_TYPES})
+        AND a.invoice_ref = v.ref AND a.state <> 'resolved' OFFSET 0) a""")
+_SQLITE_INVOICE_ALERTS = text(f"""
+SELECT a.id FROM json_each(:pairs) AS v CROSS JOIN alerts AS a
+WHERE a.tenant_id = :tenant AND a.buyer_id = v.value ->> 0 AND a.invoice_ref = v.value ->> 1
+    AND a.type IN ({_TYPES}) AND a.state <> 'resolved'""")
+
+
+def _open_invoice_alerts(session: Session, pairs: list[tuple[int, str]]) -> list[Alert]:
+    if not pairs:
+        return []
+    tenant = bound_tenant(session)
+    if postgresql(session):
+        ids = session.scalars(_PG_INVOICE_ALERTS, {"tenant": tenant, "buyers": [b for b, _ in pairs],
+                                                   "refs": "\n".join(r for _, r in pairs)})
+    else:
+        ids = session.scalars(_SQLITE_INVOICE_ALERTS, {"tenant": tenant, "pairs": orjson.dumps(pairs).decode()})
+    found = list(ids)
+    return list(session.scalars(select(Alert).where(in_list(Alert.id, found)))) if found else []
+
+
 def _open_alerts_in_scope(session: Session, buyer_ids: list[int], scope: Mapping[int, set[str]]) -> list[Alert]:
     """The open alerts of these buyers; of a buyer walked in part, only the invoice alerts of the invoices
     re-walked (a large buyer's other invoice alerts are not even read). Index scans of ix_alerts_open_buyer."""
     whole = [b for b in buyer_ids if b not in scope]
     partial = [b for b in buyer_ids if b in scope]
-    refs = sorted({r for b in partial for r in scope[b]})
     found: list[Alert] = []
 
     def open_of(ids: list[int], types: Iterable[str]) -> Any:
-        return select(Alert).where(Alert.state != "resolved", Alert.buyer_id.in_(ids), Alert.type.in_(sorted(types)))
+        return select(Alert).where(Alert.state != "resolved", in_list(Alert.buyer_id, ids),
+                                   Alert.type.in_(sorted(types)))
 
     if whole:
         found += session.scalars(open_of(whole, rules.BUYER_TYPES))
     if partial:
         found += session.scalars(open_of(partial, rules.BUYER_TYPES - rules.INVOICE_TYPES))
-    if partial and refs:
-        found += session.scalars(open_of(partial, rules.INVOICE_TYPES).where(Alert.invoice_ref.in_(refs)))
+    found += _open_invoice_alerts(session, [(b, r) for b in partial for r in sorted(scope[b])])
     return sorted(found, key=lambda a: a.id)
 
 
@@ -302,7 +331,7 @@ def file_claim(ctx: Context, body: ClaimIn) -> ClaimOut:
         raise Invalid("filed_on: cannot be in the future.", field="/filed_on")
     invoices = ledger_repo.invoices_by_refs(session, body.invoice_refs)
     already = {ci.invoice_id for ci in session.scalars(
-        select(ClaimInvoice).where(ClaimInvoice.invoice_id.in_([i.id for i in invoices.values()])))}
+        select(ClaimInvoice).where(in_list(ClaimInvoice.invoice_id, [i.id for i in invoices.values()])))}
     for n, ref in enumerate(body.invoice_refs):
         inv = invoices.get(ref)
         where = f"/invoice_refs/{n}"

@@ -10,18 +10,22 @@ is refused). Queries never repeat the filter by hand.
 from __future__ import annotations
 
 import operator
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Annotated, Any
 
 import orjson
 from fastapi import Depends, Request
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Engine,
     ForeignKey,
     Integer,
     MetaData,
     String,
+    Text,
+    TypeDecorator,
+    bindparam,
     create_engine,
     event,
     insert,
@@ -29,6 +33,7 @@ from sqlalchemy import (
     union_all,
 )
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import (
     DeclarativeBase,
     Mapped,
@@ -39,7 +44,9 @@ from sqlalchemy.orm import (
     sessionmaker,
     with_loader_criteria,
 )
+from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.sqltypes import NullType
+from sqlalchemy.sql.visitors import InternalTraversal
 
 from app.core.types import Fixed
 
@@ -174,6 +181,57 @@ def bound_tenant(session: Session) -> str:
 
 def postgresql(session: Session) -> bool:
     return session.get_bind().dialect.name == "postgresql"
+
+
+class _Listed(TypeDecorator[Any]):
+    """A list of ids or references bound as one text parameter: lines on PostgreSQL (`string_to_array`), a JSON
+    array on SQLite (`json_each`)."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Any) -> str:
+        if dialect.name == "postgresql":
+            return "\n".join(map(str, value))
+        return orjson.dumps(list(value)).decode()
+
+
+class InList(ColumnElement[bool]):
+    """`column IN (values)` with the values bound as one parameter whatever their number (`in_list`).
+
+    SQLAlchemy's IN binds a parameter per value: for a batch's 5,000 ids it rendered 5,000 placeholders, each with
+    its cast, the driver parsed the text again, and PostgreSQL planned a new statement every time (a fifth of a
+    batch's time). Here the statement's text is constant: `= ANY(string_to_array(:p, chr(10))::bigint[])` on
+    PostgreSQL (the planner folds the parameter into a constant array, as it does an IN list), `IN (SELECT value
+    FROM json_each(:p))` on SQLite. Both probe the column's index."""
+
+    inherit_cache = True
+    type = Boolean()
+    _is_implicitly_boolean = True  # a condition as it stands (not "= 1" on SQLite)
+    _traverse_internals = [("column", InternalTraversal.dp_clauseelement),
+                           ("values", InternalTraversal.dp_clauseelement)]
+
+    def __init__(self, column: Any, values: Iterable[Any]) -> None:
+        self.column = column
+        self.values = bindparam(None, list(values), type_=_Listed(), unique=True)
+
+
+def in_list(column: Any, values: Iterable[Any]) -> InList:
+    """`column IN (values)` for ids or references, one parameter whatever their number (see `InList`)."""
+    return InList(column, values)
+
+
+@compiles(InList)
+def _in_list(element: InList, compiler: Any, **kw: Any) -> str:
+    values = compiler.process(element.values, **kw)
+    return f"{compiler.process(element.column, **kw)} IN (SELECT value FROM json_each({values}))"
+
+
+@compiles(InList, "postgresql")
+def _in_list_pg(element: InList, compiler: Any, **kw: Any) -> str:
+    kind = "bigint" if isinstance(element.column.type, Integer) else "text"
+    values = compiler.process(element.values, **kw)
+    return f"{compiler.process(element.column, **kw)} = ANY(CAST(string_to_array({values}, chr(10)) AS {kind}[]))"
 
 
 # Per-buyer lookups "each buyer's rows from its own day on". On PostgreSQL: one statement of constant text, the

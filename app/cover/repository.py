@@ -11,7 +11,7 @@ from sqlalchemy import Date, String, and_, bindparam, column, or_, select, text,
 from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.orm import Session
 
-from app.core.db import TENANT_KEY
+from app.core.db import TENANT_KEY, in_list
 from app.cover.models import CountryLimit, FxRate, LimitDecision, Policy, PolicyTerms, StopOfCover
 
 
@@ -42,7 +42,7 @@ def stops_of_buyers(session: Session, buyer_ids: Iterable[int]) -> list[StopOfCo
     ids = list(buyer_ids)
     if not ids:
         return []
-    stmt = select(StopOfCover).where(StopOfCover.buyer_id.in_(ids)).order_by(
+    stmt = select(StopOfCover).where(in_list(StopOfCover.buyer_id, ids)).order_by(
         StopOfCover.buyer_id, StopOfCover.policy_id, StopOfCover.starts_on)
     return list(session.scalars(stmt))
 
@@ -64,7 +64,7 @@ def decisions_of_buyers(session: Session, buyer_ids: Iterable[int]) -> list[Limi
     ids = list(buyer_ids)
     if not ids:
         return []
-    stmt = select(LimitDecision).where(LimitDecision.buyer_id.in_(ids)).order_by(
+    stmt = select(LimitDecision).where(in_list(LimitDecision.buyer_id, ids)).order_by(
         LimitDecision.buyer_id, LimitDecision.effective_from, LimitDecision.id
     )
     return list(session.scalars(stmt))

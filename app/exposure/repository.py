@@ -11,7 +11,7 @@ from sqlalchemy import and_, delete, func, or_, select, text, true
 from sqlalchemy.orm import Session
 
 from app.alerts.models import ClaimInvoice
-from app.core.db import BUYER_DAYS, buyer_days, per_buyer_from_day, postgresql
+from app.core.db import BUYER_DAYS, buyer_days, in_list, per_buyer_from_day, postgresql
 from app.core.types import Ratio
 from app.exposure.models import BuyerExposure, ExposureTotal, InvoiceCover
 from app.ledger.models import Invoice
@@ -31,7 +31,7 @@ def rows_by_buyer(session: Session, buyer_ids: Iterable[int]) -> dict[int, Buyer
     ids = list(buyer_ids)
     if not ids:
         return {}
-    stmt = select(BuyerExposure).where(BuyerExposure.buyer_id.in_(ids)).execution_options(populate_existing=True)
+    stmt = select(BuyerExposure).where(in_list(BuyerExposure.buyer_id, ids)).execution_options(populate_existing=True)
     return {r.buyer_id: r for r in session.scalars(stmt)}
 
 
@@ -45,7 +45,7 @@ def stored_keys(session: Session, buyer_ids: Iterable[int]) -> dict[int, Any]:
     stmt = select(BuyerExposure.buyer_id, BuyerExposure.id, BuyerExposure.country, BuyerExposure.currency,
                   BuyerExposure.status, BuyerExposure.errors, BuyerExposure.valued_on, BuyerExposure.stale,
                   BuyerExposure.detail, *[getattr(BuyerExposure, f) for f in SUMMED]).where(
-        BuyerExposure.buyer_id.in_(ids))
+        in_list(BuyerExposure.buyer_id, ids))
     return {row.buyer_id: row for row in session.execute(stmt)}
 
 
@@ -53,18 +53,16 @@ def claimed_invoices(session: Session, buyer_ids: list[int]) -> dict[int, date]:
     """The buyers' invoices declared in a claim, with the filing date (a claim filed by the deadline keeps the
     cover): one query by buyer, whatever the number of open invoices."""
     stmt = (select(ClaimInvoice.invoice_id, ClaimInvoice.filed_on)
-            .join(Invoice, Invoice.id == ClaimInvoice.invoice_id).where(Invoice.buyer_id.in_(buyer_ids)))
+            .join(Invoice, Invoice.id == ClaimInvoice.invoice_id).where(in_list(Invoice.buyer_id, buyer_ids)))
     return {i: d for i, d in session.execute(stmt)}
 
 
 def claims_of_invoices(session: Session, invoice_ids: list[int]) -> dict[int, date]:
     """These invoices' claim filing dates, if declared in a claim."""
-    found: dict[int, date] = {}
-    for start in range(0, len(invoice_ids), 1000):
-        stmt = select(ClaimInvoice.invoice_id, ClaimInvoice.filed_on).where(
-            ClaimInvoice.invoice_id.in_(invoice_ids[start : start + 1000]))
-        found.update({i: d for i, d in session.execute(stmt)})
-    return found
+    if not invoice_ids:
+        return {}
+    stmt = select(ClaimInvoice.invoice_id, ClaimInvoice.filed_on).where(in_list(ClaimInvoice.invoice_id, invoice_ids))
+    return {i: d for i, d in session.execute(stmt)}
 
 
 # --- invoice covers: the buyers' walks ------------------------------------------------------------------------
@@ -124,8 +122,8 @@ def walk_tails(session: Session, since: dict[int, date]) -> dict[int, list[Any]]
 
 
 def delete_covers(session: Session, ids: list[int]) -> None:
-    for start in range(0, len(ids), 1000):
-        session.execute(delete(InvoiceCover).where(InvoiceCover.id.in_(ids[start : start + 1000]))
+    if ids:
+        session.execute(delete(InvoiceCover).where(in_list(InvoiceCover.id, ids))
                         .execution_options(synchronize_session=False))
 
 
@@ -134,7 +132,7 @@ def cover_rows(session: Session, buyer_ids: list[int], keys: Iterable[str]) -> d
     if not buyer_ids:
         return {}
     stmt = select(InvoiceCover.buyer_id, InvoiceCover.id, *[getattr(InvoiceCover, k) for k in keys]).where(
-        InvoiceCover.buyer_id.in_(buyer_ids)).order_by(InvoiceCover.buyer_id, InvoiceCover.seq)
+        in_list(InvoiceCover.buyer_id, buyer_ids)).order_by(InvoiceCover.buyer_id, InvoiceCover.seq)
     out: dict[int, list[tuple[Any, ...]]] = {}
     for row in session.execute(stmt):
         out.setdefault(row[0], []).append(tuple(row[1:]))

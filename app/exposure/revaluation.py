@@ -36,7 +36,7 @@ from sqlalchemy.orm import Session, aliased
 from app.core.clock import utcnow
 from app.core.config import Settings
 from app.core.context import Context, system_context
-from app.core.db import Database
+from app.core.db import Database, in_list
 from app.cover.inputs import CoverInputs
 from app.exposure import repository as repo
 from app.exposure import service as exposure
@@ -70,7 +70,7 @@ class Affected:
             return true()
         parts: list[ColumnElement[bool]] = []
         if self.buyers:
-            parts.append(Buyer.id.in_(sorted(self.buyers)))
+            parts.append(in_list(Buyer.id, sorted(self.buyers)))
         if self.countries:
             parts.append(Buyer.country.in_(sorted(self.countries)))
         if self.currencies:
@@ -86,7 +86,7 @@ class Affected:
         if self.everyone:
             return true()
         if self.buyers and not self.countries and not self.currencies:
-            return BuyerExposure.buyer_id.in_(sorted(self.buyers))
+            return in_list(BuyerExposure.buyer_id, sorted(self.buyers))
         return BuyerExposure.buyer_id.in_(select(Buyer.id).where(self.condition()))
 
 
@@ -240,7 +240,7 @@ def _clear_marks(session: Session, ids: list[int]) -> list[int]:
     if not ids:
         return []
     return sorted(session.scalars(
-        update(BuyerExposure).where(BuyerExposure.buyer_id.in_(ids), BuyerExposure.stale == true())
+        update(BuyerExposure).where(in_list(BuyerExposure.buyer_id, ids), BuyerExposure.stale == true())
         .values(stale=False, updated_at=BuyerExposure.updated_at).returning(BuyerExposure.buyer_id)
         .execution_options(synchronize_session=False)))
 

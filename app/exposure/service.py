@@ -18,7 +18,7 @@ from sqlalchemy import delete, select, update
 
 from app.core.clock import utcnow
 from app.core.context import Context
-from app.core.db import COPY_FROM_ROWS, insert_rows
+from app.core.db import COPY_FROM_ROWS, in_list, insert_rows
 from app.core.errors import FxRateMissing, Invalid
 from app.core.money import quantize
 from app.cover import engine
@@ -129,7 +129,7 @@ def store_stops(ctx: Context, results: list[tuple[Buyer, engine.BuyerCover]], in
                   for key, stop in wanted.items() if key not in have]
     # A period that changed is deleted before its new version is added; one statement each.
     if gone:
-        session.execute(delete(StopOfCover).where(StopOfCover.id.in_(gone)))
+        session.execute(delete(StopOfCover).where(in_list(StopOfCover.id, gone)))
     insert_rows(session, StopOfCover, added)
 
 
@@ -407,7 +407,7 @@ def check(ctx: Context) -> list[str]:
     ids = list(session.scalars(select(Buyer.id).order_by(Buyer.id)))
     problems: list[str] = []
     for start in range(0, len(ids), CHUNK):
-        buyers = list(session.scalars(select(Buyer).where(Buyer.id.in_(ids[start : start + CHUNK]))
+        buyers = list(session.scalars(select(Buyer).where(in_list(Buyer.id, ids[start : start + CHUNK]))
                                       .order_by(Buyer.id)))
         stored = repo.rows_by_buyer(session, [b.id for b in buyers])
         covers = repo.cover_rows(session, [b.id for b in buyers], COVER_KEYS)

@@ -10,7 +10,7 @@ from typing import Any, get_args
 from sqlalchemy import Select, and_, exists, func, or_, select, text
 from sqlalchemy.orm import Session, aliased
 
-from app.core.db import BUYER_DAYS, bound_tenant, buyer_days, per_buyer_from_day, postgresql
+from app.core.db import BUYER_DAYS, bound_tenant, buyer_days, in_list, per_buyer_from_day, postgresql
 from app.ledger.models import Allocation, Buyer, Invoice, InvoiceRevision, Payment
 from app.ledger.schemas import InvoiceKind
 
@@ -26,7 +26,7 @@ def buyers_by_refs(session: Session, refs: Iterable[str], *, for_update: bool = 
     refs = list(set(refs))
     if not refs:
         return {}
-    stmt = select(Buyer).where(Buyer.ref.in_(refs)).order_by(Buyer.id)
+    stmt = select(Buyer).where(in_list(Buyer.ref, refs)).order_by(Buyer.id)
     return {b.ref: b for b in session.scalars(stmt.with_for_update() if for_update else stmt)}
 
 
@@ -35,8 +35,8 @@ def lock_buyers(session: Session, buyer_ids: Iterable[int], refs: Iterable[str] 
     ids, refs = sorted(set(buyer_ids)), sorted(set(refs))
     if not ids and not refs:
         return []
-    stmt = select(Buyer).where(or_(Buyer.id.in_(ids), Buyer.ref.in_(refs))).order_by(Buyer.id).with_for_update()
-    return list(session.scalars(stmt))
+    which = or_(in_list(Buyer.id, ids), in_list(Buyer.ref, refs)) if refs else in_list(Buyer.id, ids)
+    return list(session.scalars(select(Buyer).where(which).order_by(Buyer.id).with_for_update()))
 
 
 def buyers_page(session: Session, *, country: str | None, after: str | None, limit: int) -> list[Buyer]:
@@ -67,8 +67,7 @@ def documents_by_refs(session: Session, refs: Iterable[str]) -> dict[tuple[str, 
 
 def invoices_by_ids(session: Session, ids: Iterable[int]) -> list[Invoice]:
     ids = sorted(set(ids))
-    return [i for start in range(0, len(ids), 1000)
-            for i in session.scalars(select(Invoice).where(Invoice.id.in_(ids[start : start + 1000])))]
+    return list(session.scalars(select(Invoice).where(in_list(Invoice.id, ids)))) if ids else []
 
 
 DOCUMENT_COLUMNS = (Invoice.ref, Invoice.buyer_id, Invoice.kind, Invoice.currency, Invoice.amount, Invoice.issue_date,
@@ -102,10 +101,7 @@ def document_rows(session: Session, refs: Iterable[str]) -> list[Any]:
         # with thousands of bound values to build and parse, nor a list of them for the driver to quote one by one
         # (psycopg's list dumper was 0.8 s of a 1,000,000-row import).
         return list(session.execute(_PG_DOCUMENTS, {"tenant": bound_tenant(session), "refs": "\n".join(refs)}))
-    # Elsewhere, stay under every driver's bound-parameter limit.
-    stmt = select(*DOCUMENT_COLUMNS).where(Invoice.kind.in_(KINDS))
-    return [row for start in range(0, len(refs), 1000)
-            for row in session.execute(stmt.where(Invoice.ref.in_(refs[start : start + 1000])))]
+    return list(session.execute(select(*DOCUMENT_COLUMNS).where(Invoice.kind.in_(KINDS), in_list(Invoice.ref, refs))))
 
 
 def invoices_by_refs(session: Session, refs: Iterable[str]) -> dict[str, Invoice]:
@@ -163,7 +159,7 @@ def paid_invoice_ids(session: Session, invoice_ids: Iterable[int]) -> set[int]:
     ids = list(invoice_ids)
     if not ids:
         return set()
-    stmt = select(Allocation.invoice_id).where(Allocation.invoice_id.in_(ids), Allocation.payment_id.is_not(None))
+    stmt = select(Allocation.invoice_id).where(in_list(Allocation.invoice_id, ids), Allocation.payment_id.is_not(None))
     return set(session.scalars(stmt))
 
 
@@ -173,16 +169,16 @@ def allocations_of_invoice(session: Session, invoice_id: int) -> list[Allocation
 
 def allocations_of_invoices(session: Session, invoice_ids: Iterable[int]) -> dict[int, list[Allocation]]:
     """What was applied to each of these invoices, or taken from each of these credit notes (an allocation of a
-    credit note to an invoice is listed under both), oldest first, in one query per thousand."""
+    credit note to an invoice is listed under both), oldest first, in one query."""
     ids = sorted(set(invoice_ids))
     found: dict[int, list[Allocation]] = {i: [] for i in ids}
-    for start in range(0, len(ids), 1000):
-        chunk = ids[start : start + 1000]
-        stmt = select(Allocation).where(or_(Allocation.invoice_id.in_(chunk), Allocation.credit_note_id.in_(chunk)))
-        for a in session.scalars(stmt.order_by(Allocation.id)):
-            for owner in (a.invoice_id, a.credit_note_id):
-                if owner is not None and owner in found:
-                    found[owner].append(a)
+    if not ids:
+        return found
+    stmt = select(Allocation).where(or_(in_list(Allocation.invoice_id, ids), in_list(Allocation.credit_note_id, ids)))
+    for a in session.scalars(stmt.order_by(Allocation.id)):
+        for owner in (a.invoice_id, a.credit_note_id):
+            if owner is not None and owner in found:
+                found[owner].append(a)
     return found
 
 
@@ -193,7 +189,7 @@ def allocations_of_payment(session: Session, payment_id: int) -> list[Allocation
 def unapplied_credit_notes(session: Session, buyer_ids: Iterable[int]) -> list[Invoice]:
     stmt = (
         select(Invoice)
-        .where(Invoice.buyer_id.in_(list(buyer_ids)), Invoice.kind == "credit_note", Invoice.open_balance > 0)
+        .where(in_list(Invoice.buyer_id, buyer_ids), Invoice.kind == "credit_note", Invoice.open_balance > 0)
         .order_by(Invoice.issue_date, Invoice.ref)
     )
     return list(session.scalars(stmt))
@@ -202,7 +198,7 @@ def unapplied_credit_notes(session: Session, buyer_ids: Iterable[int]) -> list[I
 def unapplied_payments(session: Session, buyer_ids: Iterable[int]) -> list[Payment]:
     stmt = (
         select(Payment)
-        .where(Payment.buyer_id.in_(list(buyer_ids)), Payment.reversed_at.is_(None), Payment.unapplied > 0)
+        .where(in_list(Payment.buyer_id, buyer_ids), Payment.reversed_at.is_(None), Payment.unapplied > 0)
         .order_by(Payment.received_on, Payment.ref)
     )
     return list(session.scalars(stmt))
@@ -212,7 +208,7 @@ def open_invoices(session: Session, buyer_ids: Iterable[int]) -> list[Invoice]:
     """Open invoices, oldest due date first (the insurers' order for applying cash)."""
     stmt = (
         select(Invoice)
-        .where(Invoice.buyer_id.in_(list(buyer_ids)), Invoice.kind == "invoice", Invoice.open_balance > 0)
+        .where(in_list(Invoice.buyer_id, buyer_ids), Invoice.kind == "invoice", Invoice.open_balance > 0)
         .order_by(Invoice.due_date, Invoice.issue_date, Invoice.ref)
     )
     return list(session.scalars(stmt))
@@ -223,14 +219,14 @@ def open_items(session: Session, buyer_ids: Iterable[int]) -> list[Any]:
     stmt = select(
         Invoice.id, Invoice.buyer_id, Invoice.ref, Invoice.currency, Invoice.open_balance, Invoice.issue_date,
         Invoice.due_date, Invoice.original_due_date,
-    ).where(Invoice.buyer_id.in_(list(buyer_ids)), Invoice.kind == "invoice", Invoice.open_balance > 0)
+    ).where(in_list(Invoice.buyer_id, buyer_ids), Invoice.kind == "invoice", Invoice.open_balance > 0)
     return list(session.execute(stmt))
 
 
 def open_counts(session: Session, buyer_ids: Iterable[int]) -> dict[int, int]:
     """How many open invoices each buyer has (buyers with none are left out), on the partial index of them."""
     stmt = (select(Invoice.buyer_id, func.count())
-            .where(Invoice.buyer_id.in_(list(buyer_ids)), Invoice.kind == "invoice", Invoice.open_balance > 0)
+            .where(in_list(Invoice.buyer_id, buyer_ids), Invoice.kind == "invoice", Invoice.open_balance > 0)
             .group_by(Invoice.buyer_id))
     return {row[0]: row[1] for row in session.execute(stmt)}
 
@@ -262,18 +258,16 @@ def open_items_from(session: Session, since: dict[int, date]) -> list[Any]:
 def settlement_dates(session: Session, invoice_ids: list[int]) -> dict[int, date]:
     """The latest date among the payments (received on) and credit notes (issued on) applied to each invoice."""
     note = aliased(Invoice)
-    found: dict[int, date] = {}
-    for start in range(0, len(invoice_ids), 1000):
-        chunk = invoice_ids[start : start + 1000]
-        stmt = (
-            select(Allocation.invoice_id, func.max(func.coalesce(Payment.received_on, note.issue_date)))
-            .outerjoin(Payment, Payment.id == Allocation.payment_id)
-            .outerjoin(note, note.id == Allocation.credit_note_id)
-            .where(Allocation.invoice_id.in_(chunk))
-            .group_by(Allocation.invoice_id)
-        )
-        found.update({i: d for i, d in session.execute(stmt) if d is not None})
-    return found
+    if not invoice_ids:
+        return {}
+    stmt = (
+        select(Allocation.invoice_id, func.max(func.coalesce(Payment.received_on, note.issue_date)))
+        .outerjoin(Payment, Payment.id == Allocation.payment_id)
+        .outerjoin(note, note.id == Allocation.credit_note_id)
+        .where(in_list(Allocation.invoice_id, invoice_ids))
+        .group_by(Allocation.invoice_id)
+    )
+    return {i: d for i, d in session.execute(stmt) if d is not None}
 
 
 def stop_history(session: Session, buyer_ids: Iterable[int], *, due_before: date | None = None) -> list[Any]:
@@ -283,7 +277,7 @@ def stop_history(session: Session, buyer_ids: Iterable[int], *, due_before: date
     stmt = select(
         Invoice.buyer_id, Invoice.ref, Invoice.issue_date, Invoice.original_due_date, Invoice.settled_on
     ).where(
-        Invoice.buyer_id.in_(list(buyer_ids)), Invoice.kind == "invoice",
+        in_list(Invoice.buyer_id, buyer_ids), Invoice.kind == "invoice",
         or_(Invoice.settled_on.is_(None), Invoice.settled_on > Invoice.original_due_date),
     )
     if due_before is not None:
@@ -303,13 +297,12 @@ def payment_by_ref(session: Session, ref: str) -> Payment | None:
 def payments_by_refs(session: Session, refs: Iterable[str], *, fresh: bool = False) -> dict[str, Payment]:
     """Payments by reference; `fresh` re-reads rows the session already holds (after taking locks)."""
     refs = list(set(refs))
-    found: dict[str, Payment] = {}
-    for start in range(0, len(refs), 1000):
-        stmt = select(Payment).where(Payment.ref.in_(refs[start : start + 1000]))
-        if fresh:
-            stmt = stmt.execution_options(populate_existing=True)
-        found.update({p.ref: p for p in session.scalars(stmt)})
-    return found
+    if not refs:
+        return {}
+    stmt = select(Payment).where(in_list(Payment.ref, refs))
+    if fresh:
+        stmt = stmt.execution_options(populate_existing=True)
+    return {p.ref: p for p in session.scalars(stmt)}
 
 
 def buyer_balances(session: Session, buyer_id: int) -> dict[str, dict[str, Decimal]]:

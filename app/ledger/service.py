@@ -337,8 +337,8 @@ def put_invoice(ctx: Context, ref: str, body: InvoiceIn) -> tuple[Invoice, str]:
     outcome = ingest.apply(ref, body)
     ingest.finish()
     invoice = ingest.invoices[(body.kind, ref)]
-    if isinstance(invoice, _Doc):  # written as a row, or unchanged: read as it stands
-        return repo.documents_by_refs(ctx.session, [ref])[(body.kind, ref)], outcome
+    if isinstance(invoice, _Doc):  # written as a row, or unchanged: read as it stands (one indexed lookup)
+        return repo.documents_by_ref(ctx.session, ref, body.kind)[0], outcome
     return invoice, outcome
 
 
@@ -421,8 +421,9 @@ def invoice_detail(ctx: Context, invoice: Invoice) -> InvoiceOut:
     buyer = session.get(Buyer, invoice.buyer_id)
     paid = any(a.source == "payment" for a in applied)
     out = invoice_out(invoice, buyer.ref if buyer else "?", paid=paid, applied=applied)
+    # A first revision was never corrected: no query for its corrections.
     out.corrections = [CorrectionOut(revision=r.revision, previous=json.loads(r.previous), recorded_at=r.recorded_at)
-                       for r in repo.revisions_of_invoice(session, invoice.id)]
+                       for r in repo.revisions_of_invoice(session, invoice.id)] if invoice.revision > 1 else []
     return out
 
 
