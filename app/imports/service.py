@@ -32,7 +32,6 @@ from app.exposure.models import BuyerExposure, InvoiceCover
 from app.imports import parsing
 from app.imports import repository as repo
 from app.imports.schemas import ImportOut, RejectedRow
-from app.ledger import repository as ledger_repo
 from app.ledger import service as ledger_service
 from app.ledger.models import Allocation, Buyer, Invoice, Payment
 from app.ledger.schemas import BuyerIn
@@ -141,7 +140,7 @@ def _write_ledger(ctx: Context, kind: str, batch: list[_Item]) -> None:
 
 
 def _write_buyers(ctx: Context, batch: list[_Item]) -> None:
-    existing = ledger_repo.buyers_by_refs(ctx.session, (i.ref for i in batch if i.ref))
+    valid: list[tuple[_Item, str, BuyerIn]] = []
     for item in batch:
         if item.reason is not None:
             continue
@@ -155,24 +154,25 @@ def _write_buyers(ctx: Context, batch: list[_Item]) -> None:
         except ValidationError as exc:
             item.reason = reason(validation_problem(exc.errors()))
             continue
-        before = existing.get(ref)
-        if before is not None and all(getattr(before, f) == v for f, v in body.model_dump().items()):
-            item.outcome = "unchanged"
-            continue
-        buyer, created = ledger_service.upsert_buyer(ctx, ref, body)
-        existing[ref] = buyer
-        item.outcome = "created" if created else "updated"
+        valid.append((item, ref, body))
+    written = ledger_service.upsert_buyers(ctx, [(ref, body) for _, ref, body in valid])
+    for (item, _, _), (_, outcome) in zip(valid, written, strict=True):
+        item.outcome = outcome
 
 
 _DECISION_FIELDS = ("status", "amount", "effective_from", "expires_on", "source", "decision_ref",
                     "max_credit_period_days")
 
 
-def _same_decision(d: Any, body: LimitIn) -> bool:
+def _wanted(body: LimitIn) -> tuple[Any, ...]:
     wanted = body.model_dump(include=set(_DECISION_FIELDS))
     if wanted["amount"] is None:
         wanted["amount"] = Decimal(0)
-    return all(getattr(d, f) == v for f, v in wanted.items())
+    return tuple(wanted[f] for f in _DECISION_FIELDS)
+
+
+def _same_decision(d: Any, body: LimitIn) -> bool:
+    return tuple(getattr(d, f) for f in _DECISION_FIELDS) == _wanted(body)
 
 
 def _write_limits(ctx: Context, batch: list[_Item]) -> None:
@@ -190,17 +190,31 @@ def _write_limits(ctx: Context, batch: list[_Item]) -> None:
         except ValidationError as exc:
             item.reason = reason(validation_problem(exc.errors()))
     recorded = repo.decisions_of(ctx.session, [(p, b.buyer_ref) for _, p, b in parsed])
+    new: list[tuple[_Item, str, LimitIn]] = []
+    first: dict[tuple[Any, ...], int] = {}  # a decision of the file by what it says -> its place in `new`
+    again: list[tuple[_Item, int]] = []  # the same decision again in the file: it goes as the first one went
     for item, policy_ref, body in parsed:
         if any(_same_decision(d, body) for d in recorded[(policy_ref, body.buyer_ref)]):
             item.outcome = "unchanged"  # decisions are history: the same one is not recorded twice
             continue
-        try:
-            with ctx.session.begin_nested():
-                decision = cover_service.add_limit(ctx, policy_ref, body)
-            recorded[(policy_ref, body.buyer_ref)].append(decision)
+        key = (policy_ref, body.buyer_ref, *_wanted(body))
+        if key in first:
+            again.append((item, first[key]))
+            continue
+        first[key] = len(new)
+        new.append((item, policy_ref, body))
+    results = cover_service.add_limits(ctx, [(p, b) for _, p, b in new])
+    for (item, _, _), result in zip(new, results, strict=True):
+        if isinstance(result, ProblemError):
+            item.reason = reason(result)
+        else:
             item.outcome = "created"
-        except ProblemError as problem:
-            item.reason = reason(problem)
+    for item, n in again:
+        result = results[n]
+        if isinstance(result, ProblemError):
+            item.reason = reason(result)
+        else:
+            item.outcome = "unchanged"
 
 
 def _write(ctx: Context, kind: str, batch: list[_Item]) -> None:

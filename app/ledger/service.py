@@ -51,20 +51,38 @@ M = TypeVar("M", bound=BaseModel)
 
 
 def upsert_buyer(ctx: Context, ref: str, body: BuyerIn) -> tuple[Buyer, bool]:
-    buyer = repo.buyer_by_ref(ctx.session, ref, for_update=True)
-    if buyer is None:
-        buyer = Buyer(ref=ref, **body.model_dump())
-        ctx.session.add(buyer)
-        ctx.session.flush()
-        exposure.refresh_buyers(ctx, [buyer.id])
-        return buyer, True
-    changed = any(getattr(buyer, f) != v for f, v in body.model_dump().items())
-    for field, value in body.model_dump().items():
-        setattr(buyer, field, value)
-    ctx.session.flush()
-    if changed:
-        exposure.refresh_buyers(ctx, [buyer.id])
-    return buyer, False
+    [(buyer, outcome)] = upsert_buyers(ctx, [(ref, body)])
+    return buyer, outcome == "created"
+
+
+def upsert_buyers(ctx: Context, items: Sequence[tuple[str, BuyerIn]]) -> list[tuple[Buyer, str]]:
+    """Create or update buyers: the stored ones locked in one statement, the new ones written in one flush, and the
+    exposure of those created or changed refreshed once for all (a file of 50,000 buyers imported one by one took
+    a refresh, some twenty statements, per buyer). Each item's buyer and outcome: created, updated, unchanged."""
+    session = ctx.session
+    buyers = repo.buyers_by_refs(session, (ref for ref, _ in items), for_update=True)
+    out: list[tuple[Buyer, str]] = []
+    moved: list[Buyer] = []
+    for ref, body in items:
+        values = body.model_dump()
+        buyer = buyers.get(ref)
+        if buyer is None:
+            buyer = buyers[ref] = Buyer(ref=ref, **values)
+            session.add(buyer)
+            outcome = "created"
+        elif any(getattr(buyer, f) != v for f, v in values.items()):
+            for field, value in values.items():
+                setattr(buyer, field, value)
+            outcome = "updated"
+        else:
+            out.append((buyer, "unchanged"))
+            continue
+        moved.append(buyer)
+        out.append((buyer, outcome))
+    session.flush()
+    if moved:
+        exposure.refresh_buyers(ctx, [b.id for b in moved])
+    return out
 
 
 def buyer_out(ctx: Context, buyer: Buyer, *, with_balances: bool = False) -> BuyerOut:

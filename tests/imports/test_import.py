@@ -257,3 +257,38 @@ def test_the_progress_bar_shows_rows_per_second(api, tenant, app, tmp_path):
     console = Console(file=screen, force_terminal=True, width=160)
     run("buyers", EXAMPLES / "buyers.csv", tenant.id, app.state.settings, console=console)
     assert "rows/s" in screen.getvalue() and "3 rows" in screen.getvalue()
+
+
+def test_buyers_and_limits_are_written_a_batch_at_a_time(api, tenant, app, tmp_path):
+    """A batch of buyers or decisions is one change per buyer (one refresh for all), each row still checked on
+    its own; the same decision twice in a file goes as the first one went."""
+    policies(api)
+    buyers = post(api, "buyers", "buyer_ref,name,country\nB1,Dupont,FR\nB2,Durand,DE\nB3,Martin,FR\nB1,Dupont SA,FR\n")
+    assert (buyers["rows"], buyers["created"], buyers["updated"], buyers["rejected"]) == (4, 3, 1, 0)
+    assert ok(api.get("/v1/buyers/B1"))["name"] == "Dupont SA"
+    assert [exposure(api, b)["country"] for b in ("B1", "B2", "B3")] == ["FR", "DE", "FR"]  # rows, refreshed
+    ok(api.put("/v1/invoices/I1", json={"buyer_ref": "B1", "currency": "EUR", "amount": "100000.00",
+                                         "issue_date": "2026-03-10", "due_date": "2026-05-10"}), 201)
+    limits = (
+        "policy_ref,buyer_ref,status,amount,effective_from\n"
+        "P,B1,granted,100000.00,2026-01-01\n"
+        "P,B1,reduced,20000.00,2026-03-01\n"  # leaves 100,000 - 20,000 - Top Up 20,000 uncovered
+        "P,B2,refused,5000.00,2026-01-01\n"  # a refusal has no amount: rejected, and again below
+        "P,B3,granted,10000.00,2026-01-01\n"
+        "P,B2,refused,5000.00,2026-01-01\n"
+        "P,B3,granted,10000.00,2026-01-01\n"  # the same decision again: recorded once
+        "P,NOBODY,granted,10000.00,2026-01-01\n"
+        "NOPOLICY,B3,granted,10000.00,2026-01-01\n"
+    )
+    report = post(api, "limits", limits)
+    assert (report["created"], report["unchanged"], report["rejected"]) == (3, 1, 4)
+    assert [(r["line"], r["reason"].split(":")[0]) for r in report["rejected_rows"]] == [
+        (4, "amount"), (6, "amount"), (8, "buyer_ref"), (9, "No policy 'NOPOLICY'.")]
+    b1 = exposure(api, "B1")
+    assert (b1["primary_limit"], b1["covered_top_up"], b1["uncovered"]) == ("20000.00", "20000.00", "60000.00")
+    assert exposure(api, "B3")["primary_limit"] == "10000.00"
+    reduced = [a for a in ok(api.get("/v1/alerts"))["items"] if a["type"] == "limit_reduced_below_exposure"]
+    assert [(a["buyer_ref"], a["details"]["decision_status"]) for a in reduced] == [("B1", "reduced")]
+    assert len(ok(api.get("/v1/buyers/B3/limits"))["decisions"]) == 1
+    again = post(api, "limits", limits)
+    assert (again["created"], again["unchanged"], again["rejected"]) == (0, 4, 4)
