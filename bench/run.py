@@ -410,8 +410,10 @@ def load(api: httpx.Client, p: Portfolio, figures: Figures, engine: Engine, tena
     batch_times = post(head)
     imported = ""
     if middle:
-        rows = [[i["invoice_ref"], i["buyer_ref"], "invoice", i["currency"], i["amount"], i["issue_date"],
-                 i["due_date"]] for part in middle for i in part]
+        # As ERPs export a ledger: by customer. (In delivery order, each batch of 5,000 rows touched most of the
+        # 50,000 buyers, and the revaluation walked each of them again for every batch: 1,300 rows/s.)
+        rows = sorted(([i["invoice_ref"], i["buyer_ref"], "invoice", i["currency"], i["amount"], i["issue_date"],
+                        i["due_date"]] for part in middle for i in part), key=lambda r: (r[1], r[5], r[0]))
         path = write_csv(bulk / "invoices.csv", "invoice_ref,buyer_ref,kind,currency,amount,issue_date,due_date", rows)
         t = cli_import(server, "invoices", path, tenant_id)
         print(f"  ({len(rows):,} invoices imported in {t:.1f} s)", flush=True)
