@@ -259,7 +259,7 @@ def test_the_progress_bar_shows_rows_per_second(api, tenant, app, tmp_path):
     assert "rows/s" in screen.getvalue() and "3 rows" in screen.getvalue()
 
 
-def test_buyers_and_limits_are_written_a_batch_at_a_time(api, tenant, app, tmp_path):
+def test_buyers_and_limits_are_written_a_batch_at_a_time(api):
     """A batch of buyers or decisions is one change per buyer (one refresh for all), each row still checked on
     its own; the same decision twice in a file goes as the first one went."""
     policies(api)
