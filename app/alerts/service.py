@@ -10,11 +10,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
 from functools import partial
+from types import SimpleNamespace
 from typing import Any
 
 import orjson
-from sqlalchemy import select, text
+from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from app.alerts import rules
 from app.alerts.models import Alert, Claim, ClaimInvoice
@@ -22,7 +24,7 @@ from app.alerts.schemas import AlertOut, ClaimedInvoiceOut, ClaimIn, ClaimOut, S
 from app.core import public_ids
 from app.core.clock import utcnow
 from app.core.context import Context
-from app.core.db import assign_ids, bound_tenant, in_list, postgresql
+from app.core.db import bound_tenant, in_list, insert_new_rows, postgresql
 from app.core.errors import Conflict, Invalid, NotFound
 from app.core.money import quantize
 from app.cover import engine
@@ -56,26 +58,27 @@ def alert_out(a: Alert) -> AlertOut:
 
 
 class _Changes:
-    """Alert openings and resolutions of one reconciliation, written together: the new alerts in one INSERT,
-    their webhook events (only where an endpoint subscribes) in one more, never a flush per alert."""
+    """Alert openings and resolutions of one reconciliation, written together as plain rows: the new alerts in one
+    INSERT (COPY when many), the resolutions in one UPDATE, their webhook events (only where an endpoint
+    subscribes) in one more. No ORM object per new alert and no flush: at a portfolio's first revaluation, with an
+    alert for every invoice past its claim deadline, the unit of work took 30% of the time."""
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
-        self.events: list[tuple[str, Alert]] = []
-        self.opened: list[Alert] = []
+        self.events: list[tuple[str, Any]] = []
+        self.opened: list[dict[str, Any]] = []
+        self.resolved: dict[str, list[Alert]] = {}
 
     def open(self, wanted: rules.Wanted, buyer_id: int | None) -> None:
-        alert = Alert(type=wanted.type, subject=wanted.subject, state="open", buyer_id=buyer_id,
-                      buyer_ref=wanted.buyer_ref, country=wanted.country, invoice_ref=wanted.invoice_ref,
-                      details=wanted.details, opened_at=utcnow(), opened_on=self.ctx.today)
-        self.ctx.session.add(alert)
-        self.opened.append(alert)
-        self.events.append(("alert.opened", alert))
+        row = {"tenant_id": self.ctx.tenant.id, "type": wanted.type, "subject": wanted.subject, "state": "open",
+               "buyer_id": buyer_id, "buyer_ref": wanted.buyer_ref, "country": wanted.country,
+               "invoice_ref": wanted.invoice_ref, "details": wanted.details, "opened_on": self.ctx.today,
+               **_NOT_YET}
+        self.opened.append(row)
+        self.events.append(("alert.opened", row))
 
     def resolve(self, alert: Alert, resolution: str) -> None:
-        alert.state = "resolved"
-        alert.resolved_at = utcnow()
-        alert.resolution = resolution
+        self.resolved.setdefault(resolution, []).append(alert)
         self.events.append(("alert.resolved", alert))
 
     def changed(self, alert: Alert, type_: str) -> None:
@@ -84,16 +87,30 @@ class _Changes:
     def write(self) -> None:
         if not self.events:
             return
-        session = self.ctx.session
-        assign_ids(session, self.opened)
-        session.flush()
-        emit_many(session, self.ctx.tenant.id,
-                  [(type_, partial(_payload, alert)) for type_, alert in self.events])
-        self.events, self.opened = [], []
+        session, now = self.ctx.session, utcnow()
+        for row in self.opened:
+            row["opened_at"] = now
+        insert_new_rows(session, Alert, self.opened)
+        for resolution, alerts in self.resolved.items():
+            session.execute(update(Alert).where(in_list(Alert.id, [a.id for a in alerts]))
+                            .values(state="resolved", resolved_at=now, resolution=resolution)
+                            .execution_options(synchronize_session=False))
+            for alert in alerts:  # as the row now stands, without reading it back
+                for key, value in (("state", "resolved"), ("resolved_at", now), ("resolution", resolution)):
+                    set_committed_value(alert, key, value)
+        emit_many(session, self.ctx.tenant.id, [(type_, partial(_payload, alert)) for type_, alert in self.events])
+        self.events, self.opened, self.resolved = [], [], {}
 
 
-def _payload(alert: Alert) -> dict[str, Any]:
-    return alert_out(alert).model_dump(mode="json")
+# The columns of a new alert that only a credit manager's action or its resolution fills.
+_NOT_YET = dict.fromkeys(("acknowledged_at", "resolved_at", "resolution", "acknowledged_by", "acknowledged_note",
+                          "resolved_by", "resolved_note"))
+
+
+def _payload(alert: Alert | dict[str, Any]) -> dict[str, Any]:
+    # A new alert is a row: alert_out reads it as it reads a model.
+    row = SimpleNamespace(__tablename__=Alert.__tablename__, **alert) if isinstance(alert, dict) else alert
+    return alert_out(row).model_dump(mode="json")  # type: ignore[arg-type]
 
 
 def _open_alerts(session: Session, *, buyer_ids: Sequence[int] = (), countries: Sequence[str] = (),
@@ -205,15 +222,23 @@ def _open_alerts_in_scope(session: Session, buyer_ids: list[int], scope: Mapping
     return sorted(found, key=lambda a: a.id)
 
 
+# The open alerts of (type, subject) keys, wherever they stand: one probe of uq_alerts_one_open per key.
+_PG_ALERTS_BY_KEY = text("""
+SELECT a.id FROM jsonb_array_elements(CAST(:pairs AS jsonb)) AS v
+CROSS JOIN LATERAL (
+    SELECT a.id FROM alerts a WHERE a.tenant_id = :tenant AND a.type = v ->> 0 AND a.subject = v ->> 1
+        AND a.state <> 'resolved' OFFSET 0) a""")
+_SQLITE_ALERTS_BY_KEY = text("""
+SELECT a.id FROM json_each(:pairs) AS v CROSS JOIN alerts AS a
+WHERE a.tenant_id = :tenant AND a.type = v.value ->> 0 AND a.subject = v.value ->> 1 AND a.state <> 'resolved'""")
+
+
 def _open_alerts_by_keys(session: Session, keys: Sequence[tuple[str, str]]) -> list[Alert]:
-    found: list[Alert] = []
-    for start in range(0, len(keys), 500):
-        chunk = keys[start : start + 500]
-        stmt = select(Alert).where(Alert.state != "resolved", Alert.type.in_({t for t, _ in chunk}),
-                                   Alert.subject.in_({s for _, s in chunk}))
-        wanted = set(chunk)
-        found.extend(a for a in session.scalars(stmt) if (a.type, a.subject) in wanted)
-    return found
+    if not keys:
+        return []
+    stmt = _PG_ALERTS_BY_KEY if postgresql(session) else _SQLITE_ALERTS_BY_KEY
+    found = list(session.scalars(stmt, {"tenant": bound_tenant(session), "pairs": orjson.dumps(keys).decode()}))
+    return list(session.scalars(select(Alert).where(in_list(Alert.id, found)))) if found else []
 
 
 def reconcile_fx(ctx: Context) -> None:

@@ -87,11 +87,13 @@ def assign_ids(session: Session, objects: Sequence[Any]) -> None:
     pending = [o for o in objects if o.id is None]
     if not pending or session.get_bind().dialect.name != "postgresql":
         return
-    table = type(pending[0]).__table__.name
-    ids = session.scalars(text("SELECT nextval(pg_get_serial_sequence(:table, 'id')) FROM generate_series(1, :n)"),
-                          {"table": table, "n": len(pending)})
-    for obj, id_ in zip(pending, ids, strict=True):
+    for obj, id_ in zip(pending, _next_ids(session, type(pending[0]), len(pending)), strict=True):
         obj.id = id_
+
+
+def _next_ids(session: Session, model: Any, n: int) -> Iterable[int]:
+    return session.scalars(text("SELECT nextval(pg_get_serial_sequence(:table, 'id')) FROM generate_series(1, :n)"),
+                           {"table": model.__table__.name, "n": n})
 
 
 COPY_FROM_ROWS = 200  # from this many rows, PostgreSQL gets them by COPY
@@ -107,10 +109,7 @@ def insert_rows(session: Session, model: Any, rows: Sequence[dict[str, Any]]) ->
     `render_nulls` every row has the same columns."""
     if not rows:
         return
-    tenant_id = session.info.get(TENANT_KEY)
-    if (tenant_id is not None and issubclass(model, TenantScoped)
-            and any(r.get("tenant_id") != tenant_id for r in rows)):
-        raise CrossTenantWrite(f"{model.__name__} rows of another tenant in a session bound to {tenant_id}")
+    _check_tenant(session, model, rows)
     if len(rows) < COPY_FROM_ROWS or not postgresql(session):
         session.execute(insert(model).execution_options(render_nulls=True), rows)
         return
@@ -139,6 +138,33 @@ def insert_rows(session: Session, model: Any, rows: Sequence[dict[str, Any]]) ->
                 if values[i] is not None:
                     values[i] = bind(values[i])
             copy.write_row(values)
+
+
+def insert_new_rows(session: Session, model: Any, rows: Sequence[dict[str, Any]]) -> None:
+    """`insert_rows` for new rows whose ids the caller needs: each row gets its "id". On PostgreSQL the ids come
+    from the table's sequence in one query before the rows go (by COPY when many). On SQLite the rows go in
+    multi-row INSERTs ... RETURNING id: a new rowid is the largest so far plus one, given in the order of the
+    VALUES under the write lock the transaction holds, so the ids returned, sorted, follow the rows."""
+    if not rows:
+        return
+    if postgresql(session):
+        for row, id_ in zip(rows, _next_ids(session, model, len(rows)), strict=True):
+            row["id"] = id_
+        insert_rows(session, model, rows)
+        return
+    _check_tenant(session, model, rows)
+    table = model.__table__
+    ids = sorted(session.scalars(insert(table).returning(table.c.id), list(rows)))
+    for row, id_ in zip(rows, ids, strict=True):
+        row["id"] = id_
+
+
+def _check_tenant(session: Session, model: Any, rows: Sequence[dict[str, Any]]) -> None:
+    """Tenancy checked as a flush checks it: a row of a tenant-scoped model says the session's tenant."""
+    tenant_id = session.info.get(TENANT_KEY)
+    if (tenant_id is not None and issubclass(model, TenantScoped)
+            and any(r.get("tenant_id") != tenant_id for r in rows)):
+        raise CrossTenantWrite(f"{model.__name__} rows of another tenant in a session bound to {tenant_id}")
 
 
 def _copy_type(column: Any, dialect: Any) -> str:
