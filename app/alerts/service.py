@@ -176,13 +176,16 @@ def reconcile_buyers(ctx: Context, results: Sequence[tuple[Buyer, engine.BuyerCo
 
 # The open invoice alerts of (buyer, invoice) pairs: one probe of ix_alerts_open_buyer per pair and type. Written
 # as `buyer_id IN (...) AND invoice_ref IN (...)`, SQLite probed every buyer with every reference (a batch's 1,500
-# buyers by its 15,000 references: 43% of the batch).
+# buyers by its 15,000 references: 43% of the batch). PostgreSQL gets each type as its own probe: with
+# `type IN (...)` it kept the type as a filter and read all of a buyer's open alerts for each invoice (1 ms a probe
+# on a buyer with 20,000 invoice alerts: 17 s for a payment batch of 1,000 on it).
 _TYPES = ", ".join(f"'{t}'" for t in sorted(rules.INVOICE_TYPES))
 _PG_INVOICE_ALERTS = text(f"""
 SELECT a.id
 FROM unnest(CAST(:buyers AS bigint[]), CAST(string_to_array(:refs, chr(10)) AS varchar[])) AS v(buyer_id, ref)
+CROSS JOIN (VALUES {", ".join(f"('{t}')" for t in sorted(rules.INVOICE_TYPES))}) AS t(type)
 CROSS JOIN LATERAL (
-    SELECT a.id FROM alerts a WHERE a.tenant_id = :tenant AND a.buyer_id = v.buyer_id AND a.type IN ({_TYPES})
+    SELECT a.id FROM alerts a WHERE a.tenant_id = :tenant AND a.buyer_id = v.buyer_id AND a.type = t.type
         AND a.invoice_ref = v.ref AND a.state <> 'resolved' OFFSET 0) a""")
 _SQLITE_INVOICE_ALERTS = text(f"""
 SELECT a.id FROM json_each(:pairs) AS v CROSS JOIN alerts AS a
