@@ -89,11 +89,17 @@ def settle(session: Session, buyer_ids: Iterable[int]) -> None:
     if not credit_notes and not payments:
         stamp(session)
         return
+    needed: dict[tuple[int, str], Decimal] = defaultdict(Decimal)
+    for note in credit_notes:
+        needed[(note.buyer_id, note.currency)] += note.open_balance
+    for payment in payments:
+        needed[(payment.buyer_id, payment.currency)] += payment.unapplied
     queues: dict[tuple[int, str], list[Invoice]] = defaultdict(list)
-    by_ref: dict[str, Invoice] = {}
-    for invoice in repo.open_invoices(session, ids):
+    for invoice in repo.open_invoices(session, ids, needed):
         queues[(invoice.buyer_id, invoice.currency)].append(invoice)
-        by_ref[invoice.ref] = invoice
+    # The invoices credit notes name, open, wherever they stand in their queue.
+    by_ref = {ref: i for ref, i in repo.invoices_by_refs(session, {n.applies_to for n in credit_notes
+                                                                   if n.applies_to}).items() if i.open_balance > 0}
     for note in credit_notes:
         queue = queues.get((note.buyer_id, note.currency), [])
         named = by_ref.get(note.applies_to) if note.applies_to else None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import date
 from decimal import Decimal
 from typing import Any, get_args
@@ -204,14 +204,29 @@ def unapplied_payments(session: Session, buyer_ids: Iterable[int]) -> list[Payme
     return list(session.scalars(stmt))
 
 
-def open_invoices(session: Session, buyer_ids: Iterable[int]) -> list[Invoice]:
-    """Open invoices, oldest due date first (the insurers' order for applying cash)."""
-    stmt = (
-        select(Invoice)
+def open_invoices(session: Session, buyer_ids: Iterable[int], needed: Mapping[tuple[int, str], Decimal]
+                  ) -> list[Invoice]:
+    """Open invoices, oldest due date first (the insurers' order for applying cash): of each buyer and currency,
+    as many as it takes to absorb `needed` of it (all of them when they do not), for cash applied in that order
+    never reaches further. Chosen on plain rows first: a buyer with 20,000 open invoices paying its oldest few
+    hundred builds a few hundred objects, not 20,000."""
+    order = (Invoice.due_date, Invoice.issue_date, Invoice.ref)
+    rows = session.execute(
+        select(Invoice.id, Invoice.buyer_id, Invoice.currency, Invoice.open_balance)
         .where(in_list(Invoice.buyer_id, buyer_ids), Invoice.kind == "invoice", Invoice.open_balance > 0)
-        .order_by(Invoice.due_date, Invoice.issue_date, Invoice.ref)
+        .order_by(*order)
     )
-    return list(session.scalars(stmt))
+    taken: dict[tuple[int, str], Decimal] = {}
+    ids = []
+    for id_, buyer_id, currency, balance in rows:
+        key = (buyer_id, currency)
+        so_far = taken.get(key, Decimal(0))
+        if so_far < needed.get(key, Decimal(0)):
+            ids.append(id_)
+            taken[key] = so_far + balance
+    if not ids:
+        return []
+    return list(session.scalars(select(Invoice).where(in_list(Invoice.id, ids)).order_by(*order)))
 
 
 def open_items(session: Session, buyer_ids: Iterable[int]) -> list[Any]:

@@ -136,3 +136,42 @@ def test_a_batch_applies_every_explicit_allocation_before_unallocated_cash(api):
     assert [i["outcome"] for i in out["items"]] == ["created", "created", "unchanged"]
     assert [open_balance(api, r) for r in ("OLD", "MID", "NEW")] == [0, 100, 300]
     assert [(a["invoice_ref"], a["amount"]) for a in ok(api.get("/v1/payments/P1"))["applied"]] == [("MID", "100.00")]
+
+
+def test_cash_reaches_only_as_far_as_it_goes_and_a_named_invoice_first(api):
+    """Settlement reads only the oldest invoices the cash can reach: the balances are those of applying it to
+    the whole queue, oldest due date first, a credit note to the invoice it names before the rest. A FIFO of
+    our own, computed here, is the reference."""
+    buyer(api, "B1")
+    invoices = [(f"I{n:02d}", Decimal(100 + 7 * n), f"2026-01-{1 + n % 28:02d}", f"2026-03-{1 + (n * 11) % 28:02d}")
+                for n in range(40)]
+    ok(api.post("/v1/invoices/batch", json={"items": [
+        {"invoice_ref": ref, "buyer_ref": "B1", "currency": "EUR", "amount": str(amount), "issue_date": issue,
+         "due_date": due} for ref, amount, issue, due in invoices]}))
+    # The credit note names the invoice due last, far beyond where the cash stops.
+    queue = sorted(invoices, key=lambda i: (i[3], i[2], i[0]))
+    named = queue[-1][0]
+    balances = {ref: amount for ref, amount, _, _ in invoices}
+
+    def fifo(amount: Decimal, first: str | None = None) -> None:
+        for ref in ([first] if first else []) + [r for r, *_ in queue if r != first]:
+            take = min(amount, balances[ref])
+            balances[ref] -= take
+            amount -= take
+
+    invoice(api, "CN", "150.00", "2026-02-01", "2026-02-01", kind="credit_note", applies_to=named)
+    fifo(Decimal("150.00"), named)
+    ok(api.post("/v1/payments/batch", json={"items": [
+        {"payment_ref": f"P{n}", "buyer_ref": "B1", "currency": "EUR", "amount": amount, "received_on": "2026-03-01"}
+        for n, amount in enumerate(["95.50", "120.00", "333.33"])]}))
+    for amount in ("95.50", "120.00", "333.33"):
+        fifo(Decimal(amount))
+    assert {ref: open_balance(api, ref) for ref in balances} == balances
+    original = {ref: amount for ref, amount, _, _ in invoices}
+    assert sum(0 < balances[r] < original[r] for r in balances) == 2  # the named one, and where the cash stopped
+    assert balances[queue[-2][0]] == original[queue[-2][0]]  # the queue's far end untouched
+    # More than the whole queue: every invoice paid, the rest of the payment unapplied.
+    total = sum(balances.values())
+    p = payment(api, "ALL", str(total + Decimal("10.00")))
+    assert p["unapplied"] == "10.00"
+    assert all(open_balance(api, ref) == 0 for ref in balances)
