@@ -46,6 +46,7 @@ RESULTS = ROOT / "bench" / "RESULTS.md"
 BATCH = 5000
 SECRET = "bench-secret-key-not-for-production-0123456789"
 WEBHOOKS = 2000  # events sent in the dispatch figure
+RUNNERS = 2  # workers sharing a background revaluation (one per core of the machine the targets are set for)
 PG_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/bench"
 
 
@@ -547,41 +548,43 @@ def measure(name: str, url: str, p: Portfolio, args: argparse.Namespace, tmp: Pa
                     f"{len(during)} reads, status {codes}, batch {batch_time[0]:.1f} s")
 
         # tenant-wide changes
-        def by_worker(response: httpx.Response) -> tuple[float, str]:
-            """Run the revaluation a PUT answered 202 by a worker (`coverwatch revaluations`) while a dashboard
-            reads: how long it took, the job's state, and the reads meanwhile."""
-            finished: list[float] = []
-            worker = threading.Thread(target=lambda: finished.append(timed(lambda: server.cli("revaluations"))[0]))
-            worker.start()
+        def by_workers(response: httpx.Response) -> tuple[float, str]:
+            """Run the revaluation a PUT answered 202 by RUNNERS workers (`coverwatch revaluations` each, as
+            `coverwatch worker` on as many replicas: one claims the job, the others help from the other end of
+            its buyers) while a dashboard reads: how long it took, the job's state, and the reads meanwhile."""
+            started = time.perf_counter()
+            workers = [threading.Thread(target=lambda: server.cli("revaluations")) for _ in range(RUNNERS)]
+            for worker in workers:
+                worker.start()
             reads: list[float] = []
             statuses: dict[int, int] = {}
-            while worker.is_alive():
+            while any(worker.is_alive() for worker in workers):
                 t, resp = timed(lambda: api.get(f"/v1/exposure/buyers/{small}"))
                 reads.append(t)
                 statuses[resp.status_code] = statuses.get(resp.status_code, 0) + 1
                 time.sleep(0.01)
-            worker.join()
+            took = time.perf_counter() - started
             job = check(api.get(response.headers["location"])).json()
-            return finished[0], (f"{job['total']:,} buyers, job {job['state']}; reads meanwhile p99 "
+            return took, (f"{job['total']:,} buyers, job {job['state']}; reads meanwhile p99 "
                                  f"{ms(pct(reads, 99))}, {statuses}")
 
         t, r = timed(lambda: check(api.put("/v1/fx-rates", json={"rates": [
             {"date": TODAY.isoformat(), "base": "EUR", "quote": "GBP", "rate": "0.8612"}]}), 200, 202))
         # Above COVERWATCH_INLINE_REVALUATION_MAX_BUYERS buyers with GBP invoices, the PUT queues a revaluation.
         if r.status_code == 202:
-            took, about = by_worker(r)
+            took, about = by_workers(r)
             figures.add("PUT of one FX rate (GBP: a few % of buyers)", f"{t:,.2f} s",
-                        f"answered 202; revalued by a worker in {took:,.1f} s: {about}")
+                        f"answered 202; revalued by {RUNNERS} workers in {took:,.1f} s: {about}")
         else:
             figures.add("PUT of one FX rate (GBP: a few % of buyers)", f"{t:,.2f} s", "revalued in the request")
         t, _ = timed(lambda: check(api.put("/v1/policies/P", json=PRIMARY)))
         figures.add("PUT of an unchanged policy", f"{t:,.2f} s")
 
-        # a full revaluation: a Top Up ratio change moves every buyer; a worker runs it while dashboards read
+        # a full revaluation: a Top Up ratio change moves every buyer; workers run it while dashboards read
         t_put, r = timed(lambda: check(api.put("/v1/policies/T", json=TOP_UP | {"ratio": "0.9"}), 200, 202))
         if r.status_code == 202:
-            took, about = by_worker(r)
-            figures.add("full revaluation (Top Up ratio: every buyer), by a worker", f"{took:,.1f} s",
+            took, about = by_workers(r)
+            figures.add(f"full revaluation (Top Up ratio: every buyer), by {RUNNERS} workers", f"{took:,.1f} s",
                         f"PUT 202 in {ms(t_put)}; {about}")
         else:
             figures.add("full revaluation (Top Up ratio: every buyer), in the request", f"{t_put:,.2f} s")

@@ -183,7 +183,7 @@ _TYPES = ", ".join(f"'{t}'" for t in sorted(rules.INVOICE_TYPES))
 _PG_INVOICE_ALERTS = text(f"""
 SELECT a.id
 FROM unnest(CAST(:buyers AS bigint[]), CAST(string_to_array(:refs, chr(10)) AS varchar[])) AS v(buyer_id, ref)
-CROSS JOIN (VALUES {", ".join(f"('{t}')" for t in sorted(rules.INVOICE_TYPES))}) AS t(type)
+CROSS JOIN (VALUES {", ".join(f"({t})" for t in _TYPES.split(", "))}) AS t(type)
 CROSS JOIN LATERAL (
     SELECT a.id FROM alerts a WHERE a.tenant_id = :tenant AND a.buyer_id = v.buyer_id AND a.type = t.type
         AND a.invoice_ref = v.ref AND a.state <> 'resolved' OFFSET 0) a""")
