@@ -188,10 +188,13 @@ class Server:
 
 # ---------------------------------------------------------------------------------------------- webhooks
 def _receive(port: Any, received: Any) -> None:
-    """The receiver's process: answers 204 to every POST and counts them in `received` (shared memory)."""
+    """The receiver's process: answers 204 to every POST and counts them in `received` (shared memory). HTTP/1.1,
+    connections kept alive, as web servers keep them."""
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
     class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
         def do_POST(self) -> None:
             self.rfile.read(int(self.headers.get("content-length") or 0))
             self.send_response(204)

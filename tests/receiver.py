@@ -41,7 +41,8 @@ class Receiver:
     With `dedupe`, it behaves like a correct Standard Webhooks consumer: it verifies nothing twice, processing
     each webhook-id once (`processed`) and counting the repeats it acknowledged without processing
     (`duplicates`). `stop()` takes it off the network (connection refused) and `start()` brings it back on
-    the same port."""
+    the same port. With `keep_alive` it speaks HTTP/1.1 and keeps each connection open for the next request
+    (HTTP/1.0 otherwise: one request per connection); `connections` counts the connections it accepted."""
 
     status: int = 200
     dedupe: bool = False
@@ -57,6 +58,8 @@ class Receiver:
     port: int = 0
     tls: ssl.SSLContext | None = None  # serve https with this context; `sni` records the names clients asked
     sni: list[str | None] = field(default_factory=list)
+    keep_alive: bool = False
+    connections: int = 0
 
     def __post_init__(self) -> None:
         self.gate.set()
@@ -66,6 +69,13 @@ class Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1" if receiver.keep_alive else "HTTP/1.0"
+
+            def setup(self) -> None:  # once per connection
+                with receiver.lock:
+                    receiver.connections += 1
+                super().setup()
+
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("content-length", 0)))
                 receiver.gate.wait(timeout=60)

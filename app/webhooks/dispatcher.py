@@ -6,7 +6,8 @@
 2. Send: outside any transaction. The URL is checked again, its host resolved once, every address
    checked, and the connection pinned to the checked address (`transport.py`); signed for this attempt
    with the current secret (and the previous one during a rotation's grace period); a total deadline
-   (`webhook_timeout_seconds`, below the lease) for the whole exchange; redirects are not followed.
+   (`webhook_timeout_seconds`, below the lease) for the whole exchange; redirects are not followed. A sender
+   keeps its connection to a receiver open for its next delivery there, to the same checked address.
 3. Record: the attempt is logged; the delivery is updated only if its attempt number is still this
    attempt's (read under the delivery's row lock, held to the commit): a late result, after the lease
    expired and another attempt began, never overwrites the newer one. 2xx is delivered; anything else is
@@ -29,6 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import httpx
 from sqlalchemy import select, update
@@ -37,12 +39,12 @@ from sqlalchemy.orm import Session
 from app import metrics
 from app.core.clock import utcnow
 from app.core.config import Settings
-from app.core.db import Database, insert_rows
+from app.core.db import Database, in_list, insert_rows
 from app.webhooks import crypto
 from app.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
 from app.webhooks.service import emit, endpoints_changed
 from app.webhooks.signing import signed_headers
-from app.webhooks.transport import pinned_client
+from app.webhooks.transport import PinnedClients
 from app.webhooks.urls import IPAddress, Resolver, UnsafeUrl, check_url, system_resolver
 
 log = logging.getLogger("coverwatch.webhooks")
@@ -75,16 +77,16 @@ class Outcome:
         return self.status_code is not None and 200 <= self.status_code < 300
 
 
-def _secrets(settings: Settings, endpoint: WebhookEndpoint, now: datetime) -> list[str]:
-    """The secrets that sign this attempt; none when they cannot be decrypted (the attempt then fails on its
-    own, instead of one endpoint's unreadable secret stopping every delivery)."""
+def _secrets(settings: Settings, row: Any, now: datetime) -> list[str]:
+    """The secrets that sign this attempt (`row`: a claimed delivery's, with its endpoint's columns); none when
+    they cannot be decrypted (the attempt then fails on its own, instead of one endpoint's unreadable secret
+    stopping every delivery)."""
     try:
-        out = [crypto.decrypt(settings, endpoint.secret_encrypted)]
-        if (endpoint.previous_secret_encrypted and endpoint.previous_secret_until
-                and now < endpoint.previous_secret_until):
-            out.append(crypto.decrypt(settings, endpoint.previous_secret_encrypted))
+        out = [crypto.decrypt(settings, row.secret_encrypted)]
+        if row.previous_secret_encrypted and row.previous_secret_until and now < row.previous_secret_until:
+            out.append(crypto.decrypt(settings, row.previous_secret_encrypted))
     except crypto.SecretKeyMissing as exc:
-        log.error("webhook endpoint %s: %s", endpoint.id, exc)
+        log.error("webhook endpoint %s: %s", row.endpoint_id, exc)
         return []
     return out
 
@@ -111,11 +113,18 @@ def _within(resolver: Resolver, deadline: float) -> Resolver:
 
 def claim(db: Database, settings: Settings, limit: int = 20, tenant_ids: Sequence[str] | None = None,
           due_by: datetime | None = None) -> list[Claimed]:
-    """Lease up to `limit` deliveries due by `due_by` (now by default), of `tenant_ids` only when given."""
+    """Lease up to `limit` deliveries due by `due_by` (now by default), of `tenant_ids` only when given.
+
+    Plain rows, two statements: the deliveries locked (`SKIP LOCKED`) with what sending them needs, then one
+    UPDATE of their attempt numbers and leases."""
     now = utcnow()
+    lease = now + timedelta(seconds=settings.webhook_lease_seconds)
     with db.session() as session, session.begin():
         stmt = (
-            select(WebhookDelivery, WebhookEvent.body, WebhookEndpoint)
+            select(WebhookDelivery.id, WebhookDelivery.tenant_id, WebhookDelivery.event_id, WebhookDelivery.attempts,
+                   WebhookEvent.body, WebhookEndpoint.id.label("endpoint_id"), WebhookEndpoint.url,
+                   WebhookEndpoint.secret_encrypted, WebhookEndpoint.previous_secret_encrypted,
+                   WebhookEndpoint.previous_secret_until)
             .join(WebhookEvent, WebhookEvent.id == WebhookDelivery.event_id)
             .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
             .where(WebhookDelivery.status == "pending", WebhookDelivery.next_attempt_at <= (due_by or now),
@@ -126,18 +135,29 @@ def claim(db: Database, settings: Settings, limit: int = 20, tenant_ids: Sequenc
         )
         if tenant_ids is not None:
             stmt = stmt.where(WebhookDelivery.tenant_id.in_(tenant_ids))
-        claimed = []
-        for delivery, body, endpoint in session.execute(stmt):
-            delivery.attempts += 1
-            delivery.next_attempt_at = now + timedelta(seconds=settings.webhook_lease_seconds)
-            claimed.append(Claimed(delivery.id, delivery.tenant_id, delivery.event_id, body, endpoint.url,
-                                   _secrets(settings, endpoint, now), delivery.attempts,
-                                   time.monotonic() + settings.webhook_lease_seconds))
-        return claimed
+        rows = session.execute(stmt).all()
+        if not rows:
+            return []
+        session.execute(update(WebhookDelivery).where(in_list(WebhookDelivery.id, [r.id for r in rows]))
+                        .values(attempts=WebhookDelivery.attempts + 1, next_attempt_at=lease)
+                        .execution_options(synchronize_session=False))
+        # Decrypted once per endpoint of the batch.
+        secrets = {r.endpoint_id: _secrets(settings, r, now) for r in {r.endpoint_id: r for r in rows}.values()}
+        ends = time.monotonic() + settings.webhook_lease_seconds
+        return [Claimed(r.id, r.tenant_id, r.event_id, r.body, r.url, secrets[r.endpoint_id], r.attempts + 1, ends)
+                for r in rows]
 
 
-def send(item: Claimed, settings: Settings, resolver: Resolver = system_resolver) -> Outcome:
-    """One attempt, over within `webhook_timeout_seconds` from its start, DNS resolution included."""
+# What a receiver's answer may carry for its connection to be kept: a longer body is not read (nor kept).
+KEEP_ALIVE_BODY = 64 * 1024
+# What a kept-alive connection the receiver closed meanwhile raises: the exchange is made once more, on a new one.
+_STALE = (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
+
+
+def send(item: Claimed, settings: Settings, resolver: Resolver = system_resolver,
+         clients: PinnedClients | None = None) -> Outcome:
+    """One attempt, over within `webhook_timeout_seconds` from its start, DNS resolution included. With `clients`
+    (a sender's), the receiver's connection is reused from the sender's previous delivery to it, if still open."""
     started = time.monotonic()
     deadline = min(started + settings.webhook_timeout_seconds, item.lease_ends)
 
@@ -146,13 +166,26 @@ def send(item: Claimed, settings: Settings, resolver: Resolver = system_resolver
 
     if not item.secrets:
         return Outcome(None, 0, "not sent: the endpoint's secret cannot be decrypted with COVERWATCH_SECRET_KEY")
+    own = clients is None
+    pool = PinnedClients(keep=1) if clients is None else clients
     try:
         target, address = check_url(item.url, settings.webhook_allowed_networks, _within(resolver, deadline))
         headers = signed_headers(item.secrets, item.event_id, item.body, utcnow())
-        client = pinned_client(target.host, target.port, address, deadline, settings.webhook_ca_file)
-        with client, client.stream("POST", target.url, content=item.body.encode(), headers=headers) as response:
-            error = "redirect not followed" if response.is_redirect else None
-            return Outcome(response.status_code, elapsed(), error, str(address))
+        while True:
+            client, backend = pool.get(target.host, target.port, address, deadline, settings.webhook_ca_file)
+            connections = len(backend.connected_to)
+            try:
+                with client.stream("POST", target.url, content=item.body.encode(), headers=headers,
+                                   timeout=max(deadline - time.monotonic(), 0.001)) as response:
+                    error = "redirect not followed" if response.is_redirect else None
+                    _read_short(response)
+                    return Outcome(response.status_code, elapsed(), error, str(address))
+            except _STALE:
+                # Sent on a kept-alive connection (none was opened for it) that turned out closed: once more, on a
+                # new connection. The receiver may have had it (it dedupes on webhook-id: at least once).
+                if len(backend.connected_to) > connections or connections == 0:
+                    raise
+                pool.discard(target.host, target.port, address, settings.webhook_ca_file)
     except UnsafeUrl as exc:
         return Outcome(None, elapsed(), f"refused: {exc}")
     except (httpx.HTTPError, ResolveTimeout) as exc:
@@ -160,6 +193,19 @@ def send(item: Claimed, settings: Settings, resolver: Resolver = system_resolver
     except Exception as exc:  # never leave a claimed delivery unrecorded (its lease would just loop)
         log.warning("webhook delivery %s: unexpected %s", item.delivery_id, type(exc).__name__)
         return Outcome(None, elapsed(), f"{type(exc).__name__}: {exc}"[:500])
+    finally:
+        if own:
+            pool.close()
+
+
+def _read_short(response: httpx.Response) -> None:
+    """Read the answer's body if short, so that its connection can serve the next delivery (a connection whose
+    answer was not read to its end is closed instead)."""
+    read = 0
+    for chunk in response.iter_raw():
+        read += len(chunk)
+        if read > KEEP_ALIVE_BODY:
+            return
 
 
 def backoff(attempt: int, settings: Settings) -> timedelta:
@@ -196,8 +242,10 @@ def _record(session: Session, tenant_id: str, results: Sequence[tuple[Claimed, O
     the fence read here holds until the commit: a result lands only while its delivery is still at its attempt."""
     now = utcnow()
     ids = sorted({item.delivery_id for item, _ in results})
-    deliveries = {d.id: d for d in session.scalars(
-        select(WebhookDelivery).where(WebhookDelivery.id.in_(ids)).order_by(WebhookDelivery.id).with_for_update())}
+    deliveries = {d.id: d for d in session.execute(
+        select(WebhookDelivery.id, WebhookDelivery.endpoint_id, WebhookDelivery.attempts, WebhookDelivery.status,
+               WebhookDelivery.window_start)
+        .where(in_list(WebhookDelivery.id, ids)).order_by(WebhookDelivery.id).with_for_update())}
     endpoint_ids = {d.endpoint_id for d in deliveries.values()}
     endpoints = {e.id: e for e in session.scalars(select(WebhookEndpoint).where(WebhookEndpoint.id.in_(endpoint_ids)))}
     attempts: list[dict[str, object]] = []
@@ -261,10 +309,10 @@ def dispatch_pending(db: Database, settings: Settings, resolver: Resolver = syst
                      max_attempts: int = 1000, tenant_ids: Sequence[str] | None = None) -> int:
     """Send what was due when the run started (each delivery at most once per run), with SENDERS workers
     each claiming a few deliveries at a time (BATCH, fewer when the lease holds fewer attempts at the longest)
-    and sending them one after the other: every send ends inside its lease, a slow receiver holds up only its
-    own worker's batch, and the results are recorded together (one commit per batch). Returns how many
-    attempts were made. `resolver` turns a host into addresses (the system's DNS; a test passes its own);
-    `tenant_ids` limits the run to those tenants' deliveries."""
+    and sending them one after the other, on the connections it keeps open for the run: every send ends inside
+    its lease, a slow receiver holds up only its own worker's batch, and the results are recorded together (one
+    commit per batch). Returns how many attempts were made. `resolver` turns a host into addresses (the system's
+    DNS; a test passes its own); `tenant_ids` limits the run to those tenants' deliveries."""
     budget = threading.Semaphore(max_attempts)
     started = utcnow()
     sent = 0
@@ -276,25 +324,29 @@ def dispatch_pending(db: Database, settings: Settings, resolver: Resolver = syst
 
     def work() -> None:
         nonlocal sent
-        while True:
-            permits = 0
-            while permits < size and budget.acquire(blocking=False):
-                permits += 1
-            if not permits:
-                return
-            batch = claim(db, settings, limit=permits, tenant_ids=tenant_ids, due_by=started)
-            for _ in range(permits - len(batch)):
-                budget.release()
-            if not batch:
-                return
-            results = []
-            for item in batch:
-                outcome = send(item, settings, resolver)
-                metrics.webhook_attempt(outcome.ok, outcome.latency_ms)
-                results.append((item, outcome))
-            record_many(db, results, settings)
-            with lock:
-                sent += len(results)
+        clients = PinnedClients()  # this sender's connections, kept alive from one delivery to the next
+        try:
+            while True:
+                permits = 0
+                while permits < size and budget.acquire(blocking=False):
+                    permits += 1
+                if not permits:
+                    return
+                batch = claim(db, settings, limit=permits, tenant_ids=tenant_ids, due_by=started)
+                for _ in range(permits - len(batch)):
+                    budget.release()
+                if not batch:
+                    return
+                results = []
+                for item in batch:
+                    outcome = send(item, settings, resolver, clients)
+                    metrics.webhook_attempt(outcome.ok, outcome.latency_ms)
+                    results.append((item, outcome))
+                record_many(db, results, settings)
+                with lock:
+                    sent += len(results)
+        finally:
+            clients.close()
 
     with ThreadPoolExecutor(max_workers=SENDERS, thread_name_prefix="webhook") as pool:
         for future in [pool.submit(work) for _ in range(SENDERS)]:

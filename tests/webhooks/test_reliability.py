@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from app.core import public_ids
 from app.core.config import Settings
 from app.tenants.models import Tenant
-from app.webhooks.dispatcher import Outcome, claim, record, record_many
+from app.webhooks.dispatcher import SENDERS, Outcome, claim, record, record_many
 from tests.helpers import buyer, invoice, ok
 from tests.receiver import DripServer, Receiver
 
@@ -68,6 +68,50 @@ def test_receiver_down_then_back_every_event_arrives_each_webhook_id_processed_o
         bodies = receiver.verified(secret)
         assert {b["tenant_id"] for b in bodies} == {tenant.id}
         assert sorted({b["data"]["buyer_ref"] for b in bodies}) == sorted(f"B{n}" for n in range(12))
+    finally:
+        receiver.close()
+
+
+def test_a_sender_keeps_its_connection_to_a_receiver_open_for_the_next_deliveries(api, tenant, dispatch):
+    """Deliveries to a receiver that keeps connections alive reuse them: a connection per sender, not per
+    delivery; each delivery still signed for itself."""
+    receiver = Receiver(keep_alive=True)
+    try:
+        secret = ok(api.post("/v1/webhook-endpoints", json={"url": receiver.url}), 201)["secret"]
+        for n in range(25):
+            buyer(api, f"B{n}")
+            invoice(api, f"I{n}", "10.00", "2026-02-01", "2026-03-01", buyer_ref=f"B{n}")  # no_cover: an event
+        dispatch()
+        deliveries = _all_deliveries(api)
+        assert len(deliveries) == 25 and {(d["status"], d["attempts"]) for d in deliveries} == {("delivered", 1)}
+        assert len(receiver.verified(secret)) == 25
+        assert receiver.connections <= SENDERS
+    finally:
+        receiver.close()
+
+
+def test_a_kept_alive_connection_closed_by_the_receiver_is_replaced_within_the_attempt(api, tenant, dispatch):
+    """The receiver takes the second delivery on a kept-alive connection and closes it without answering (it
+    may have processed it): the sender sends it again at once on a new connection, in the same attempt; the
+    receiver dedupes on webhook-id."""
+    seen: list[str] = []
+
+    def drop_the_second(got) -> bool:
+        seen.append(got.id)
+        return len(seen) == 2
+
+    receiver = Receiver(keep_alive=True, dedupe=True, drop_ack=drop_the_second)
+    try:
+        ok(api.post("/v1/webhook-endpoints", json={"url": receiver.url}), 201)
+        for n in range(2):
+            buyer(api, f"B{n}")
+            invoice(api, f"I{n}", "10.00", "2026-02-01", "2026-03-01", buyer_ref=f"B{n}")
+        assert dispatch() == 2  # one sender claims both and sends them one after the other
+        deliveries = _all_deliveries(api)
+        assert {(d["status"], d["attempts"]) for d in deliveries} == {("delivered", 1)}
+        assert len(seen) == 3 and seen[1] == seen[2]  # the dropped one, sent again
+        assert receiver.duplicates == 1 and len(receiver.processed) == 2
+        assert receiver.connections == 2
     finally:
         receiver.close()
 
