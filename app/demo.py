@@ -374,7 +374,7 @@ def _claims(ctx: Context, buyers: list[DemoBuyer], now: date) -> None:
 def _snapshots(ctx: Context, buyers: list[DemoBuyer], now: date) -> None:
     """Today's snapshot from the stored exposure (as the daily scan takes it), and the 89 days before it
     rebuilt from the demo's own ledger: each day's open invoices against the buyer's limits then."""
-    from app.scheduling.jobs import snapshot
+    from app.exposure.service import snapshot
 
     snapshot(ctx)
     ids = {b.ref: b.id for b in ledger_buyers(ctx)}

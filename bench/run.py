@@ -452,6 +452,27 @@ def load(api: httpx.Client, p: Portfolio, figures: Figures, engine: Engine, tena
             conn.commit()
 
 
+def scan_by_workers(server: Server) -> subprocess.CompletedProcess[str]:
+    """`coverwatch scan --force`, its walk (a revaluation) shared with RUNNERS - 1 more workers, as the workers of
+    other replicas would help it (`coverwatch revaluations` each, started again until the scan is over)."""
+    done = threading.Event()
+
+    def helper() -> None:
+        while not done.is_set():
+            server.cli("revaluations")
+            time.sleep(0.2)
+
+    helpers = [threading.Thread(target=helper) for _ in range(RUNNERS - 1)]
+    for h in helpers:
+        h.start()
+    try:
+        return server.cli("scan", "--force")
+    finally:
+        done.set()
+        for h in helpers:
+            h.join()
+
+
 def measure(name: str, url: str, p: Portfolio, args: argparse.Namespace, tmp: Path
             ) -> tuple[Figures, dict[str, Any]]:
     from app.core.db import Database
@@ -599,8 +620,9 @@ def measure(name: str, url: str, p: Portfolio, args: argparse.Namespace, tmp: Pa
     finally:
         api.close()
         server.stop()
-    t, out = timed(lambda: server.cli("scan", "--force"))
-    figures.add("daily scan (coverwatch scan --force)", f"{t:,.1f} s", out.stdout.strip()[:60] or out.stderr[-200:])
+    t, out = timed(lambda: scan_by_workers(server))
+    figures.add(f"daily scan (coverwatch scan --force, {RUNNERS} workers)", f"{t:,.1f} s",
+                out.stdout.strip()[:60] or out.stderr[-200:])
     t, out = timed(lambda: server.cli("recompute"))
     figures.add("coverwatch recompute (whole tenant)", f"{t:,.1f} s", out.stdout.strip()[:60] or out.stderr[-200:])
     if not args.no_check:

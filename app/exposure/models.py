@@ -171,7 +171,8 @@ class Revaluation(TenantScoped, Base):
     """A background revaluation: the stale rows of a tenant re-evaluated chunk by chunk (app/exposure/revaluation.py).
 
     `cursor` is the last buyer id committed; `lease_until` says how long the runner that claimed it (`runner`)
-    holds it: past it, any runner takes it over from the cursor."""
+    holds it: past it, any runner takes it over from the cursor. `snapshot_on`: a daily scan's walk, whose end
+    takes that day's snapshot."""
 
     __tablename__ = "revaluations"
     __table_args__ = (Index("ix_revaluations_state_created", "state", "created_at"),)
@@ -189,3 +190,5 @@ class Revaluation(TenantScoped, Base):
     started_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     heartbeat_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    # The daily scan's walk: the runner that finishes the job takes this day's exposure snapshot.
+    snapshot_on: Mapped[date | None] = mapped_column(Date)

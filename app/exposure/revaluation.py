@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any, cast
 from uuid import uuid4
 
@@ -40,6 +40,7 @@ from app.core.db import Database, in_list
 from app.cover.inputs import CoverInputs
 from app.exposure import repository as repo
 from app.exposure import service as exposure
+from app.exposure import totals
 from app.exposure.models import BuyerExposure, Revaluation
 from app.ledger import repository as ledger_repo
 from app.ledger.models import Buyer, Invoice
@@ -60,9 +61,11 @@ class Affected:
     countries: frozenset[str] = frozenset()
     currencies: frozenset[str] = frozenset()  # buyers with an open invoice in one of them
     buyers: frozenset[int] = frozenset()  # these buyers (by id): what a bulk import wrote to
+    valued_before: date | None = None  # buyers whose stored figures are of an earlier day (the day turned)
 
     def __bool__(self) -> bool:
-        return self.everyone or bool(self.countries) or bool(self.currencies) or bool(self.buyers)
+        return (self.everyone or bool(self.countries) or bool(self.currencies) or bool(self.buyers)
+                or self.valued_before is not None)
 
     def condition(self) -> ColumnElement[bool]:
         """Which `Buyer` rows (of the session's tenant)."""
@@ -76,6 +79,9 @@ class Affected:
         if self.currencies:
             parts.append(Buyer.id.in_(select(Invoice.buyer_id).where(
                 Invoice.kind == "invoice", Invoice.open_balance > 0, Invoice.currency.in_(sorted(self.currencies)))))
+        if self.valued_before is not None:
+            parts.append(Buyer.id.in_(select(BuyerExposure.buyer_id).where(
+                BuyerExposure.valued_on < self.valued_before)))
         return or_(*parts) if parts else false()
 
     def exposures(self) -> ColumnElement[bool]:
@@ -85,8 +91,10 @@ class Affected:
         70 ms a batch at 1,000 buyers."""
         if self.everyone:
             return true()
-        if self.buyers and not self.countries and not self.currencies:
+        if self.buyers and not self.countries and not self.currencies and self.valued_before is None:
             return in_list(BuyerExposure.buyer_id, sorted(self.buyers))
+        if self.valued_before is not None and not self.buyers and not self.countries and not self.currencies:
+            return BuyerExposure.valued_on < self.valued_before
         return BuyerExposure.buyer_id.in_(select(Buyer.id).where(self.condition()))
 
 
@@ -114,18 +122,23 @@ def inline_ids(ctx: Context, affected: Affected) -> list[int] | None:
     return ids if len(ids) <= most else None
 
 
-def queue(ctx: Context, affected: Affected, reason: str) -> Revaluation:
+def queue(ctx: Context, affected: Affected, reason: str, *, snapshot_on: date | None = None) -> Revaluation:
     """Mark the affected rows stale and queue a revaluation of the tenant's stale rows (joining one that has not
-    started yet). Nothing is locked but the queued job and the rows marked, in id order."""
+    started yet). Nothing is locked but the queued job and the rows marked, in id order. With `snapshot_on` (the
+    daily scan), the runner that finishes the job takes that day's snapshot."""
     session = ctx.session
     stmt = select(Revaluation).where(Revaluation.state == QUEUED).order_by(Revaluation.created_at).limit(1)
     job = session.scalars(stmt.with_for_update()).first()
     if job is None:
-        job = Revaluation(id=str(uuid4()), reason=reason[:500], state=QUEUED, total=0, done=0, cursor=0)
+        job = Revaluation(id=str(uuid4()), reason=reason[:500], state=QUEUED, total=0, done=0, cursor=0,
+                          snapshot_on=snapshot_on)
         session.add(job)
         session.flush()
-    elif reason not in job.reason.split("; "):
-        job.reason = f"{job.reason}; {reason}"[:500]
+    else:
+        if reason not in job.reason.split("; "):
+            job.reason = f"{job.reason}; {reason}"[:500]
+        if snapshot_on is not None:
+            job.snapshot_on = max(job.snapshot_on or snapshot_on, snapshot_on)
     rows = select(BuyerExposure.id).where(BuyerExposure.stale == false(), affected.exposures())
     # One UPDATE, its row locks taken in id order (as a flush takes them): never a cycle with an ingest writing
     # some of these rows.
@@ -322,6 +335,9 @@ def _chunk(session: Session, settings: Settings, job_id: str, tenant_id: str, ru
                   "heartbeat_at": now, "lease_until": now + timedelta(seconds=settings.revaluation_lease_seconds)}
         state = RUNNING
     else:
+        if job.snapshot_on is not None:  # a daily scan's walk, over: the totals summed afresh, the day's history
+            totals.rebuild(session, tenant_id)
+            exposure.snapshot(ctx, job.snapshot_on)
         values = {"state": DONE, "total": Revaluation.done, "finished_at": now, "heartbeat_at": now,
                   "lease_until": None}
         state = DONE

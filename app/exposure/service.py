@@ -14,7 +14,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any, cast
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import CursorResult, delete, insert, literal, select, update
 
 from app.core.clock import utcnow
 from app.core.context import Context
@@ -28,7 +28,7 @@ from app.cover.models import StopOfCover
 from app.exposure import repository as repo
 from app.exposure import totals
 from app.exposure.changes import Since
-from app.exposure.models import BuyerExposure, InvoiceCover
+from app.exposure.models import BuyerExposure, ExposureSnapshot, InvoiceCover
 from app.exposure.schemas import CreditCheckIn, CreditCheckOut, Reason
 from app.ledger import repository as ledger_repo
 from app.ledger.models import Buyer
@@ -398,6 +398,26 @@ def refresh_all(ctx: Context) -> int:
     refresh_buyers(ctx, ids)
     totals.rebuild(ctx.session, ctx.tenant.id)  # a whole recompute also repairs the totals
     return len(ids)
+
+
+def snapshot(ctx: Context, day: date | None = None) -> int:
+    """The exposure of every buyer on `day` (today by default), kept as history (replaces that day's snapshot if
+    taken again)."""
+    session = ctx.session
+    day = day or ctx.today
+    session.execute(delete(ExposureSnapshot).where(ExposureSnapshot.day == day))
+    overdue = (BuyerExposure.overdue_1_30 + BuyerExposure.overdue_31_60 + BuyerExposure.overdue_61_90
+               + BuyerExposure.overdue_over_90)
+    columns = ["tenant_id", "buyer_id", "day", "currency", "outstanding", "overdue", "covered_primary",
+               "covered_top_up", "uncovered", "indemnifiable", "utilisation", "status"]
+    source = select(
+        BuyerExposure.tenant_id, BuyerExposure.buyer_id, literal(day, ExposureSnapshot.day.type),
+        BuyerExposure.currency, BuyerExposure.outstanding, overdue, BuyerExposure.covered_primary,
+        BuyerExposure.covered_top_up, BuyerExposure.uncovered, BuyerExposure.indemnifiable,
+        BuyerExposure.utilisation, BuyerExposure.status,
+    ).where(BuyerExposure.tenant_id == ctx.tenant.id)
+    result = session.execute(insert(ExposureSnapshot).from_select(columns, source))
+    return cast(CursorResult[Any], result).rowcount or 0
 
 
 def check(ctx: Context) -> list[str]:

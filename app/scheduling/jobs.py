@@ -8,10 +8,15 @@ job twice at once; a tenant that fails is rolled back, logged and counted, and t
 - revaluations: run the background revaluations tenant-wide changes queued (claimed with SKIP LOCKED, in
   committed chunks, resumable: app/exposure/revaluation.py).
 - revalue: apply date-driven changes (a claim deadline passing, a limit expiring) as
-  soon as a tenant's day has turned: recompute its buyers (alerts follow).
+  soon as a tenant's day has turned: recompute its buyers valued on an earlier day (alerts follow).
 - daily_scan: at each tenant's hour (and at start-up, so a restart never skips a day):
   recompute every buyer, raise claim-deadline and limit-expiry alerts, snapshot each
   buyer's exposure for the history, purge expired idempotency records and old finished revaluations.
+
+The walks of revalue and daily_scan are queued as background revaluations in the tenant's transaction, then run
+by the caller in committed chunks (`_walk`); any other free runner (another replica's worker) helps, so a
+tenant's walk is shared instead of done whole by one process (a million open invoices: 123 s in one process).
+The daily scan's snapshot is taken by the runner that finishes its walk.
 """
 
 from __future__ import annotations
@@ -20,19 +25,19 @@ import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import CursorResult, delete, func, insert, literal, select
+from sqlalchemy import false, select
 
 from app.core.clock import utcnow
 from app.core.config import Settings
 from app.core.context import Context, system_context
 from app.core.db import Database
 from app.core.idempotency import purge_expired
-from app.exposure import service as exposure
-from app.exposure.models import BuyerExposure, ExposureSnapshot
-from app.exposure.revaluation import purge_finished
+from app.exposure import revaluation
+from app.exposure.models import BuyerExposure
+from app.exposure.revaluation import Affected
 from app.scheduling.locks import try_tenant_lock
 from app.scheduling.models import JobRun
 from app.tenants.models import Tenant
@@ -124,31 +129,26 @@ def revalue(db: Database, settings: Settings, tenant_ids: list[str] | None = Non
 
 def revalue_run(db: Database, settings: Settings, tenant_ids: list[str] | None = None) -> TenantRun:
     def work(ctx: Context) -> bool:
-        oldest = ctx.session.scalar(select(func.min(BuyerExposure.valued_on)))
-        if oldest is None or oldest >= ctx.today:
-            return False
-        exposure.refresh_all(ctx)
+        turned = Affected(valued_before=ctx.today)
+        unmarked = select(BuyerExposure.id).where(BuyerExposure.stale == false(), turned.exposures())
+        if ctx.session.scalar(unmarked.limit(1)) is None:
+            return False  # every row valued today, or marked for a walk already queued
+        revaluation.queue(ctx, turned, "the day turned")
         return True
 
-    return for_each_tenant(db, settings, REVALUE, work, tenant_ids)
+    return _walk(db, settings, for_each_tenant(db, settings, REVALUE, work, tenant_ids))
 
 
-def snapshot(ctx: Context) -> int:
-    """Today's exposure of every buyer, kept as history (replaces today's snapshot if taken again)."""
-    session = ctx.session
-    session.execute(delete(ExposureSnapshot).where(ExposureSnapshot.day == ctx.today))
-    overdue = (BuyerExposure.overdue_1_30 + BuyerExposure.overdue_31_60 + BuyerExposure.overdue_61_90
-               + BuyerExposure.overdue_over_90)
-    columns = ["tenant_id", "buyer_id", "day", "currency", "outstanding", "overdue", "covered_primary",
-               "covered_top_up", "uncovered", "indemnifiable", "utilisation", "status"]
-    source = select(
-        BuyerExposure.tenant_id, BuyerExposure.buyer_id, literal(ctx.today, ExposureSnapshot.day.type),
-        BuyerExposure.currency, BuyerExposure.outstanding, overdue, BuyerExposure.covered_primary,
-        BuyerExposure.covered_top_up, BuyerExposure.uncovered, BuyerExposure.indemnifiable,
-        BuyerExposure.utilisation, BuyerExposure.status,
-    ).where(BuyerExposure.tenant_id == ctx.tenant.id)
-    result = session.execute(insert(ExposureSnapshot).from_select(columns, source))
-    return cast(CursorResult[Any], result).rowcount or 0
+def _walk(db: Database, settings: Settings, run: TenantRun, **kw: Any) -> TenantRun:
+    """Run the revaluations the tenants' work queued: here, in committed chunks, with any free runner of another
+    process helping (app/exposure/revaluation.py: `help_running`), rather than each tenant's whole walk in one
+    process and one transaction. A tenant whose walk failed counts as failed (its job says why)."""
+    if run.done:
+        for outcome in revaluation.run_pending(db, settings, tenant_ids=list(run.done), **kw):
+            if outcome.state == revaluation.FAILED and outcome.tenant_id in run.done:
+                run.done.remove(outcome.tenant_id)
+                run.failed.append(outcome.tenant_id)
+    return run
 
 
 def daily_scan(db: Database, settings: Settings, *, force: bool = False, now: datetime | None = None,
@@ -159,7 +159,11 @@ def daily_scan(db: Database, settings: Settings, *, force: bool = False, now: da
 
 
 def daily_scan_run(db: Database, settings: Settings, *, force: bool = False, now: datetime | None = None,
-                   tenant_ids: list[str] | None = None) -> TenantRun:
+                   tenant_ids: list[str] | None = None, **walk: Any) -> TenantRun:
+    """The daily scan of each tenant due: its walk of every buyer queued as a revaluation (marked done for the day
+    in the same transaction), then run (`_walk`); the runner that finishes it takes the day's snapshot. `walk`:
+    `run_pending`'s chunk options (tests)."""
+
     def work(ctx: Context) -> bool:
         session, tenant = ctx.session, ctx.tenant
         local = (now or utcnow()).astimezone(ZoneInfo(tenant.timezone))
@@ -168,13 +172,12 @@ def daily_scan_run(db: Database, settings: Settings, *, force: bool = False, now
         ran = session.scalar(select(JobRun.id).where(JobRun.job == DAILY_SCAN, JobRun.day == ctx.today))
         if not force and (ran is not None or not due):
             return False
-        exposure.refresh_all(ctx)
-        snapshot(ctx)
+        revaluation.queue(ctx, revaluation.EVERYONE, "daily scan", snapshot_on=ctx.today)
         purge_expired(session, settings.idempotency_ttl_hours)
-        purge_finished(session)
+        revaluation.purge_finished(session)
         if ran is None:
             session.add(JobRun(job=DAILY_SCAN, day=ctx.today))
-        log.info("daily scan done for tenant %s (%s)", tenant.id, ctx.today)
+        log.info("daily scan queued for tenant %s (%s)", tenant.id, ctx.today)
         return True
 
-    return for_each_tenant(db, settings, DAILY_SCAN, work, tenant_ids)
+    return _walk(db, settings, for_each_tenant(db, settings, DAILY_SCAN, work, tenant_ids), **walk)

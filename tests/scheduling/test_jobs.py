@@ -69,3 +69,41 @@ def test_a_scan_held_by_another_replica_is_skipped(api, tenant, app, database):
         other.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
         other.commit()
     assert daily_scan(database, app.state.settings, tenant_ids=[tenant.id]) == [tenant.id]
+
+
+def test_the_daily_scan_walks_as_a_revaluation_another_runner_finishes_and_snapshots(
+        api, tenant, app, database, clock):
+    """The scan's walk is a background revaluation in committed chunks: a runner that dies half-way leaves it to
+    another, and whoever finishes it takes the day's snapshot; the scan itself is marked done once queued."""
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from app.core.clock import utcnow
+    from app.exposure.jobs import recompute
+    from app.exposure.models import BuyerExposure, Revaluation
+    from app.exposure.revaluation import run_pending
+    from app.scheduling.jobs import daily_scan_run
+
+    domain_policies(api)
+    for n in range(5):
+        buyer(api, f"B{n}")
+        limit(api, "1000.00", "2026-01-01", buyer_ref=f"B{n}")
+        invoice(api, f"B{n}-I", "1500.00", "2026-02-01", "2026-03-31", buyer_ref=f"B{n}")
+    settings = app.state.settings
+    clock.set(date(2026, 3, 21))
+    run = daily_scan_run(database, settings, tenant_ids=[tenant.id], chunk=2, max_chunks=1)  # then "crashes"
+    assert run.done == [tenant.id]
+    assert _count(database, ExposureSnapshot, tenant.id) == 0
+    assert _count(database, BuyerExposure, tenant.id, stale=True) == 3
+    assert daily_scan(database, settings, tenant_ids=[tenant.id]) == []  # the day's scan is under way
+    with database.session(tenant.id) as s, s.begin():
+        [job] = s.scalars(select(Revaluation).where(Revaluation.reason == "daily scan"))
+        assert (job.state, job.done, job.snapshot_on) == ("running", 2, date(2026, 3, 21))
+        s.execute(update(Revaluation).values(lease_until=utcnow() - timedelta(seconds=1)))
+    [outcome] = run_pending(database, settings, tenant_ids=[tenant.id])  # another runner takes it over
+    assert outcome.state == "done"
+    assert _count(database, ExposureSnapshot, tenant.id, day=date(2026, 3, 21)) == 5
+    assert _count(database, BuyerExposure, tenant.id, stale=True) == 0
+    assert _count(database, BuyerExposure, tenant.id, valued_on=date(2026, 3, 21)) == 5
+    assert recompute(database, settings, tenant_id=tenant.id, check_only=True) == []
