@@ -218,3 +218,22 @@ def test_bug_moving_an_invoice_moves_its_claim_deadline_alert(api, clock):
     alerts = ok(api.get("/v1/alerts", params={"type": "claim_deadline_near", "state": "open"}))
     items = alerts["items"] if isinstance(alerts, dict) else alerts
     assert [(a["buyer_ref"], a["invoice_ref"]) for a in items] == [("B2", "I1")]
+
+
+def test_an_alert_moved_in_one_chunk_of_a_refresh_is_not_cleared_by_the_next(api, clock, monkeypatch):
+    """The buyers of a refresh are walked in chunks; an invoice alert moved to a buyer of the first chunk is
+    written at once, so the chunk of the buyer it left reads it moved, not still open there to be cleared."""
+    import app.exposure.service as exposure_service
+
+    domain_policies(api, top_up=False)
+    buyer(api)
+    buyer(api, "B2")
+    limit(api, "100000.00", "2026-01-01")
+    limit(api, "100000.00", "2026-01-01", buyer_ref="B2")
+    clock.set(date(2026, 5, 20))
+    invoice(api, "I1", "1000.00", "2026-02-01", "2026-03-31", buyer_ref="B2")  # claim deadline near
+    [before] = ok(api.get("/v1/alerts", params={"type": "claim_deadline_near"}))["items"]
+    monkeypatch.setattr(exposure_service, "CHUNK", 1)  # B1 (the first buyer by id), then B2, each a chunk
+    invoice(api, "I1", "1000.00", "2026-02-01", "2026-03-31")  # moved to B1
+    items = ok(api.get("/v1/alerts", params={"type": "claim_deadline_near"}))["items"]
+    assert [(a["id"], a["buyer_ref"], a["state"]) for a in items] == [(before["id"], "B1", "open")]
