@@ -188,10 +188,12 @@ def _copy_processor(column_type: Any, dialect: Any) -> Any:
 
 
 def analyze(session: Session, *models: Any) -> None:
-    """Refresh the planner's statistics of these tables (PostgreSQL), as after any bulk load."""
-    if postgresql(session):
-        for model in models:
-            session.execute(text(f"ANALYZE {model.__table__.name}"))
+    """Refresh the planner's statistics of these tables, as after any bulk load. SQLite too: without them, at
+    1,000,000 invoices it searched a batch's buyers' invoices by (tenant, kind), every invoice of the tenant, instead
+    of by buyer (a batch of 5,000 invoices: 70 s, 8.6 s with them). Its ANALYZE reads the whole indexes (a second or
+    two at that size): with `analysis_limit` sampling 1,000 rows, the plan stayed the slow one."""
+    for model in models:
+        session.execute(text(f"ANALYZE {model.__table__.name}"))
 
 
 def bind_tenant(session: Session, tenant_id: str) -> None:

@@ -7,11 +7,12 @@ from datetime import date
 from decimal import ROUND_CEILING, Decimal
 from typing import Any
 
+import orjson
 from sqlalchemy import and_, delete, func, or_, select, text, true
 from sqlalchemy.orm import Session
 
 from app.alerts.models import ClaimInvoice
-from app.core.db import BUYER_DAYS, buyer_days, in_list, per_buyer_from_day, postgresql
+from app.core.db import BUYER_DAYS, bound_tenant, buyer_days, in_list, per_buyer_from_day, postgresql
 from app.core.types import Ratio
 from app.exposure.models import BuyerExposure, ExposureTotal, InvoiceCover
 from app.ledger.models import Invoice
@@ -75,6 +76,16 @@ CROSS JOIN LATERAL (
     SELECT c.seq, c.state FROM invoice_covers c
     WHERE c.tenant_id = :tenant AND c.buyer_id = v.buyer_id AND c.issue_date < COALESCE(v.day, 'infinity'::date)
     ORDER BY c.issue_date DESC, c.seq DESC LIMIT 1) c""")
+# SQLite: one probe of ix_invoice_covers_walk per (buyer, day) pair. Written as `id IN (one scalar subquery per
+# buyer)`, SQLite took 15 ms a buyer at 1,000,000 covers (a batch of 5,000 invoices over 4,000 buyers: 60 s).
+_SQLITE_PREFIXES = text("""
+SELECT c.buyer_id, c.seq, c.state FROM json_each(:pairs) AS v
+JOIN invoice_covers c ON c.id = (
+    SELECT p.id FROM invoice_covers p
+    WHERE p.tenant_id = :tenant AND p.buyer_id = v.value ->> 0
+        AND p.issue_date < COALESCE(v.value ->> 1, '9999-12-31')
+    ORDER BY p.issue_date DESC, p.seq DESC LIMIT 1)""").columns(
+    InvoiceCover.buyer_id, InvoiceCover.seq, InvoiceCover.state)
 _PG_TAILS = text(f"""
 SELECT c.id, v.buyer_id, c.invoice_ref, c.due_date, c.open_balance, c.covered_primary, c.covered_top_up, c.uncovered
 FROM {BUYER_DAYS}
@@ -91,15 +102,9 @@ def walk_prefixes(session: Session, before: dict[int, date | None]) -> dict[int,
         return {}
     if postgresql(session):
         return {row.buyer_id: row for row in session.execute(_PG_PREFIXES, buyer_days(session, before))}
-    last = []
-    for buyer_id, day in before.items():
-        stmt = select(InvoiceCover.id).where(InvoiceCover.buyer_id == buyer_id)
-        if day is not None:
-            stmt = stmt.where(InvoiceCover.issue_date < day)
-        last.append(stmt.order_by(InvoiceCover.issue_date.desc(), InvoiceCover.seq.desc()).limit(1)
-                    .scalar_subquery())
-    stmt = select(InvoiceCover.buyer_id, InvoiceCover.seq, InvoiceCover.state).where(InvoiceCover.id.in_(last))
-    return {row.buyer_id: row for row in session.execute(stmt)}
+    pairs = orjson.dumps([(b, d.isoformat() if d is not None else None) for b, d in before.items()]).decode()
+    return {row.buyer_id: row for row in session.execute(_SQLITE_PREFIXES,
+                                                         {"tenant": bound_tenant(session), "pairs": pairs})}
 
 
 def walk_tails(session: Session, since: dict[int, date]) -> dict[int, list[Any]]:
