@@ -202,13 +202,18 @@ def test_bug_a_huge_utilisation_is_stored(api):
     assert exposure(api)["outstanding"] == "50010.00"
 
 
-def test_bug_moving_an_invoice_moves_its_claim_deadline_alert(api, clock):
+def _two_buyers_on_20_may(api, clock) -> None:
+    """B1 then B2 (ids in that order), each with a limit of 100,000; today 20 May 2026."""
     domain_policies(api, top_up=False)
     buyer(api)
     buyer(api, "B2")
     limit(api, "100000.00", "2026-01-01")
     limit(api, "100000.00", "2026-01-01", buyer_ref="B2")
     clock.set(date(2026, 5, 20))
+
+
+def test_bug_moving_an_invoice_moves_its_claim_deadline_alert(api, clock):
+    _two_buyers_on_20_may(api, clock)
     invoice(api, "I1", "1000.00", "2026-02-01", "2026-03-31")  # claim deadline 30 May: 10 days left
     alerts = ok(api.get("/v1/alerts", params={"type": "claim_deadline_near"}))
     items = alerts["items"] if isinstance(alerts, dict) else alerts
@@ -225,12 +230,7 @@ def test_an_alert_moved_in_one_chunk_of_a_refresh_is_not_cleared_by_the_next(api
     written at once, so the chunk of the buyer it left reads it moved, not still open there to be cleared."""
     import app.exposure.service as exposure_service
 
-    domain_policies(api, top_up=False)
-    buyer(api)
-    buyer(api, "B2")
-    limit(api, "100000.00", "2026-01-01")
-    limit(api, "100000.00", "2026-01-01", buyer_ref="B2")
-    clock.set(date(2026, 5, 20))
+    _two_buyers_on_20_may(api, clock)
     invoice(api, "I1", "1000.00", "2026-02-01", "2026-03-31", buyer_ref="B2")  # claim deadline near
     [before] = ok(api.get("/v1/alerts", params={"type": "claim_deadline_near"}))["items"]
     monkeypatch.setattr(exposure_service, "CHUNK", 1)  # B1 (the first buyer by id), then B2, each a chunk
