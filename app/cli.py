@@ -243,9 +243,9 @@ def openapi(
 
 
 def main() -> None:
-    from app.core.runtime import tune_gc
+    from app.core.runtime import tune_interpreter
 
-    tune_gc()
+    tune_interpreter()
     cli()
 
 

@@ -22,7 +22,7 @@ from app.core.db import Database
 from app.core.middleware import AllowedMethods, BodySizeLimit, ETagMiddleware, UnexpectedErrors
 from app.core.paths import EncodedSlashes
 from app.core.retry import RetryTransient
-from app.core.runtime import tune_gc
+from app.core.runtime import tune_interpreter
 from app.cover.router import router as cover_router
 from app.einvoices.router import router as einvoices_router
 from app.exposure.history import router as history_router
@@ -53,7 +53,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        tune_gc()
+        tune_interpreter()
         scheduler = None
         if settings.scheduler_enabled:
             from app.scheduling.scheduler import start
