@@ -31,9 +31,10 @@ def tenant_today(settings: Settings, tenant: Tenant) -> date:
     return today(settings, tenant.timezone)
 
 
-def get_context(
+async def get_context(
     request: Request, session: SessionDep, principal: Annotated[Principal, Depends(authenticate)]
 ) -> Context:
+    """No I/O: run on the event loop (app.core.db.get_session)."""
     settings: Settings = request.app.state.settings
     return Context(session, principal.tenant, tenant_today(settings, principal.tenant), settings)
 

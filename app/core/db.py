@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import json
 import operator
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from typing import Annotated, Any
 
+import anyio
 import orjson
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from psycopg.types.json import set_json_loads
 from sqlalchemy import (
     BigInteger,
@@ -407,20 +409,33 @@ class Database:
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-def get_session(request: Request) -> Iterator[Session]:
+async def get_session(request: Request) -> AsyncIterator[Session]:
     """The request's unit of work: committed before the response is sent, rolled back on any error.
 
     GET and HEAD requests read only: their session never takes SQLite's write lock, so dashboards answer
     while a batch is being written. A deadlock or another transient failure rolls it back and the whole
-    request runs again, with a new session (app.core.retry)."""
+    request runs again, with a new session (app.core.retry).
+
+    Opening a session does no I/O, so it is opened on the event loop; only its end (commit, or rollback, and the
+    connection back to the pool) goes to a worker thread. Each hop to a thread and back costs a request about
+    0.25 ms of CPU (a 304 measured 3.8 ms of CPU with seven hops, 1.9 ms run inline): the request's pure
+    dependencies are `async` for the same reason."""
     db = request.app.state.db
     session = db.read_session() if request.method in READ_METHODS else db.session()
     try:
         yield session
-        session.commit()
     except BaseException:
-        session.rollback()
+        with anyio.CancelScope(shield=True):  # a cancelled request's session is still closed
+            await run_in_threadpool(_end, session, False)
         raise
+    await run_in_threadpool(_end, session, True)
+
+
+def _end(session: Session, commit: bool) -> None:
+    """Commit (when asked) and close: closing rolls back whatever was not committed."""
+    try:
+        if commit:
+            session.commit()
     finally:
         session.close()
 

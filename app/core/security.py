@@ -77,7 +77,7 @@ def authenticate(request: Request, session: SessionDep) -> Principal:
 
 
 def _require(required: Scope):  # type: ignore[no-untyped-def]
-    def dependency(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
+    async def dependency(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:  # no I/O
         if not principal.allows(required):
             raise Forbidden(f"This API key has the '{principal.scope}' scope; '{required}' is required.")
         return principal

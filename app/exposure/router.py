@@ -49,10 +49,10 @@ def not_modified_response(exc: NotModified) -> Response:
     return Response(status_code=304, headers={"ETag": exc.etag})
 
 
-def poll_etag(ctx: ContextDep, request: Request, response: Response) -> str:
+async def poll_etag(ctx: ContextDep, request: Request, response: Response) -> str:
     """The tag of an exposure read, known before any work: the tenant, its exposure version, the URL and the day.
 
-    A matching If-None-Match ends the request with a 304 here."""
+    A matching If-None-Match ends the request with a 304 here. No I/O: run on the event loop."""
     key = f"{ctx.tenant.id}|{request.url.path}?{request.url.query}|{ctx.today.isoformat()}"
     etag = f'W/"x{ctx.tenant.exposure_version}-{hashlib.sha256(key.encode()).hexdigest()[:16]}"'
     sent = request.headers.get("if-none-match")
