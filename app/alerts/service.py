@@ -113,14 +113,15 @@ def _payload(alert: Alert | dict[str, Any]) -> dict[str, Any]:
     return alert_out(row).model_dump(mode="json")  # type: ignore[arg-type]
 
 
-def _open_alerts(session: Session, *, buyer_ids: Sequence[int] = (), countries: Sequence[str] = (),
+def _open_alerts(session: Session, *, buyer_ids: Sequence[int] = (), subjects: Sequence[str] = (),
                  types: Iterable[str]) -> list[Alert]:
-    # `state <> 'resolved'` is the predicate of the partial index on open alerts: written so, the index serves.
+    # `state <> 'resolved'` is the predicate of the partial indexes on open alerts: written so, they serve (by
+    # subject: uq_alerts_one_open; by buyer: ix_alerts_open_buyer).
     stmt = select(Alert).where(Alert.state != "resolved", Alert.type.in_(list(types)))
     if buyer_ids:
         stmt = stmt.where(in_list(Alert.buyer_id, buyer_ids))
-    if countries:
-        stmt = stmt.where(Alert.country.in_(list(countries)))
+    if subjects:
+        stmt = stmt.where(Alert.subject.in_(list(subjects)))
     return list(session.scalars(stmt.order_by(Alert.id)))
 
 
@@ -300,8 +301,10 @@ def reconcile_countries(ctx: Context, countries: Iterable[str], rates: engine.Ra
 
     # Only a country with a limit (or still an open alert) can hold the condition: skip the sums elsewhere.
     touched = set(countries)
+    # A country alert's subject is its country: looked up by subject, an index probe. By `country` SQLite read every
+    # alert of the tenant (190 ms a single-invoice PUT at 1,000,000 invoices and 450,000 alerts).
     relevant = {row.country for row in country_limits(ctx.session)} | {
-        a.country for a in _open_alerts(ctx.session, countries=sorted(touched), types=[rules.COUNTRY_ABOVE_LIMIT])}
+        a.country for a in _open_alerts(ctx.session, subjects=sorted(touched), types=[rules.COUNTRY_ABOVE_LIMIT])}
     wanted_countries = sorted(touched & relevant)
     if not wanted_countries:
         return
@@ -309,7 +312,7 @@ def reconcile_countries(ctx: Context, countries: Iterable[str], rates: engine.Ra
     lock_countries(ctx.session, ctx.tenant.id, wanted_countries)
     rows = country_totals(ctx, only=set(wanted_countries), rates=rates)
     wanted = {w.key: w for w in rules.country_conditions(rows)}
-    current = {(a.type, a.subject): a for a in _open_alerts(ctx.session, countries=wanted_countries,
+    current = {(a.type, a.subject): a for a in _open_alerts(ctx.session, subjects=wanted_countries,
                                                              types=[rules.COUNTRY_ABOVE_LIMIT])}
     _settle(ctx, wanted, current)
 
