@@ -19,7 +19,7 @@ def tune_interpreter() -> None:
     A web worker serves a dashboard's read while one of its threads writes a batch, in Python, holding the GIL: the
     read waits for the GIL at each of its steps (each hop between the event loop and a worker thread, each answer of
     the database), up to the switch interval each time. With CPython's 5 ms a read of one buyer's exposure took
-    100-220 ms at p99 during a 5,000-invoice batch in the same worker (`bench/RESULTS.md`); with 0.5 ms, 39-48 ms.
+    100-220 ms at p99 during a 5,000-invoice batch in the same worker (`bench/RESULTS.md`); with 0.5 ms, 35-67 ms.
     A thread alone never switches, so a batch by itself runs as fast.
 
     The garbage collector, for a service that builds thousands of short-lived objects per batch: with the default
