@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import operator
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from typing import Annotated, Any
 
 import anyio
@@ -425,16 +425,16 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
         yield session
     except BaseException:
         with anyio.CancelScope(shield=True):  # a cancelled request's session is still closed
-            await _in_thread(_end, session, False)
+            await _end_in_thread(session, False)
         raise
-    await _in_thread(_end, session, True)
+    await _end_in_thread(session, True)
 
 
-async def _in_thread(end: Callable[[Session, bool], None], session: Session, commit: bool) -> None:
-    """Run a session's end in a thread of its own limiter, not one of the shared pool's: a request holding a
+async def _end_in_thread(session: Session, commit: bool) -> None:
+    """`_end` in a thread of its own limiter, not one of the shared pool's: a request holding a
     connection and its locks (a country's advisory lock, SQLite's write lock) must not wait for a thread that the
     requests waiting on those locks hold (FastAPI's exit of a sync dependency does the same)."""
-    await anyio.to_thread.run_sync(end, session, commit, limiter=anyio.CapacityLimiter(1))
+    await anyio.to_thread.run_sync(_end, session, commit, limiter=anyio.CapacityLimiter(1))
 
 
 def _end(session: Session, commit: bool) -> None:
