@@ -13,7 +13,6 @@ from functools import partial
 from types import SimpleNamespace
 from typing import Any
 
-import orjson
 from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
@@ -24,7 +23,7 @@ from app.alerts.schemas import AlertOut, ClaimedInvoiceOut, ClaimIn, ClaimOut, S
 from app.core import public_ids
 from app.core.clock import utcnow
 from app.core.context import Context
-from app.core.db import bound_tenant, in_list, insert_new_rows, postgresql
+from app.core.db import bound_tenant, in_list, insert_new_rows, json_pairs, postgresql
 from app.core.errors import Conflict, Invalid, NotFound
 from app.core.money import quantize
 from app.cover import engine
@@ -209,12 +208,11 @@ WHERE a.tenant_id = :tenant AND a.buyer_id = v.value ->> 0 AND a.invoice_ref = v
 def _open_invoice_alerts(session: Session, pairs: list[tuple[int, str]]) -> list[Any]:
     if not pairs:
         return []
-    tenant = bound_tenant(session)
     if postgresql(session):
-        ids = session.scalars(_PG_INVOICE_ALERTS, {"tenant": tenant, "buyers": [b for b, _ in pairs],
+        ids = session.scalars(_PG_INVOICE_ALERTS, {"tenant": bound_tenant(session), "buyers": [b for b, _ in pairs],
                                                    "refs": "\n".join(r for _, r in pairs)})
     else:
-        ids = session.scalars(_SQLITE_INVOICE_ALERTS, {"tenant": tenant, "pairs": orjson.dumps(pairs).decode()})
+        ids = session.scalars(_SQLITE_INVOICE_ALERTS, json_pairs(session, pairs))
     found = list(ids)
     return _key_rows(session, in_list(_ALERTS.c.id, found)) if found else []
 
@@ -269,7 +267,7 @@ def _open_alerts_by_keys(session: Session, keys: Sequence[tuple[str, str]]) -> l
     if not keys:
         return []
     stmt = _PG_ALERTS_BY_KEY if postgresql(session) else _SQLITE_ALERTS_BY_KEY
-    found = list(session.scalars(stmt, {"tenant": bound_tenant(session), "pairs": orjson.dumps(keys).decode()}))
+    found = list(session.scalars(stmt, json_pairs(session, keys)))
     return _key_rows(session, in_list(_ALERTS.c.id, found)) if found else []
 
 

@@ -277,6 +277,12 @@ def buyer_days(session: Session, since: dict[int, Any]) -> dict[str, Any]:
     return {"tenant": bound_tenant(session), "buyers": list(since), "days": list(since.values())}
 
 
+def json_pairs(session: Session, pairs: Iterable[Sequence[Any]]) -> dict[str, Any]:
+    """The parameters of a statement reading tuples from one JSON array (`:pairs`: SQLite's `json_each`,
+    PostgreSQL's `jsonb_array_elements`; dates written as ISO dates), for the session's tenant (`:tenant`)."""
+    return {"tenant": bound_tenant(session), "pairs": orjson.dumps(list(pairs)).decode()}
+
+
 def per_buyer_from_day(stmt: Any, buyer: Any, day: Any, since: dict[int, Any]) -> Iterator[Any]:
     items = list(since.items())
     for start in range(0, len(items), 200):  # SQLite allows 500 parts in a compound SELECT

@@ -7,12 +7,11 @@ from datetime import date
 from decimal import ROUND_CEILING, Decimal
 from typing import Any
 
-import orjson
 from sqlalchemy import and_, delete, func, or_, select, text, true
 from sqlalchemy.orm import Session
 
 from app.alerts.models import ClaimInvoice
-from app.core.db import BUYER_DAYS, bound_tenant, buyer_days, in_list, per_buyer_from_day, postgresql
+from app.core.db import BUYER_DAYS, buyer_days, in_list, json_pairs, per_buyer_from_day, postgresql
 from app.core.types import Ratio
 from app.exposure.models import BuyerExposure, ExposureTotal, InvoiceCover
 from app.ledger.models import Invoice
@@ -102,9 +101,7 @@ def walk_prefixes(session: Session, before: dict[int, date | None]) -> dict[int,
         return {}
     if postgresql(session):
         return {row.buyer_id: row for row in session.execute(_PG_PREFIXES, buyer_days(session, before))}
-    pairs = orjson.dumps([(b, d.isoformat() if d is not None else None) for b, d in before.items()]).decode()
-    return {row.buyer_id: row for row in session.execute(_SQLITE_PREFIXES,
-                                                         {"tenant": bound_tenant(session), "pairs": pairs})}
+    return {row.buyer_id: row for row in session.execute(_SQLITE_PREFIXES, json_pairs(session, before.items()))}
 
 
 def walk_tails(session: Session, since: dict[int, date]) -> dict[int, list[Any]]:
