@@ -4,7 +4,9 @@ Tenancy: every model that belongs to a tenant inherits `TenantScoped`. Once a
 session is bound to a tenant (`bind_tenant`), every ORM SELECT, UPDATE and
 DELETE it runs gets `tenant_id = :tenant` added by `with_loader_criteria`, and
 every new row it flushes is stamped with that tenant (a row of another tenant
-is refused). Queries never repeat the filter by hand.
+is refused). Queries never repeat the filter by hand. One ORM form gets no
+criteria: the bulk UPDATE by primary key (`execute(update(Model), [rows])`);
+rows are updated by id with `update_rows`, which filters on the tenant.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import json
 import operator
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from decimal import Decimal
 from typing import Annotated, Any
 
 import anyio
@@ -34,6 +37,7 @@ from sqlalchemy import (
     insert,
     text,
     union_all,
+    update,
 )
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.compiler import compiles
@@ -160,6 +164,49 @@ def insert_new_rows(session: Session, model: Any, rows: Sequence[dict[str, Any]]
     ids = sorted(session.scalars(insert(table).returning(table.c.id), list(rows)))
     for row, id_ in zip(rows, ids, strict=True):
         row["id"] = id_
+
+
+UPDATE_FROM_ROWS = 50  # from this many rows, PostgreSQL gets an update as one statement (`update_rows`)
+
+
+def _json_default(value: Any) -> str:
+    if isinstance(value, Decimal):
+        return str(value)  # exact: numeric's input reads the text
+    raise TypeError(f"{type(value).__name__} is not a JSON value")
+
+
+def update_rows(session: Session, model: Any, rows: Sequence[dict[str, Any]]) -> None:
+    """Update rows by id (dicts of one model's columns, "id" and the same keys in each) in the session's transaction,
+    in the session's tenant only.
+
+    On PostgreSQL, many rows go in one statement: `UPDATE ... FROM jsonb_populate_recordset(NULL::table, :rows)`,
+    the rows as one JSON array read into the table's own row type (each value by its column's input function:
+    amounts as exact text). An executemany of one UPDATE per row (the ORM's bulk UPDATE) cost 0.2 ms a row in a
+    pipeline: 1.1 s of a 5,000-invoice batch's 5,000 exposure rows. Otherwise one executemany of a Core UPDATE by
+    id and tenant (the ORM's bulk UPDATE by primary key gets no tenant criteria: a test names another tenant's row)."""
+    if not rows:
+        return
+    table = model.__table__
+    given = [k for k in rows[0] if k != "id"]
+    scoped = issubclass(model, TenantScoped) and session.info.get(TENANT_KEY) is not None
+    if len(rows) < UPDATE_FROM_ROWS or not postgresql(session):
+        stmt = update(table).where(table.c.id == bindparam("_row_id")).values({k: bindparam(k) for k in given})
+        if scoped:
+            stmt = stmt.where(table.c.tenant_id == bound_tenant(session))
+        session.execute(stmt, [{"_row_id": row["id"], **{k: row[k] for k in given}} for row in rows])
+        return
+    # The columns' Python-side `onupdate` values (an `updated_at`), which the ORM's UPDATE applies: once for the call.
+    stamps = {c.key: c.onupdate.arg(None) if c.onupdate.is_callable else c.onupdate.arg for c in table.c
+              if c.key not in given and c.onupdate is not None and (c.onupdate.is_scalar or c.onupdate.is_callable)}
+    quote = session.get_bind().dialect.identifier_preparer.quote
+    sets = ", ".join(f"{quote(table.c[k].name)} = v.{quote(table.c[k].name)}" for k in given)
+    sets += "".join(f", {quote(table.c[k].name)} = :{k}" for k in stamps)
+    session.execute(
+        text(f"UPDATE {table.name} AS t SET {sets} FROM jsonb_populate_recordset(NULL::{table.name}, "
+             f"CAST(:rows AS jsonb)) AS v WHERE t.id = v.id" + (" AND t.tenant_id = :tenant" if scoped else "")),
+        {"rows": orjson.dumps(rows, default=_json_default).decode(), **stamps,
+         **({"tenant": bound_tenant(session)} if scoped else {})},
+    )
 
 
 def _check_tenant(session: Session, model: Any, rows: Sequence[dict[str, Any]]) -> None:

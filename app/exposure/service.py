@@ -18,7 +18,7 @@ from sqlalchemy import CursorResult, delete, insert, literal, select, update
 
 from app.core.clock import utcnow
 from app.core.context import Context
-from app.core.db import COPY_FROM_ROWS, in_list, insert_rows
+from app.core.db import COPY_FROM_ROWS, in_list, insert_rows, update_rows
 from app.core.errors import FxRateMissing, Invalid
 from app.core.money import quantize
 from app.cover import engine
@@ -319,8 +319,8 @@ def _store_covers(ctx: Context, walks: list[_Walk], invoice_ids: dict[str, int])
     if len(changed) >= COPY_FROM_ROWS:
         gone += [row_id for row_id, _ in changed]
         inserts += [values for _, values in changed]
-    elif changed:
-        session.execute(update(InvoiceCover), [{"id": row_id, **values} for row_id, values in changed])
+    else:
+        update_rows(session, InvoiceCover, [{"id": row_id, **values} for row_id, values in changed])
     repo.delete_covers(session, gone)
     insert_rows(session, InvoiceCover, inserts)
 
@@ -378,8 +378,7 @@ def refresh_buyers(
             out[buyer.id] = result
         # Set-based: one INSERT and one UPDATE (executemany) per chunk, not a statement per changed column set.
         insert_rows(session, BuyerExposure, inserts)
-        if updates:
-            session.execute(update(BuyerExposure), updates)
+        update_rows(session, BuyerExposure, updates)
         alerts.reconcile_buyers(ctx, results, scope={w.buyer.id: w.scope for w in walks if not w.whole})
     totals.apply(session, ctx.tenant.id, deltas)
     alerts.reconcile_countries(ctx, countries, inputs.rates)

@@ -130,7 +130,7 @@ def revalue(db: Database, settings: Settings, tenant_ids: list[str] | None = Non
 def revalue_run(db: Database, settings: Settings, tenant_ids: list[str] | None = None) -> TenantRun:
     def work(ctx: Context) -> bool:
         turned = Affected(valued_before=ctx.today)
-        unmarked = select(BuyerExposure.id).where(BuyerExposure.stale == false(), turned.exposures())
+        unmarked = select(BuyerExposure.id).where(BuyerExposure.stale == false(), turned.exposures(ctx.session))
         if ctx.session.scalar(unmarked.limit(1)) is None:
             return False  # every row valued today, or marked for a walk already queued
         revaluation.queue(ctx, turned, "the day turned")

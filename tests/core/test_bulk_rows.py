@@ -52,3 +52,50 @@ def test_exposure_rows_written_together_are_what_a_recompute_gives(database, ten
         ctx = system_context(session, session.get(Tenant, tenant.id), app.state.settings)
         assert exposure_service.check(ctx) == []
         assert len(session.scalars(select(BuyerExposure)).all()) == COPY_FROM_ROWS + 20
+
+
+def test_update_rows_writes_exact_values_in_the_sessions_tenant_only(database, make_tenant, app):
+    """`update_rows` sets what each row says, whichever way it sends them (one UPDATE ... FROM a JSON array of rows
+    on PostgreSQL from UPDATE_FROM_ROWS rows, the ORM's bulk UPDATE otherwise): amounts exact, dates, JSON, the
+    `onupdate` timestamp; a row of another tenant named among them is left alone."""
+    from decimal import Decimal
+
+    from app.core.context import system_context
+    from app.core.db import UPDATE_FROM_ROWS, update_rows
+    from app.exposure import service as exposure_service
+    from app.exposure.models import BuyerExposure
+    from app.tenants.models import Tenant
+
+    mine, other = make_tenant(), make_tenant()
+    for t, count in ((mine, UPDATE_FROM_ROWS + 5), (other, 1)):
+        ok(t.client.put("/v1/policies/P", json=PRIMARY))
+        with database.session(t.id) as session, session.begin():
+            session.add_all(Buyer(ref=f"UPD-{n:04d}", name=f"Buyer {n}", country="FR") for n in range(count))
+        with database.session(t.id) as session, session.begin():
+            exposure_service.refresh_all(system_context(session, session.get(Tenant, t.id), app.state.settings))
+    with database.session(other.id) as session:
+        theirs = session.scalars(select(BuyerExposure)).one()
+        their_limit, their_detail = theirs.primary_limit, theirs.detail
+    with database.session(mine.id) as session:
+        before = {e.id: e.updated_at for e in session.scalars(select(BuyerExposure))}
+    ids = sorted(before)
+    for k, part in enumerate((ids[:3], ids[3:])):  # the ORM's bulk UPDATE, then (PostgreSQL) one statement
+        rows = [{"id": i, "primary_limit": Decimal("12345678901234.56") + n, "utilisation": Decimal("1.2345"),
+                 "valued_on": date(2026, 5, 31), "detail": {"limits": [{"amount": "10.00"}], "n": n}, "errors": []}
+                for n, i in enumerate(part)]
+        if k == 1:
+            rows.append({**rows[0], "id": theirs.id})  # another tenant's row: not this session's to change
+        with database.session(mine.id) as session, session.begin():
+            update_rows(session, BuyerExposure, rows)
+    with database.session(mine.id) as session:
+        stored = {e.id: e for e in session.scalars(select(BuyerExposure))}
+    for part in (ids[:3], ids[3:]):
+        for n, i in enumerate(part):
+            e = stored[i]
+            assert (e.primary_limit, e.utilisation, e.valued_on) == (
+                Decimal("12345678901234.56") + n, Decimal("1.2345"), date(2026, 5, 31))
+            assert e.detail == {"limits": [{"amount": "10.00"}], "n": n}
+            assert e.updated_at > before[i]
+    with database.session(other.id) as session:
+        theirs = session.scalars(select(BuyerExposure)).one()
+        assert (theirs.primary_limit, theirs.detail) == (their_limit, their_detail)
