@@ -16,6 +16,8 @@ from app.core.types import UtcDateTime
 class Alert(TenantScoped, Base):
     """One condition on one subject. At most one alert per (type, subject) is not resolved."""
 
+    tenant_index = False  # an index of __table_args__ leads with tenant_id
+
     __tablename__ = "alerts"
     __table_args__ = (
         Index(

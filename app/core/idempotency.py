@@ -35,6 +35,8 @@ from app.core.types import UtcDateTime
 
 
 class IdempotencyRecord(TenantScoped, Base):
+    tenant_index = False  # an index of __table_args__ leads with tenant_id
+
     __tablename__ = "idempotency_records"
     __table_args__ = (UniqueConstraint("tenant_id", "key"),)
 

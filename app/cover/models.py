@@ -17,6 +17,8 @@ from app.core.types import Money, Rate, Ratio, UtcDateTime
 class Policy(TenantScoped, Base):
     """A policy's identity, and its terms as last written (their history, by effective date, is PolicyTerms)."""
 
+    tenant_index = False  # an index of __table_args__ leads with tenant_id
+
     __tablename__ = "policies"
     __table_args__ = (UniqueConstraint("tenant_id", "ref"),)
 
@@ -89,6 +91,8 @@ class StopOfCover(TenantScoped, Base):
     """A stop-of-cover period of one buyer under one primary policy (DOMAIN.md rule 7): deliveries strictly after
     `starts_on` and before `ends_on` (open-ended while the invoices that caused it are unpaid) stay uncovered."""
 
+    tenant_index = False  # an index of __table_args__ leads with tenant_id
+
     __tablename__ = "stops_of_cover"
     __table_args__ = (
         UniqueConstraint("buyer_id", "policy_id", "starts_on"),
@@ -98,7 +102,7 @@ class StopOfCover(TenantScoped, Base):
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    buyer_id: Mapped[int] = mapped_column(ForeignKey("buyers.id", ondelete="CASCADE"), index=True)
+    buyer_id: Mapped[int] = mapped_column(ForeignKey("buyers.id", ondelete="CASCADE"))  # the unique key leads with it
     policy_id: Mapped[int] = mapped_column(ForeignKey("policies.id", ondelete="CASCADE"))
     starts_on: Mapped[date] = mapped_column(Date)
     ends_on: Mapped[date | None] = mapped_column(Date)
@@ -130,6 +134,8 @@ class LimitDecision(TenantScoped, Base):
 
 
 class CountryLimit(TenantScoped, Base):
+    tenant_index = False  # an index of __table_args__ leads with tenant_id
+
     __tablename__ = "country_limits"
     __table_args__ = (UniqueConstraint("tenant_id", "country"),)
 
@@ -144,9 +150,13 @@ class CountryLimit(TenantScoped, Base):
 class FxRate(TenantScoped, Base):
     """One unit of `base` is worth `rate` units of `quote` on `day` (ECB: base EUR)."""
 
+    tenant_index = False  # an index of __table_args__ leads with tenant_id
+
     __tablename__ = "fx_rates"
     __table_args__ = (
         UniqueConstraint("tenant_id", "base", "quote", "day"),
+        # The same columns, named: SQLite's latest-rate lookup names its index (INDEXED BY), which a unique key's is
+        # not there.
         Index("ix_fx_rates_lookup", "tenant_id", "base", "quote", "day"),
     )
 

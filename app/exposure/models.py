@@ -43,6 +43,8 @@ class Amounts:
 
 
 class BuyerExposure(TenantScoped, Amounts, Base):
+    tenant_index = False  # an index of __table_args__ leads with tenant_id
+
     __tablename__ = "buyer_exposures"
     __table_args__ = (
         UniqueConstraint("buyer_id"),
@@ -132,6 +134,8 @@ class InvoiceCover(TenantScoped, Base):
 class ExposureSnapshot(TenantScoped, Base):
     """A buyer's exposure at the end of one day's scan: history for reports and trends."""
 
+    tenant_index = False  # an index of __table_args__ leads with tenant_id
+
     __tablename__ = "exposure_snapshots"
     __table_args__ = (
         UniqueConstraint("buyer_id", "day"),
@@ -156,6 +160,8 @@ class ExposureTotal(TenantScoped, Amounts, Base):
     """Sums of the stored buyer rows per (country, currency, status), kept by delta in the transaction of every
     refresh (under the country's lock), so that portfolio and country views read a handful of rows whatever the
     number of buyers. `check` compares them with the sums of the buyer rows."""
+
+    tenant_index = False  # an index of __table_args__ leads with tenant_id
 
     __tablename__ = "exposure_totals"
     __table_args__ = (UniqueConstraint("tenant_id", "country", "currency", "status"),)

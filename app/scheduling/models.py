@@ -13,6 +13,8 @@ from app.core.types import UtcDateTime
 
 
 class JobRun(TenantScoped, Base):
+    tenant_index = False  # an index of __table_args__ leads with tenant_id
+
     __tablename__ = "job_runs"
     __table_args__ = (UniqueConstraint("tenant_id", "job", "day"),)
 

@@ -75,3 +75,36 @@ def test_every_tenant_table_is_tenant_scoped():
     for mapper in Base.registry.mappers:
         if "tenant_id" in mapper.columns and mapper.class_.__tablename__ != "tenants":
             assert issubclass(mapper.class_, TenantScoped), mapper.class_.__name__
+
+
+# An index SQLite's queries name (INDEXED BY): the unique key it repeats has no name there.
+NAMED_FOR_SQLITE = {"ix_fx_rates_lookup"}
+
+
+def test_every_tenant_table_has_one_index_leading_with_the_tenant_and_none_redundant():
+    """Each tenant's rows are found (and cascaded on the tenant's deletion) through an index that leads with
+    `tenant_id`. No index is the leading part of another index or unique key of its table (`tenant_id` alone beside
+    an index that leads with it: `TenantScoped.tenant_index`): it would serve no lookup the other does not, and
+    every write would keep it up too. Partial indexes (a tenant's stale rows, its rows in error) hold some rows
+    only: they count for neither."""
+    from sqlalchemy import UniqueConstraint
+
+    import app.models  # noqa: F401  (every model registered)
+    from app.core.db import Base, TenantScoped
+
+    checked = 0
+    for table in Base.metadata.sorted_tables:
+        indexes = [(i.name, [c.name for c in i.columns]) for i in table.indexes
+                   if i.dialect_options["postgresql"]["where"] is None and not i.unique]
+        keys = indexes + [(u.name, [c.name for c in u.columns]) for u in table.constraints
+                          if isinstance(u, UniqueConstraint)]
+        for name, columns in indexes:
+            if name in NAMED_FOR_SQLITE:
+                continue
+            covering = [other for other, cols in keys if other != name and cols[: len(columns)] == columns]
+            assert not covering, f"{table.name}: {name} {columns} is the leading part of {covering}"
+        model = next((m.class_ for m in Base.registry.mappers if m.local_table is table), None)
+        if model is not None and issubclass(model, TenantScoped):
+            assert any(cols[0] == "tenant_id" for _, cols in keys), f"{table.name}: no index leads with tenant_id"
+            checked += 1
+    assert checked >= 20
