@@ -455,13 +455,12 @@ def load(api: httpx.Client, p: Portfolio, figures: Figures, engine: Engine, tena
             conn.execute(text("VACUUM ANALYZE"))
 
 
-def with_helpers(server: Server, command: Callable[[], subprocess.CompletedProcess[str]]
-                 ) -> subprocess.CompletedProcess[str]:
-    """Run a command whose revaluation (a scan's walk) RUNNERS - 1 more workers share, as the workers
-    of other replicas would help it: `coverwatch revaluations` each, started again until the command is over (on
-    SQLite, one writer: nothing to share)."""
+def scan_by_workers(server: Server) -> subprocess.CompletedProcess[str]:
+    """`coverwatch scan --force`, its walk (a revaluation) shared with RUNNERS - 1 more workers, as the workers of
+    other replicas would help it (`coverwatch revaluations` each, started again until the scan is over; on SQLite,
+    one writer: nothing to share)."""
     if server.env["COVERWATCH_DATABASE_URL"].startswith("sqlite"):
-        return command()
+        return server.cli("scan", "--force")
     done = threading.Event()
 
     def helper() -> None:
@@ -473,16 +472,11 @@ def with_helpers(server: Server, command: Callable[[], subprocess.CompletedProce
     for h in helpers:
         h.start()
     try:
-        return command()
+        return server.cli("scan", "--force")
     finally:
         done.set()
         for h in helpers:
             h.join()
-
-
-def scan_by_workers(server: Server) -> subprocess.CompletedProcess[str]:
-    """`coverwatch scan --force`, its walk shared with the other workers (`with_helpers`)."""
-    return with_helpers(server, lambda: server.cli("scan", "--force"))
 
 
 def measure(name: str, url: str, p: Portfolio, args: argparse.Namespace, tmp: Path
@@ -627,8 +621,7 @@ def measure(name: str, url: str, p: Portfolio, args: argparse.Namespace, tmp: Pa
         t, received = webhook_dispatch(api, url, tenant_id, WEBHOOKS)
         figures.add("webhook dispatch to a receiver on 127.0.0.1", f"{received / t:,.0f} deliveries/s",
                     f"{received:,} of {WEBHOOKS:,} delivered in {t:.1f} s")
-        info["rss_before_recompute"] = server.rss_mb()
-        figures.add("server peak RSS", f"{info['rss_before_recompute']:,.0f} MB")
+        figures.add("server peak RSS", f"{server.rss_mb():,.0f} MB")
     finally:
         api.close()
         server.stop()

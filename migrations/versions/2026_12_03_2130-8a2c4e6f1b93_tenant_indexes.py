@@ -7,8 +7,7 @@ Create Date: 2026-12-03 21:30:00
 Twelve tables had an index on `tenant_id` alone beside another that leads with it (a unique reference, a walk's
 lookup), `stops_of_cover` one on `buyer_id`, which its unique key leads with. None served a lookup the other does
 not, and every insert, and every update that cannot be made in place (an exposure row marked stale), kept them up
-too. `TenantScoped.tenant_index` (app/core/db.py);
-tests/core/test_tenancy.py holds every table to it.
+too. `TenantScoped.tenant_index` (app/core/db.py); tests/core/test_tenancy.py holds every table to it.
 """
 
 from collections.abc import Sequence

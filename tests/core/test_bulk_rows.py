@@ -56,8 +56,8 @@ def test_exposure_rows_written_together_are_what_a_recompute_gives(database, ten
 
 def test_update_rows_writes_exact_values_in_the_sessions_tenant_only(database, make_tenant, app):
     """`update_rows` sets what each row says, whichever way it sends them (one UPDATE ... FROM a JSON array of rows
-    on PostgreSQL from UPDATE_FROM_ROWS rows, the ORM's bulk UPDATE otherwise): amounts exact, dates, JSON, the
-    `onupdate` timestamp; a row of another tenant named among them is left alone."""
+    on PostgreSQL from UPDATE_FROM_ROWS rows, an executemany by id and tenant otherwise): amounts exact, dates, JSON,
+    the `onupdate` timestamp; a row of another tenant named among them is left alone."""
     from decimal import Decimal
 
     from app.core.context import system_context
@@ -79,7 +79,7 @@ def test_update_rows_writes_exact_values_in_the_sessions_tenant_only(database, m
     with database.session(mine.id) as session:
         before = {e.id: e.updated_at for e in session.scalars(select(BuyerExposure))}
     ids = sorted(before)
-    for k, part in enumerate((ids[:3], ids[3:])):  # the ORM's bulk UPDATE, then (PostgreSQL) one statement
+    for k, part in enumerate((ids[:3], ids[3:])):  # an executemany, then (PostgreSQL) one statement
         rows = [{"id": i, "primary_limit": Decimal("12345678901234.56") + n, "utilisation": Decimal("1.2345"),
                  "valued_on": date(2026, 5, 31), "detail": {"limits": [{"amount": "10.00"}], "n": n}, "errors": []}
                 for n, i in enumerate(part)]
