@@ -85,13 +85,17 @@ JOIN invoice_covers c ON c.id = (
         AND p.issue_date < COALESCE(v.value ->> 1, '9999-12-31')
     ORDER BY p.issue_date DESC, p.seq DESC LIMIT 1)""").columns(
     InvoiceCover.buyer_id, InvoiceCover.seq, InvoiceCover.state)
+# A walk's stored covers from a day on: all of each row (a re-walk compares its rows with them).
+TAIL_COLUMNS = ("id", "buyer_id", "seq", "invoice_id", "invoice_ref", "issue_date", "due_date", "currency",
+                "open_balance", "covered_primary", "covered_top_up", "uncovered", "indemnifiable", "reason",
+                "claim_deadline", "claim_filed_on", "original_currency", "original_open_balance", "primary_policy_ref",
+                "state")
 _PG_TAILS = text(f"""
-SELECT c.id, v.buyer_id, c.invoice_ref, c.due_date, c.open_balance, c.covered_primary, c.covered_top_up, c.uncovered
+SELECT {", ".join("v.buyer_id" if k == "buyer_id" else "c." + k for k in TAIL_COLUMNS)}
 FROM {BUYER_DAYS}
 CROSS JOIN LATERAL (
-    SELECT c.id, c.invoice_ref, c.due_date, c.open_balance, c.covered_primary, c.covered_top_up, c.uncovered
-    FROM invoice_covers c WHERE c.tenant_id = :tenant AND c.buyer_id = v.buyer_id AND c.issue_date >= v.day
-    OFFSET 0) c""")
+    SELECT c.* FROM invoice_covers c WHERE c.tenant_id = :tenant AND c.buyer_id = v.buyer_id AND c.issue_date >= v.day
+    OFFSET 0) c""").columns(*[InvoiceCover.__table__.c[k] for k in TAIL_COLUMNS])
 
 
 def walk_prefixes(session: Session, before: dict[int, date | None]) -> dict[int, Any]:
@@ -105,16 +109,14 @@ def walk_prefixes(session: Session, before: dict[int, date | None]) -> dict[int,
 
 
 def walk_tails(session: Session, since: dict[int, date]) -> dict[int, list[Any]]:
-    """For each buyer, what its stored invoice covers delivered from the day given count for (index range scans)."""
+    """For each buyer, its stored invoice covers delivered from the day given (`TAIL_COLUMNS`; index range scans)."""
     out: dict[int, list[Any]] = {}
     if not since:
         return out
     if postgresql(session):
         parts: Iterable[Any] = [session.execute(_PG_TAILS, buyer_days(session, since))]
     else:
-        stmt = select(InvoiceCover.id, InvoiceCover.buyer_id, InvoiceCover.invoice_ref, InvoiceCover.due_date,
-                      InvoiceCover.open_balance, InvoiceCover.covered_primary, InvoiceCover.covered_top_up,
-                      InvoiceCover.uncovered)
+        stmt = select(*[getattr(InvoiceCover, k) for k in TAIL_COLUMNS])
         parts = (session.execute(part)
                  for part in per_buyer_from_day(stmt, InvoiceCover.buyer_id, InvoiceCover.issue_date, since))
     for rows in parts:

@@ -200,7 +200,8 @@ class _Walk:
     since: date | None = None  # incremental: the buyer's invoices delivered from this day are re-walked
     first_seq: int = 0  # the position of the first invoice re-walked
     scope: set[str] = field(default_factory=set)  # incremental: the invoices re-walked, before and after
-    replaced: list[int] = field(default_factory=list)  # incremental: the stored covers re-walked (their row ids)
+    # incremental: the stored covers re-walked, as (row id, *COVER_KEYS)
+    replaced: list[tuple[Any, ...]] = field(default_factory=list)
     stops_read: bool = True  # False: the stored stops of cover were taken as they are (nothing could move them)
 
     @property
@@ -282,38 +283,45 @@ def _partial_walks(
             buyer, result, invoice_count=row.detail["invoice_count"] - len(old) + len(result.invoices), whole=False,
             since=start[buyer.id], first_seq=prefix.seq + 1 if prefix is not None else 0,
             scope={t.invoice_ref for t in old} | {i.invoice_ref for i in result.invoices},
-            replaced=[t.id for t in old], stops_read=buyer.id in rechecked,
+            replaced=[(t.id, *(getattr(t, k) for k in COVER_KEYS)) for t in old], stops_read=buyer.id in rechecked,
         ))
     return walks, whole
 
 
 def _store_covers(ctx: Context, walks: list[_Walk], invoice_ids: dict[str, int]) -> None:
-    """Write the re-walked part of each buyer's invoice covers, a few statements for the chunk.
+    """Write what each buyer's walk changed in its invoice covers, a few statements for the chunk.
 
-    A buyer walked in part: its rows from the day re-walked are deleted and written again (few). A buyer walked
-    whole (a new day, a revaluation, a recompute): its rows are compared with what is stored, position by
-    position, and only those that differ are written, so a daily scan where little moved writes little."""
+    The walk's rows are compared with the stored ones they replace (a whole walk: all of the buyer's; a walk from a
+    day: those from that day), invoice by invoice, and only the rows that differ are written. An invoice keeps its
+    position (`seq`) while it stays in order with those around it: a position orders the walk, it need not count
+    it. So a payment of a buyer's oldest invoices, which re-walks its 20,000 from there, deletes the paid ones'
+    rows and rewrites the few whose cover moved; numbered afresh, every row after them had moved (the walk's state
+    past the limits does not change: measured, 1 of 19,157 rows)."""
     session = ctx.session
     tenant_id = ctx.tenant.id
     whole = [w for w in walks if w.whole]
     stored = repo.cover_rows(session, [w.buyer.id for w in whole], COVER_KEYS)
     inserts: list[dict[str, Any]] = []
     changed: list[tuple[int, dict[str, Any]]] = []  # (row id, new values with the buyer's id)
-    gone: list[int] = [row_id for w in walks if not w.whole for row_id in w.replaced]
+    gone: list[int] = []
+    at_invoice = COVER_KEYS.index("invoice_id") + 1  # in a stored row: (row id, *COVER_KEYS)
     for w in walks:
         if not w.rewritten:
             continue
-        old = stored.get(w.buyer.id, []) if w.whole else []
-        for n, i in enumerate(w.result.invoices):
-            values = {"tenant_id": tenant_id, "buyer_id": w.buyer.id, "seq": w.first_seq + n,
-                      "invoice_id": invoice_ids[i.invoice_ref], **cover_values(i, w.result.currency)}
-            if n < len(old):
-                row_id, *have = old[n]
-                if have != [values[k] for k in COVER_KEYS]:
-                    changed.append((row_id, values))
-            else:
+        old = stored.get(w.buyer.id, []) if w.whole else w.replaced
+        by_invoice = {row[at_invoice]: row for row in old}
+        seq = w.first_seq - 1
+        for i in w.result.invoices:
+            invoice_id = invoice_ids[i.invoice_ref]
+            row = by_invoice.pop(invoice_id, None)
+            seq = row[1] if row is not None and row[1] > seq else seq + 1
+            values = {"tenant_id": tenant_id, "buyer_id": w.buyer.id, "seq": seq, "invoice_id": invoice_id,
+                      **cover_values(i, w.result.currency)}
+            if row is None:
                 inserts.append(values)
-        gone += [row[0] for row in old[len(w.result.invoices):]]
+            elif list(row[1:]) != [values[k] for k in COVER_KEYS]:
+                changed.append((row[0], values))
+        gone += [row[0] for row in by_invoice.values()]
     # A few changed rows are updated in place. Many (a change of terms moves every invoice of the tenant) are
     # deleted and written again by `insert_rows` (COPY): one UPDATE per row took 160 s for 1,000,000 covers.
     if len(changed) >= COPY_FROM_ROWS:
@@ -437,9 +445,13 @@ def check(ctx: Context) -> list[str]:
         for buyer, result in evaluate_buyers(ctx, buyers, inputs, invoice_ids=invoice_ids):
             if stops[buyer.id] != {_stop_key(p) for p in result.stop_periods}:
                 problems.append(f"{buyer.ref}: stored stop-of-cover periods differ from the recomputed ones")
-            wanted = [{"seq": n, "invoice_id": invoice_ids[i.invoice_ref], **cover_values(i, result.currency)}
-                      for n, i in enumerate(result.invoices)]
+            # Compared in walk order; a position (`seq`) only orders the rows (`_store_covers`), it need not count.
+            wanted = [{"invoice_id": invoice_ids[i.invoice_ref], **cover_values(i, result.currency)}
+                      for i in result.invoices]
             have = [dict(zip(COVER_KEYS, c[1:], strict=True)) for c in covers.get(buyer.id, [])]
+            seqs = [h.pop("seq") for h in have]
+            if len(set(seqs)) != len(seqs):
+                problems.append(f"{buyer.ref}: two stored invoice covers at one position")
             if have != wanted:
                 problems.append(f"{buyer.ref}: stored invoice covers differ from the recomputed ones: "
                                 f"{_first_difference(have, wanted)}")

@@ -11,9 +11,12 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
+from app.core.db import bound_tenant, insert_rows, update_rows
 from app.exposure import changes
 from app.ledger import repository as repo
 from app.ledger.models import Allocation, Invoice, Payment
@@ -49,12 +52,13 @@ def _apply(
     session: Session,
     queue: list[Invoice],
     amount: Decimal,
+    rows: list[dict[str, Any]],
     *,
     buyer_id: int,
     payment: Payment | None = None,
     credit_note: Invoice | None = None,
 ) -> Decimal:
-    """Allocate up to `amount` over `queue` in order; returns what is left."""
+    """Allocate up to `amount` over `queue` in order, the allocations added to `rows`; returns what is left."""
     for invoice in queue:
         if amount <= 0:
             break
@@ -64,16 +68,10 @@ def _apply(
         invoice.open_balance -= take
         touch(session, invoice)
         amount -= take
-        session.add(
-            Allocation(
-                buyer_id=buyer_id,
-                invoice_id=invoice.id,
-                payment_id=payment.id if payment is not None else None,
-                credit_note_id=credit_note.id if credit_note is not None else None,
-                amount=take,
-                explicit=False,
-            )
-        )
+        rows.append({"tenant_id": bound_tenant(session), "buyer_id": buyer_id, "invoice_id": invoice.id,
+                     "payment_id": payment.id if payment is not None else None,
+                     "credit_note_id": credit_note.id if credit_note is not None else None,
+                     "amount": take, "explicit": False})
     return amount
 
 
@@ -100,16 +98,29 @@ def settle(session: Session, buyer_ids: Iterable[int]) -> None:
     # The invoices credit notes name, open, wherever they stand in their queue.
     by_ref = {ref: i for ref, i in repo.invoices_by_refs(session, {n.applies_to for n in credit_notes
                                                                    if n.applies_to}).items() if i.open_balance > 0}
+    # The allocations as plain rows, written in one go (by COPY when many): as ORM objects, a payment batch of 1,000
+    # on one buyer spent a tenth of its time having psycopg parse the ORM's many-row INSERTs.
+    rows: list[dict[str, Any]] = []
     for note in credit_notes:
         queue = queues.get((note.buyer_id, note.currency), [])
         named = by_ref.get(note.applies_to) if note.applies_to else None
         if named is not None and named.buyer_id == note.buyer_id and named.currency == note.currency:
             queue = [named, *[i for i in queue if i is not named]]
-        note.open_balance = _apply(session, queue, note.open_balance, buyer_id=note.buyer_id, credit_note=note)
+        note.open_balance = _apply(session, queue, note.open_balance, rows, buyer_id=note.buyer_id,
+                                   credit_note=note)
+    # The payments' new unapplied amounts in one statement too (`update_rows`), not as ORM changes: one UPDATE per
+    # payment, 90 ms for 1,000.
+    applied: list[dict[str, Any]] = []
     for payment in payments:
         queue = queues.get((payment.buyer_id, payment.currency), [])
-        payment.unapplied = _apply(session, queue, payment.unapplied, buyer_id=payment.buyer_id, payment=payment)
+        left = _apply(session, queue, payment.unapplied, rows, buyer_id=payment.buyer_id, payment=payment)
+        if left != payment.unapplied:
+            applied.append({"id": payment.id, "unapplied": left})
+            set_committed_value(payment, "unapplied", left)
+            session.expire(payment, ["updated_at"])  # as the UPDATE stamps it
     session.flush()
+    update_rows(session, Payment, applied)
+    insert_rows(session, Allocation, rows)
     stamp(session)
 
 

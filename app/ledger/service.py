@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from app import metrics
 from app.core.clock import utcnow
 from app.core.context import Context
-from app.core.db import insert_rows
+from app.core.db import assign_ids, insert_rows
 from app.core.errors import Conflict, Invalid, NotFound, ProblemError, TooLarge, validation_problem
 from app.core.money import quantize
 from app.exposure import changes, revaluation
@@ -475,6 +475,7 @@ class _PaymentIngest:
         # The explicit allocations of the items posted, written together once the payments have their ids: a
         # flush per payment for its id took half of a payments import.
         self.allocations: list[tuple[Payment, Invoice, Decimal]] = []
+        self.created: list[Payment] = []  # given their ids before they are flushed (`assign_ids`)
 
     def apply(self, ref: str, body: PaymentIn) -> tuple[Payment, str]:
         payment = self.payments.get(ref)
@@ -544,6 +545,7 @@ class _PaymentIngest:
                               amount=body.amount, received_on=body.received_on)
             session.add(payment)
             self.payments[ref] = payment
+            self.created.append(payment)
         payment.buyer_id = buyer.id
         payment.currency = body.currency
         payment.amount = body.amount
@@ -561,6 +563,8 @@ class _PaymentIngest:
 
     def _allocate(self) -> None:
         session = self.ctx.session
+        assign_ids(session, self.created)  # one executemany without RETURNING (PostgreSQL)
+        self.created = []
         session.flush()  # the payments have their ids
         insert_rows(session, Allocation, [
             {"tenant_id": self.ctx.tenant.id, "buyer_id": invoice.buyer_id, "invoice_id": invoice.id,

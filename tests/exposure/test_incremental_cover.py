@@ -545,3 +545,37 @@ def test_a_change_of_terms_that_moves_every_cover_rewrites_them_exactly(app, dat
     assert jobs.recompute(database, app.state.settings, tenant_id=tenant.id, check_only=True) == []
     with database.session(tenant.id) as session:
         assert len(session.scalars(select(InvoiceCover.id)).all()) == 250
+
+
+def test_a_payment_of_the_oldest_invoices_rewrites_only_the_covers_it_moves(app, database, make_tenant, clock):
+    """Cash applied to a buyer's oldest invoices re-walks all of its invoices from there; past the limit nothing
+    moves but their positions, and those rows stay as they are (same row, same `seq`): the paid invoices' rows go,
+    the few that the freed limit now covers are rewritten. The stored rows still equal a walk from scratch."""
+    clock.set(VALUATION_DATE)
+    tenant = make_tenant()
+    api = tenant.client
+    ok(api.put("/v1/policies/P", json=PRIMARY))
+    helpers.buyer(api, "B1")
+    limit(api, "1000.00", "2026-01-01")  # ten invoices of 100 fill it
+    first = date(2026, 1, 5)
+    items = [{"invoice_ref": f"R{n:03d}", "buyer_ref": "B1", "currency": "EUR", "amount": "100.00",
+              "issue_date": (first + timedelta(days=n)).isoformat(),
+              "due_date": (first + timedelta(days=n + 60)).isoformat()} for n in range(60)]
+    assert ok(api.post("/v1/invoices/batch", json={"items": items}))["created"] == 60
+
+    def covers() -> dict[str, tuple[int, int, Decimal]]:
+        with database.session(tenant.id) as session:
+            return {c.invoice_ref: (c.id, c.seq, c.covered_primary) for c in session.scalars(select(InvoiceCover))}
+
+    before = covers()
+    assert [before[f"R{n:03d}"][2] for n in (9, 10)] == [Decimal(100), Decimal(0)]
+    ok(api.put("/v1/payments/PAY-1", json={"buyer_ref": "B1", "currency": "EUR", "amount": "200.00",
+                                          "received_on": "2026-03-10"}))  # applied to R000 and R001
+    after = covers()
+    assert set(before) - set(after) == {"R000", "R001"}
+    assert [after[f"R{n:03d}"][2] for n in (10, 11, 12)] == [Decimal(100), Decimal(100), Decimal(0)]
+    kept = [f"R{n:03d}" for n in range(12, 60)]  # past the limit before and after: not rewritten
+    assert [after[r] for r in kept] == [before[r] for r in kept]
+    assert jobs.recompute(database, app.state.settings, tenant_id=tenant.id, check_only=True) == []
+    walk = [i["invoice_ref"] for i in exposure(api)["invoices"]]
+    assert walk == [f"R{n:03d}" for n in range(2, 60)]
