@@ -1,7 +1,8 @@
 """A seeded generator of realistic portfolios for the benchmark.
 
 One insured (tenant) in EUR with a whole turnover primary policy and a complement Top Up, buyers in several
-countries (most in France, Germany, Italy, Spain; a few in the UK and the US, invoiced in their currency),
+countries (most in France, Germany, Italy, Spain; a few in the UK, the US and Switzerland, invoiced in their
+currency: GBP for 5% of the buyers, CHF for 1%),
 a skewed ledger (one large buyer holds a share of all invoices, a few heavy buyers many, most buyers a handful),
 terms from 30 to 150 days, late payers, payments of what the others owe, insurer decisions with reductions and
 withdrawals, country limits and daily FX rates. The same seed gives the same portfolio.
@@ -16,8 +17,9 @@ from decimal import Decimal
 
 TODAY = date(2026, 6, 30)
 YEAR_START = date(2026, 1, 1)
-COUNTRIES = [("FR", 0.40), ("DE", 0.20), ("IT", 0.15), ("ES", 0.12), ("BE", 0.05), ("GB", 0.05), ("US", 0.03)]
-CURRENCY_OF = {"GB": "GBP", "US": "USD"}
+COUNTRIES = [("FR", 0.39), ("DE", 0.20), ("IT", 0.15), ("ES", 0.12), ("BE", 0.05), ("GB", 0.05), ("US", 0.03),
+             ("CH", 0.01)]
+CURRENCY_OF = {"GB": "GBP", "US": "USD", "CH": "CHF"}
 TERMS = [30, 45, 60, 60, 60, 90, 120, 150]
 
 PRIMARY = {
@@ -88,6 +90,8 @@ def generate(n_invoices: int, n_buyers: int, seed: int = 8, large_share: float =
                                "rate": f"{1.08 + rng.uniform(-0.03, 0.03):.4f}"})
             p.fx_rates.append({"date": day.isoformat(), "base": "EUR", "quote": "GBP",
                                "rate": f"{0.85 + rng.uniform(-0.02, 0.02):.4f}"})
+            p.fx_rates.append({"date": day.isoformat(), "base": "EUR", "quote": "CHF",
+                               "rate": f"{0.94 + rng.uniform(-0.02, 0.02):.4f}"})
         day += timedelta(days=1)
     # Skew: the large buyer, then 2% heavy buyers sharing 30%, the rest spread (Pareto-like).
     heavy = [b["ref"] for b in p.buyers[2 : 2 + max(1, n_buyers // 50)]]
