@@ -736,6 +736,15 @@ def evaluate(
     return result
 
 
+def walk_ends_as(result: BuyerCover, used: Mapping[str, Decimal], indemnifiable: Decimal) -> None:
+    """A resumed walk stopped after some invoices, in the state the full walk had reached at that point: the
+    invoices after them would be walked exactly as before (the walk is monotone in delivery order), so the figures
+    of the walk's end are those of the full walk's, given here: what each layer covers and the indemnifiable
+    amount, unrounded. (A walk with a missing conversion is never stopped early: no layer is knocked out.)"""
+    result.covered_by_policy = dict(used)
+    result.indemnifiable = quantize(indemnifiable, result.currency)
+
+
 def _status(r: BuyerCover) -> str:
     if r.errors:
         return "above_cover" if r.uncovered > 0 else "incomplete"

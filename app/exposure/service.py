@@ -178,10 +178,17 @@ def cover_values(i: engine.InvoiceCover, currency: str) -> dict[str, Any]:
         "original_currency": i.original_currency,
         "original_open_balance": quantize(i.original_open_balance, i.original_currency)
         if i.original_open_balance is not None and i.original_currency else None,
-        "primary_policy_ref": i.primary_policy_ref,
-        "state": {"used": {ref: _exact(amount) for ref, amount in sorted((i.used_after or {}).items())},
-                  "indemnifiable": _exact(i.indemnifiable_after)},
+        "primary_policy_ref": i.primary_policy_ref, "state": _walk_state(i),
     }
+
+
+def _walk_state(i: engine.InvoiceCover) -> dict[str, Any]:
+    """What the walk has consumed up to and including this invoice, as stored (`InvoiceCover.state`)."""
+    return {"used": {ref: _exact(amount) for ref, amount in sorted((i.used_after or {}).items())},
+            "indemnifiable": _exact(i.indemnifiable_after)}
+
+
+NO_STATE = {"used": {}, "indemnifiable": "0"}  # before a buyer's first invoice
 
 
 COVER_KEYS = ("seq", "invoice_id", "invoice_ref", "issue_date", "due_date", "currency", "open_balance",
@@ -222,6 +229,41 @@ def _resumable(row: Any, buyer: Buyer, inputs: CoverInputs) -> bool:
             and row.country == buyer.country and "invoice_count" in (row.detail or {}))
 
 
+WINDOWS = (256, 2048)  # invoices walked past the latest change before the walk is expected back in step
+
+
+def _window(last: date | None, old: list[Any], items: list[engine.OpenItem], extra: int
+            ) -> tuple[list[Any], list[engine.OpenItem], Any] | None:
+    """A buyer's re-walk up to the latest changed delivery date (`Since.last`) and `extra` invoices past it: the
+    stored covers it replaces, the invoices to walk and the stored cover that follows them. None (walk to the end)
+    when the invoices past that date are not the stored ones, or not many more than `extra` (a window that does
+    not end back in step is walked again whole: at most half of it)."""
+    if last is None:
+        return None
+    rest = [t for t in old if t.issue_date > last]  # `old` in walk order
+    if len(rest) <= 2 * extra:
+        return None
+    later = sorted((i for i in items if i.issue_date > last and i.open_balance > 0),
+                   key=lambda i: (i.issue_date, i.ref))
+    if [t.invoice_ref for t in rest] != [i.ref for i in later]:
+        return None
+    walked = {t.invoice_ref for t in rest[:extra]}
+    return (old[: len(old) - len(rest) + extra], [i for i in items if i.issue_date <= last or i.ref in walked],
+            rest[extra])
+
+
+def _positions(stored: Mapping[int, int], invoice_ids: list[int], first: int) -> list[int]:
+    """The positions (`seq`) of a walk's rows from `first` on: an invoice keeps its stored position while it stays
+    in order with the rows before it; a new one, or one out of order, takes the next."""
+    out = []
+    seq = first - 1
+    for invoice_id in invoice_ids:
+        kept = stored.get(invoice_id)
+        seq = kept if kept is not None and kept > seq else seq + 1
+        out.append(seq)
+    return out
+
+
 def _partial_walks(
     ctx: Context, buyers: list[Buyer], inputs: CoverInputs, stored: dict[int, Any], since: Mapping[int, Since],
     invoice_ids: dict[str, int],
@@ -242,6 +284,7 @@ def _partial_walks(
     # move them, and then the walk goes back to the day after the earliest period that moved.
     late = [by_id[b] for b, s in since.items() if b in by_id and s.due is not None and s.due < valued_on]
     rechecked = {b.id for b in late}
+    moved: set[int] = set()  # buyers whose stops moved: walked to the end (a period reaches past any change)
     for b, new in _stops_from_history(ctx, late, inputs).items():
         old_keys = {_stop_key(p): p for p in stops[b]}
         new_keys = {_stop_key(p): p for p in new}
@@ -249,6 +292,7 @@ def _partial_walks(
             day = (old_keys.get(key) or new_keys[key]).starts_on + timedelta(days=1)
             first = start[b]
             start[b] = day if first is None else min(first, day)
+            moved.add(b)
         stops[b] = new
     prefixes = repo.walk_prefixes(session, start)
     tails = repo.walk_tails(session, {b: d for b, d in start.items() if d is not None})
@@ -260,30 +304,64 @@ def _partial_walks(
     whole: list[Buyer] = []
     for buyer in buyers:
         row = stored[buyer.id]
-        amounts = {f: getattr(row, f) for f in engine.PRIOR_FIELDS}
-        old = tails.get(buyer.id, [])
-        for t in old:  # what the re-walked invoices counted for until now
-            amounts["outstanding"] -= t.open_balance
-            amounts[engine.bucket(t.due_date, valued_on)] -= t.open_balance
-            for f in ("covered_primary", "covered_top_up", "uncovered"):
-                amounts[f] -= getattr(t, f)
+        old = sorted(tails.get(buyer.id, []), key=lambda t: (t.issue_date, t.seq))
+        its = items.get(buyer.id, [])
         prefix = prefixes.get(buyer.id)
-        state = prefix.state if prefix is not None else {}
-        resume = engine.Resume(used={k: Decimal(v) for k, v in state.get("used", {}).items()},
-                               indemnifiable=Decimal(state.get("indemnifiable", "0")), amounts=amounts)
-        result = engine.evaluate(
-            country=buyer.country, items=items.get(buyer.id, []), policies=inputs.policies,
-            decisions=decisions.get(buyer.id, []), valued_on=valued_on, rates=inputs.rates,
-            default_currency=ctx.tenant.currency, stops=stops[buyer.id], resume=resume,
-        )
+        first_seq = prefix.seq + 1 if prefix is not None else 0
+        state = prefix.state if prefix is not None else NO_STATE
+
+        def walk(replaced: list[Any], walked: list[engine.OpenItem], buyer: Buyer = buyer, row: Any = row,
+                 state: dict[str, Any] = state) -> engine.BuyerCover:
+            amounts = {f: getattr(row, f) for f in engine.PRIOR_FIELDS}
+            for t in replaced:  # what the re-walked invoices counted for until now
+                amounts["outstanding"] -= t.open_balance
+                amounts[engine.bucket(t.due_date, valued_on)] -= t.open_balance
+                for f in ("covered_primary", "covered_top_up", "uncovered"):
+                    amounts[f] -= getattr(t, f)
+            resume = engine.Resume(used={k: Decimal(v) for k, v in state.get("used", {}).items()},
+                                   indemnifiable=Decimal(state.get("indemnifiable", "0")), amounts=amounts)
+            return engine.evaluate(
+                country=buyer.country, items=walked, policies=inputs.policies,
+                decisions=decisions.get(buyer.id, []), valued_on=valued_on, rates=inputs.rates,
+                default_currency=ctx.tenant.currency, stops=stops[buyer.id], resume=resume,
+            )
+
+        result: engine.BuyerCover | None = None
+        replaced = old
+        # A change early in a large buyer's walk (its oldest invoices paid) moves the invoices after it until the
+        # limits it freed are used again; from there the walk is in the state the stored walk was in, and every
+        # invoice after would be walked as before (their rows stand). So the walk goes a little past the latest
+        # change first, and to the end only if it is not back in step by then: a payment of a large buyer's
+        # oldest invoices walks a few hundred invoices, not its 20,000.
+        # (Only where a limit was exceeded: with every invoice covered, what each layer has used keeps the difference
+        # to the end, and the walk never gets back in step.)
+        for extra in WINDOWS if buyer.id not in moved and row.uncovered > 0 else ():
+            window = _window(since[buyer.id].last, old, its, extra)
+            if window is None:
+                break
+            old_part, walked, after = window
+            tried = walk(old_part, walked)
+            if tried.errors:
+                break
+            seqs = _positions({t.invoice_id: t.seq for t in old_part},
+                              [invoice_ids[i.invoice_ref] for i in tried.invoices], first_seq)
+            if (tried.invoices and tried.invoices[-1].invoice_ref == old_part[-1].invoice_ref
+                    and _walk_state(tried.invoices[-1]) == old_part[-1].state and seqs[-1] < after.seq):
+                end = old[-1].state
+                engine.walk_ends_as(tried, {k: Decimal(v) for k, v in end["used"].items()},
+                                    Decimal(end["indemnifiable"]))
+                result, replaced = tried, old_part
+                break
+        if result is None:
+            result = walk(old, its)
         if result.errors or result.currency != row.currency:
             whole.append(buyer)
             continue
         walks.append(_Walk(
-            buyer, result, invoice_count=row.detail["invoice_count"] - len(old) + len(result.invoices), whole=False,
-            since=start[buyer.id], first_seq=prefix.seq + 1 if prefix is not None else 0,
-            scope={t.invoice_ref for t in old} | {i.invoice_ref for i in result.invoices},
-            replaced=[(t.id, *(getattr(t, k) for k in COVER_KEYS)) for t in old], stops_read=buyer.id in rechecked,
+            buyer, result, invoice_count=row.detail["invoice_count"] - len(replaced) + len(result.invoices),
+            whole=False, since=start[buyer.id], first_seq=first_seq,
+            scope={t.invoice_ref for t in replaced} | {i.invoice_ref for i in result.invoices},
+            replaced=[(t.id, *(getattr(t, k) for k in COVER_KEYS)) for t in replaced], stops_read=buyer.id in rechecked,
         ))
     return walks, whole
 
@@ -310,11 +388,10 @@ def _store_covers(ctx: Context, walks: list[_Walk], invoice_ids: dict[str, int])
             continue
         old = stored.get(w.buyer.id, []) if w.whole else w.replaced
         by_invoice = {row[at_invoice]: row for row in old}
-        seq = w.first_seq - 1
-        for i in w.result.invoices:
-            invoice_id = invoice_ids[i.invoice_ref]
+        ids = [invoice_ids[i.invoice_ref] for i in w.result.invoices]
+        seqs = _positions({k: row[1] for k, row in by_invoice.items()}, ids, w.first_seq)
+        for i, invoice_id, seq in zip(w.result.invoices, ids, seqs, strict=True):
             row = by_invoice.pop(invoice_id, None)
-            seq = row[1] if row is not None and row[1] > seq else seq + 1
             values = {"tenant_id": tenant_id, "buyer_id": w.buyer.id, "seq": seq, "invoice_id": invoice_id,
                       **cover_values(i, w.result.currency)}
             if row is None:
