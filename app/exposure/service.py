@@ -370,7 +370,7 @@ def _store_covers(ctx: Context, walks: list[_Walk], invoice_ids: dict[str, int])
     """Write what each buyer's walk changed in its invoice covers, a few statements for the chunk.
 
     The walk's rows are compared with the stored ones they replace (a whole walk: all of the buyer's; a walk from a
-    day: those from that day), invoice by invoice, and only the rows that differ are written. An invoice keeps its
+    day: those it re-walked), invoice by invoice, and only the rows that differ are written. An invoice keeps its
     position (`seq`) while it stays in order with those around it: a position orders the walk, it need not count
     it. So a payment of a buyer's oldest invoices, which re-walks its 20,000 from there, deletes the paid ones'
     rows and rewrites the few whose cover moved; numbered afresh, every row after them had moved (the walk's state
