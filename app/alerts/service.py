@@ -406,7 +406,7 @@ def file_claim(ctx: Context, body: ClaimIn) -> ClaimOut:
     for ref in body.invoice_refs:
         session.add(ClaimInvoice(claim_id=claim.id, invoice_id=invoices[ref].id, filed_on=body.filed_on))
     session.flush()
-    result = exposure.refresh_buyers(ctx, [buyer.id])[buyer.id]
+    result = exposure.refresh_buyers(ctx, [buyer.id], results=True)[buyer.id]
     covers = {i.invoice_ref: i for i in result.invoices}  # a whole walk: every open invoice of the buyer
     currency = result.currency
     lines = []

@@ -295,7 +295,7 @@ def add_limits(ctx: Context, items: Sequence[tuple[str, LimitIn]]) -> list[Limit
             status_of[decision.buyer_id] = body.status
     session.flush()
     by_id = {b.id: b for b in buyers.values()}
-    results = exposure.refresh_buyers(ctx, status_of)
+    results = exposure.refresh_buyers(ctx, status_of, results=True)
     for buyer_id, status in status_of.items():
         alerts.after_decision(ctx, by_id[buyer_id], results[buyer_id], status, previous.get(buyer_id))
     return out
