@@ -13,10 +13,12 @@ from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
+from sqlalchemy import inspect
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from app.core.db import bound_tenant, insert_rows, update_rows
+from app.core.clock import utcnow
+from app.core.db import UPDATE_FROM_ROWS, bound_tenant, insert_rows, update_rows
 from app.exposure import changes
 from app.ledger import repository as repo
 from app.ledger.models import Allocation, Invoice, Payment
@@ -38,14 +40,69 @@ def stamp(session: Session) -> None:
     invoices = [i for i in touched if i.kind == "invoice"]
     if not invoices:
         return
+    pending = _take_balances(session, invoices)  # written below with their settlement dates, in one statement
     session.flush()
+    many = _many(session, invoices)
     settled = [i for i in invoices if i.open_balance <= 0]
     dates = repo.settlement_dates(session, [i.id for i in settled])
     for invoice in invoices:
         settled_on = dates.get(invoice.id) if invoice.open_balance <= 0 else None
-        if invoice.settled_on != settled_on:  # a new invoice is open and undated already: no UPDATE for it
+        if invoice.settled_on == settled_on:  # a new invoice is open and undated already: no UPDATE for it
+            continue
+        if many and inspect(invoice).persistent and not inspect(invoice).modified:  # as in _take_balances
+            set_committed_value(invoice, "settled_on", settled_on)
+            pending.add(invoice)
+        else:
             invoice.settled_on = settled_on
+    _write_balances(session, pending)
     session.flush()
+
+
+def flush(session: Session) -> None:
+    """`session.flush()`, the touched invoices' new balances first, many of them as one statement."""
+    touched: set[Invoice] = session.info.get(_TOUCHED, set())
+    _write_balances(session, _take_balances(session, [i for i in touched if i.kind == "invoice"]))
+    session.flush()
+
+
+# The columns of an invoice that cash moves; an invoice changed in any other is left to the ORM's flush.
+_BALANCE_KEYS = frozenset({"open_balance", "settled_on", "updated_at"})
+
+
+def _take_balances(session: Session, invoices: list[Invoice]) -> set[Invoice]:
+    """Of these invoices, those whose only change is their balance or settlement date, when they are many: taken
+    out of the ORM's flush (their values as committed), to be written as rows by `_write_balances`. The ORM's
+    one UPDATE per invoice, twice (the balance, then the settlement date), was 18 of a payments import's 47 s:
+    a batch of 5,000 payments moves 13,000 invoices. Not in a savepoint: rolled back, it would leave these values
+    in memory (the ORM expires only what it flushed itself)."""
+    if not _many(session, invoices):
+        return set()
+    others = set(inspect(Invoice).column_attrs.keys()) - _BALANCE_KEYS
+    taken = set()
+    for invoice in invoices:
+        state = inspect(invoice)
+        if not state.persistent or not state.modified:
+            continue
+        if state.unmodified_intersection(others) != others:
+            continue
+        set_committed_value(invoice, "open_balance", invoice.open_balance)
+        set_committed_value(invoice, "settled_on", invoice.settled_on)
+        taken.add(invoice)
+    return taken
+
+
+def _many(session: Session, invoices: list[Invoice]) -> bool:
+    return len(invoices) >= UPDATE_FROM_ROWS and not session.in_nested_transaction()
+
+
+def _write_balances(session: Session, invoices: set[Invoice]) -> None:
+    if not invoices:
+        return
+    now = utcnow()  # as the ORM's UPDATE stamps it
+    update_rows(session, Invoice, [{"id": i.id, "open_balance": i.open_balance, "settled_on": i.settled_on,
+                                    "updated_at": now} for i in invoices])
+    for invoice in invoices:
+        set_committed_value(invoice, "updated_at", now)
 
 
 def _apply(
@@ -81,7 +138,7 @@ def settle(session: Session, buyer_ids: Iterable[int]) -> None:
     if not ids:
         stamp(session)
         return
-    session.flush()
+    flush(session)
     credit_notes = repo.unapplied_credit_notes(session, ids)
     payments = repo.unapplied_payments(session, ids)
     if not credit_notes and not payments:
@@ -118,7 +175,7 @@ def settle(session: Session, buyer_ids: Iterable[int]) -> None:
             applied.append({"id": payment.id, "unapplied": left})
             set_committed_value(payment, "unapplied", left)
             session.expire(payment, ["updated_at"])  # as the UPDATE stamps it
-    session.flush()
+    flush(session)
     update_rows(session, Payment, applied)
     insert_rows(session, Allocation, rows)
     stamp(session)

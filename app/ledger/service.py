@@ -565,7 +565,7 @@ class _PaymentIngest:
         session = self.ctx.session
         assign_ids(session, self.created)  # one executemany without RETURNING (PostgreSQL)
         self.created = []
-        session.flush()  # the payments have their ids
+        allocation.flush(session)  # the payments have their ids
         insert_rows(session, Allocation, [
             {"tenant_id": self.ctx.tenant.id, "buyer_id": invoice.buyer_id, "invoice_id": invoice.id,
              "payment_id": payment.id, "credit_note_id": None, "amount": amount, "explicit": True}

@@ -1,3 +1,4 @@
+from datetime import date
 from decimal import Decimal
 
 from tests.helpers import buyer, invoice, ok, open_balance, payment
@@ -175,3 +176,57 @@ def test_cash_reaches_only_as_far_as_it_goes_and_a_named_invoice_first(api):
     p = payment(api, "ALL", str(total + Decimal("10.00")))
     assert p["unapplied"] == "10.00"
     assert all(open_balance(api, ref) == 0 for ref in balances)
+
+
+def test_a_batch_moving_many_invoices_writes_their_balances_and_settlement_dates(api, tenant, database):
+    """From UPDATE_FROM_ROWS invoices, what cash moves (balance, settlement date, updated_at) goes as rows in one
+    statement per step rather than through the ORM's flush; a correction in the same batch (its savepoint) and
+    a later reversal go the ORM's way. What is stored is what applying the cash in order gives."""
+    from sqlalchemy import select
+
+    from app.core.db import UPDATE_FROM_ROWS
+    from app.ledger.models import Invoice
+
+    n = UPDATE_FROM_ROWS + 30
+    buyer(api, "B1")
+    refs = [f"I{k:03d}" for k in range(n)]
+    ok(api.post("/v1/invoices/batch", json={"items": [
+        {"invoice_ref": ref, "buyer_ref": "B1", "currency": "EUR", "amount": "100.00", "issue_date": "2026-01-01",
+         "due_date": f"2026-02-{1 + k % 28:02d}"} for k, ref in enumerate(refs)]}))
+
+    def stored() -> dict[str, tuple]:
+        with database.session(tenant.id) as session:
+            return {i.ref: (i.open_balance, i.settled_on, i.updated_at) for i in session.scalars(select(Invoice))}
+
+    before = stored()
+    explicit = refs[: UPDATE_FROM_ROWS + 10]  # paid in full, each by its own payment, on its own day
+    items = [{"payment_ref": f"P{k}", "buyer_ref": "B1", "amount": "100.00", "currency": "EUR",
+              "received_on": f"2026-03-{1 + k % 28:02d}", "allocations": [{"invoice_ref": ref, "amount": "100.00"}]}
+             for k, ref in enumerate(explicit)]
+    # the rest of the queue, oldest due date first: 250.00 pays two and a half of the others
+    items.append({"payment_ref": "CASH", "buyer_ref": "B1", "amount": "250.00", "currency": "EUR",
+                  "received_on": "2026-04-01"})
+    items.append(items[0] | {"amount": "100.00", "allocations": [{"invoice_ref": refs[-1], "amount": "500.00"}]})
+    out = ok(api.post("/v1/payments/batch", json={"items": items}))
+    assert [i["outcome"] for i in out["items"]][-3:] == ["created", "created", "rejected"]  # the correction: 422
+    after = stored()
+    rest = refs[len(explicit):]
+    cash = {}
+    left = Decimal("250.00")
+    for ref in sorted(rest, key=lambda r: (1 + refs.index(r) % 28, r)):  # by due date, then ref (same issue date)
+        take = min(left, Decimal("100.00"))
+        cash[ref] = take
+        left -= take
+    for k, ref in enumerate(explicit):
+        assert after[ref][:2] == (Decimal(0), date(2026, 3, 1 + k % 28)), ref
+        assert after[ref][2] > before[ref][2]
+    for ref in rest:
+        paid = cash[ref]
+        assert after[ref][:2] == (Decimal("100.00") - paid, date(2026, 4, 1) if paid == 100 else None), ref
+    # the rejected correction left P0 as it was, and its invoice paid
+    assert [(a["invoice_ref"], a["amount"]) for a in ok(api.get("/v1/payments/P0"))["applied"]] == [(refs[0], "100.00")]
+    # a reversal reopens what it paid, dates cleared
+    ok(api.delete("/v1/payments/CASH"))
+    reopened = stored()
+    assert {r: reopened[r][:2] for r in rest} == {r: (Decimal("100.00"), None) for r in rest}
+    assert {r: reopened[r][:2] for r in explicit} == {r: after[r][:2] for r in explicit}
