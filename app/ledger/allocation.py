@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import inspect
+from sqlalchemy import event, inspect
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -38,9 +38,9 @@ def stamp(session: Session) -> None:
     notes applied to it once nothing is left open, None while something is (a reversal reopens it)."""
     touched: set[Invoice] = session.info.pop(_TOUCHED, set())
     invoices = [i for i in touched if i.kind == "invoice"]
-    if not invoices:
+    pending = session.info.pop(_PENDING, set()) | _take_balances(session, invoices)
+    if not invoices and not pending:
         return
-    pending = _take_balances(session, invoices)  # written below with their settlement dates, in one statement
     session.flush()
     many = _many(session, invoices)
     settled = [i for i in invoices if i.open_balance <= 0]
@@ -49,7 +49,7 @@ def stamp(session: Session) -> None:
         settled_on = dates.get(invoice.id) if invoice.open_balance <= 0 else None
         if invoice.settled_on == settled_on:  # a new invoice is open and undated already: no UPDATE for it
             continue
-        if many and inspect(invoice).persistent and not inspect(invoice).modified:  # as in _take_balances
+        if invoice in pending or (many and inspect(invoice).persistent and not inspect(invoice).modified):
             set_committed_value(invoice, "settled_on", settled_on)
             pending.add(invoice)
         else:
@@ -58,15 +58,38 @@ def stamp(session: Session) -> None:
     session.flush()
 
 
-def flush(session: Session) -> None:
-    """`session.flush()`, the touched invoices' new balances first, many of them as one statement."""
+def flush(session: Session, *, write: bool = False) -> None:
+    """`session.flush()`, but the new balances of many touched invoices held back, to be written with their
+    settlement dates by `stamp` (one UPDATE per invoice, not one for the balance and one for the date); `write`
+    writes them now (before a savepoint: rolled back, it would reload them from the database)."""
     touched: set[Invoice] = session.info.get(_TOUCHED, set())
-    _write_balances(session, _take_balances(session, [i for i in touched if i.kind == "invoice"]))
+    pending = session.info.setdefault(_PENDING, set())
+    pending |= _take_balances(session, [i for i in touched if i.kind == "invoice"])
+    if write:
+        _write_balances(session, pending)
+        pending.clear()
     session.flush()
+
+
+def pending_balances(session: Session) -> dict[int, Decimal]:
+    """The balances `flush` held back, by invoice id: the database has them as they were."""
+    return {i.id: i.open_balance for i in session.info.get(_PENDING, ())}
+
+
+@event.listens_for(Session, "before_commit")
+def _nothing_held_back(session: Session) -> None:
+    if session.info.get(_PENDING):
+        raise RuntimeError("invoice balances held back by allocation.flush were never written (allocation.stamp)")
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_held_back(session: Session) -> None:
+    session.info.pop(_PENDING, None)  # rolled back with the rest: the objects are expired
 
 
 # The columns of an invoice that cash moves; an invoice changed in any other is left to the ORM's flush.
 _BALANCE_KEYS = frozenset({"open_balance", "settled_on", "updated_at"})
+_PENDING = "balances_pending"
 
 
 def _take_balances(session: Session, invoices: list[Invoice]) -> set[Invoice]:
@@ -150,7 +173,7 @@ def settle(session: Session, buyer_ids: Iterable[int]) -> None:
     for payment in payments:
         needed[(payment.buyer_id, payment.currency)] += payment.unapplied
     queues: dict[tuple[int, str], list[Invoice]] = defaultdict(list)
-    for invoice in repo.open_invoices(session, ids, needed):
+    for invoice in repo.open_invoices(session, ids, needed, pending_balances(session)):
         queues[(invoice.buyer_id, invoice.currency)].append(invoice)
     # The invoices credit notes name, open, wherever they stand in their queue.
     by_ref = {ref: i for ref, i in repo.invoices_by_refs(session, {n.applies_to for n in credit_notes

@@ -481,7 +481,7 @@ class _PaymentIngest:
         payment = self.payments.get(ref)
         if payment is None or payment.reversed_at is not None:
             return self.post(ref, body)
-        self._allocate()  # what the savepoint may roll back is this item's own work only
+        self._allocate(write=True)  # what the savepoint may roll back is this item's own work only
         # A correction releases the payment's allocations before checking the new ones: in a savepoint, so a
         # rejected correction leaves nothing behind and the rest of the batch stands.
         with self.ctx.session.begin_nested():
@@ -561,11 +561,11 @@ class _PaymentIngest:
         self.touched.add(buyer.id)
         return payment, outcome
 
-    def _allocate(self) -> None:
+    def _allocate(self, *, write: bool = False) -> None:
         session = self.ctx.session
         assign_ids(session, self.created)  # one executemany without RETURNING (PostgreSQL)
         self.created = []
-        allocation.flush(session)  # the payments have their ids
+        allocation.flush(session, write=write)  # the payments have their ids
         insert_rows(session, Allocation, [
             {"tenant_id": self.ctx.tenant.id, "buyer_id": invoice.buyer_id, "invoice_id": invoice.id,
              "payment_id": payment.id, "credit_note_id": None, "amount": amount, "explicit": True}
