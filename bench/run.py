@@ -223,8 +223,8 @@ class Server:
         env = {k: v for k, v in self.env.items() if k != "PROMETHEUS_MULTIPROC_DIR"}  # the web workers' only
         command = [sys.executable, "-m", "app.cli", *args]
         if self.profile is not None and args[0] in PROFILED_COMMANDS:
-            command = spied(self.profile.with_name(f"{self.profile.stem}-{'-'.join(args[:2]).strip('-')}.txt"),
-                            command)
+            which = "-".join(a.lstrip("-") for a in args[:2])  # import-invoices, scan-force
+            command = spied(self.profile.with_name(f"{self.profile.stem}-{which}.txt"), command)
         return subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, check=False)
 
     def stop(self) -> None:
