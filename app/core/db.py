@@ -341,6 +341,9 @@ def json_pairs(session: Session, pairs: Iterable[Sequence[Any]]) -> dict[str, An
     return {"tenant": bound_tenant(session), "pairs": orjson.dumps(list(pairs)).decode()}
 
 
+PARTS = 200  # SQLite allows 500 parts in a compound SELECT
+
+
 def per_buyer_from_day(stmt: Any, buyer: Any, day: Any, since: dict[int, Any]) -> Iterator[Any]:
     items = list(since.items())
     for start in range(0, len(items), PARTS):
@@ -350,9 +353,6 @@ def per_buyer_from_day(stmt: Any, buyer: Any, day: Any, since: dict[int, Any]) -
         chunk += [(0, chunk[0][1])] * (min(PARTS, 1 << (len(chunk) - 1).bit_length()) - len(chunk))
         parts = [stmt.where(buyer == b, day >= d) for b, d in chunk]
         yield union_all(*parts) if len(parts) > 1 else parts[0]
-
-
-PARTS = 200  # SQLite allows 500 parts in a compound SELECT
 
 
 @event.listens_for(Session, "do_orm_execute")
